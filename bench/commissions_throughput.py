@@ -1,0 +1,278 @@
+"""End-to-end throughput of the commissions worker against a raw transactional passthrough.
+
+Fills fresh topics with N `entitlement.order_applied` events (direct renewals of a
+gold partner under a distributor, so every order line gives two ledger lines), then,
+on the same embedded broker in the same run:
+
+- baseline: a raw aiokafka consume -> produce passthrough, offsets and output in one
+  Kafka transaction per batch, no parsing, no database;
+- commissions: the real worker process (`services.commissions.entrypoints.worker`)
+  with exactly-once on: it parses, decides, writes the database in bulk and commits
+  the ledger events with its offsets.
+
+Prints order lines/s for both, their ratio, the ledger events out, and the worker's
+peak RSS (VmHWM). With --scale it repeats the worker run at 10k, 100k and 1M lines.
+
+    .venv/bin/python bench/commissions_throughput.py [--events 20000] [--scale]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from _passthrough import raw_transactional_passthrough
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from chassis.kafka import ensure_topics, make_producer
+from devkit.embedded import EmbeddedSuite
+from devkit.processes import free_port
+from shared.envelope import encode
+from shared.examples import example_events
+from shared.topics import REGISTRATION_ENTITLEMENTS
+
+ROOT = Path(__file__).resolve().parent.parent
+PARTITIONS = 6
+
+
+def template() -> str:
+    _, envelope = next(
+        (t, e)
+        for t, e in example_events()
+        if t == REGISTRATION_ENTITLEMENTS and e.event_type == "entitlement.order_applied"
+    )
+    return encode(envelope).decode()
+
+
+async def fill(
+    bootstrap: str, topic: str, events: int, run: str, rate: float | None = None
+) -> None:
+    """N distinct order lines: the example event with its ids made unique by string edits.
+
+    With `rate`, at about that many events per second instead of as fast as possible.
+    """
+    base = template()
+    producer = make_producer(bootstrap)
+    await producer.start()
+    try:
+        pending = []
+        for i in range(events):
+            order_id = f"B{run}-{i}"
+            value = (
+                base.replace("WEB-100017", order_id)
+                .replace("LK-5F2A-0001", f"LK-{order_id}")
+                .replace(json.loads(base)["event_id"], f"bench-{run}-{i}")
+            )
+            pending.append(await producer.send(topic, value.encode(), key=order_id.encode()))
+            if len(pending) >= 2000:
+                await asyncio.gather(*pending)
+                pending.clear()
+                if rate:
+                    await asyncio.sleep(2000 / rate)
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+
+
+async def committed_total(admin: AIOKafkaAdminClient, group: str, topic: str) -> int:
+    offsets = await admin.list_consumer_group_offsets(group)
+    return sum(m.offset for tp, m in offsets.items() if tp.topic == topic and m.offset > 0)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def server_pids(suite: EmbeddedSuite) -> dict[str, int]:
+    """The embedded broker's and database's own pids (children of their guards)."""
+    found = {}
+    for process in suite.processes:
+        guard = process.pid
+        children = Path(f"/proc/{guard}/task/{guard}/children").read_text().split()
+        found[process.name.split()[0]] = int(children[0]) if children else guard
+    return found
+
+
+def peak_rss_mb(pid: int) -> tuple[float, float]:
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, value = line.partition(":")
+        fields[name] = value.strip()
+    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+
+
+async def worker_run(
+    suite: EmbeddedSuite, events: int, run: str, batch: int, paced: float | None = None
+) -> dict[str, Any]:
+    entitlements, refunds, ledger = f"bench.ent.{run}", f"bench.ref.{run}", f"bench.ledger.{run}"
+    await ensure_topics(
+        suite.kafka_bootstrap, [entitlements, refunds, ledger], partitions=PARTITIONS
+    )
+    fill_started = time.perf_counter()
+    feeding = None
+    if paced:
+        # Fed while the worker runs, so no backlog builds up (see --paced).
+        feeding = asyncio.create_task(fill(suite.kafka_bootstrap, entitlements, events, run, paced))
+    else:
+        await fill(suite.kafka_bootstrap, entitlements, events, run)
+    fill_s = time.perf_counter() - fill_started
+    group = f"bench-commissions-{run}"
+    env = {
+        **os.environ,
+        "ADMIN_TOKEN": "bench-admin-token-0123",
+        "KAFKA_BOOTSTRAP": suite.kafka_bootstrap,
+        "MONGO_URL": suite.mongo_url,
+        "COMMISSIONS_MONGO_DB": f"bench_{run}",
+        "COMMISSIONS_ENTITLEMENTS_TOPIC": entitlements,
+        "COMMISSIONS_REFUNDS_TOPIC": refunds,
+        "COMMISSIONS_LEDGER_TOPIC": ledger,
+        "COMMISSIONS_WORKER_GROUP": group,
+        "COMMISSIONS_OUTBOX_RELAY_ID": f"bench-relay-{run}",
+        "TOPIC_PARTITIONS": str(PARTITIONS),
+        "CONSUMER_BATCH_MAX": str(batch),
+        "LOG_LEVEL": "WARNING",
+    }
+    worker = subprocess.Popen(  # noqa: ASYNC220 - started once, not awaited on
+        [sys.executable, "-m", "services.commissions.entrypoints.worker"], cwd=ROOT, env=env
+    )
+    admin = AIOKafkaAdminClient(bootstrap_servers=suite.kafka_bootstrap)
+    await admin.start()
+    rss_samples: list[float] = []
+    servers = server_pids(suite)
+    try:
+        first_at, first_done, done = None, 0, 0
+        cpu_start: dict[str, float] = {}
+        while done < events:
+            await asyncio.sleep(0.5)
+            if worker.poll() is not None:
+                raise RuntimeError(f"worker exited with {worker.returncode}")
+            done = await committed_total(admin, group, entitlements)
+            rss_samples.append(peak_rss_mb(worker.pid)[0])
+            if done and first_at is None:
+                first_at, first_done = time.perf_counter(), done
+                cpu_start = {"worker": cpu_seconds(worker.pid)} | {
+                    name: cpu_seconds(pid) for name, pid in servers.items()
+                }
+        elapsed = time.perf_counter() - (first_at or time.perf_counter())
+        cpu_end = {"worker": cpu_seconds(worker.pid)} | {
+            name: cpu_seconds(pid) for name, pid in servers.items()
+        }
+        _, peak = peak_rss_mb(worker.pid)
+        if feeding is not None:
+            await feeding
+    finally:
+        worker.terminate()
+        worker.wait(30)
+        await admin.close()
+    quarter = len(rss_samples) // 4
+    measured = max(1, events - first_done)
+    cpu_ms = {
+        f"cpu_ms_per_1000_{name}": (cpu_end[name] - cpu_start.get(name, 0.0)) * 1e6 / measured
+        for name in cpu_end
+    }
+    return {
+        **cpu_ms,
+        "rss_quartiles_mb": [
+            rss_samples[min(len(rss_samples) - 1, len(rss_samples) * q // 4)] for q in range(1, 5)
+        ],
+        "events": events,
+        "rate": (events - first_done) / elapsed if elapsed else float("nan"),
+        "seconds": elapsed,
+        "fill_s": fill_s,
+        "peak_rss_mb": peak,
+        "rss_early_mb": max(rss_samples[: quarter + 1]),
+        "rss_late_mb": max(rss_samples[-(quarter + 1) :]),
+    }
+
+
+async def ledger_count(bootstrap: str, topic: str) -> int:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_committed")
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+        ends = await consumer.end_offsets(partitions)
+        return sum(ends.values())
+    finally:
+        await consumer.stop()
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument("--batch", type=int, default=2000, help="worker CONSUMER_BATCH_MAX")
+    parser.add_argument("--scale", action="store_true", help="also 10k, 100k and 1M lines")
+    parser.add_argument(
+        "--paced",
+        type=float,
+        default=0,
+        help="memory run: feed --events at this rate (lines/s) while the worker runs, so no"
+        " backlog builds up; the embedded broker ignores fetch size limits and hands a"
+        " consumer its whole backlog in one response, which would hide the worker's own RSS",
+    )
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {"EMBEDDED_KAFKA_PORT": str(free_port()), "EMBEDDED_MONGO_PORT": str(free_port())}
+        with EmbeddedSuite(data_dir=Path(tmp), env=env, with_smtp=False) as suite:
+            if args.paced:
+                result = await worker_run(
+                    suite, args.events, uuid.uuid4().hex[:8], args.batch, args.paced
+                )
+                quartiles = ", ".join(f"{mb:.0f}" for mb in result["rss_quartiles_mb"])
+                print(
+                    f"paced {args.events:,} lines at {args.paced:,.0f}/s: worker RSS at"
+                    f" 25/50/75/100% of the run {quartiles} MB, peak {result['peak_rss_mb']:.0f} MB"
+                )
+                return
+            run = uuid.uuid4().hex[:8]
+            source, out = f"bench.raw.{run}", f"bench.raw-out.{run}"
+            await ensure_topics(suite.kafka_bootstrap, [source, out], partitions=PARTITIONS)
+            await fill(suite.kafka_bootstrap, source, args.events, run)
+            broker = server_pids(suite)["broker"]
+            before = cpu_seconds(broker), time.process_time()
+            raw = await raw_transactional_passthrough(
+                suite.kafka_bootstrap, source, out, args.events
+            )
+            raw_broker_ms = (cpu_seconds(broker) - before[0]) * 1e6 / args.events
+            raw_client_ms = (time.process_time() - before[1]) * 1e6 / args.events
+            ours = await worker_run(suite, args.events, run, args.batch)
+            print(
+                f"{args.events} order lines: raw passthrough {raw:,.0f} lines/s, "
+                f"commissions worker {ours['rate']:,.0f} lines/s "
+                f"(ratio {ours['rate'] / raw:.2f}), peak RSS {ours['peak_rss_mb']:.0f} MB"
+            )
+            print(
+                f"CPU per 1000 lines, passthrough: client {raw_client_ms:.0f} ms,"
+                f" broker {raw_broker_ms:.0f} ms"
+            )
+            print(
+                "CPU per 1000 order lines, commissions: "
+                + ", ".join(
+                    f"{name.rsplit('_', 1)[1]} {value:.0f} ms"
+                    for name, value in ours.items()
+                    if name.startswith("cpu_ms")
+                )
+            )
+            if args.scale:
+                for events in (10_000, 100_000, 1_000_000):
+                    result = await worker_run(suite, events, uuid.uuid4().hex[:8], args.batch)
+                    print(
+                        f"scale {events:>9,}: {result['rate']:8,.0f} lines/s in "
+                        f"{result['seconds']:7.1f} s; RSS early {result['rss_early_mb']:.0f} MB,"
+                        f" late {result['rss_late_mb']:.0f} MB, peak {result['peak_rss_mb']:.0f} MB"
+                    )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,296 @@
+"""Advisory fan-out into a local SMTP sink: messages/s, total time, peak RSS, per size.
+
+Starts the embedded broker and database (or uses KAFKA_BOOTSTRAP / MONGO_URL) and
+the devkit mail sink as a separate process, seeds N entitlements (one contact
+each) straight into the projection, publishes one advisory job and runs the
+real fan-out and dispatcher (planning, rendering, isolation check, SMTP,
+delivery records, outcomes to Kafka) until every contact has its message.
+The baseline is the same number of messages sent over the same SMTP pool with
+no planning, rendering or records: the ratio is our overhead.
+
+    .venv/bin/python bench/notifications_advisory_fanout.py --sizes 10000,100000
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from pymongo import AsyncMongoClient
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from chassis.kafka import ensure_topics, make_producer  # noqa: E402
+from chassis.metrics import WorkerCounters  # noqa: E402
+from devkit.embedded import EmbeddedSuite, smtp_answers  # noqa: E402
+from devkit.processes import free_port  # noqa: E402
+from services.notifications.adapters.mongo import (  # noqa: E402
+    ENTITLEMENTS,
+    MongoAdvisoryJobs,
+    ensure_indexes,
+)
+from services.notifications.adapters.outcomes import KafkaOutcomePublisher  # noqa: E402
+from services.notifications.adapters.rendering import Renderer  # noqa: E402
+from services.notifications.adapters.smtp import SmtpSender  # noqa: E402
+from services.notifications.adapters.webhooks import FernetSecretBox  # noqa: E402
+from services.notifications.bootstrap import Stores, vendor_of  # noqa: E402
+from services.notifications.config import Settings  # noqa: E402
+from services.notifications.domain.model import contact_id  # noqa: E402
+from services.notifications.domain.retry import RetryPolicy  # noqa: E402
+from services.notifications.service_layer.advisories import AdvisoryFanout  # noqa: E402
+from services.notifications.service_layer.dispatch import (  # noqa: E402
+    Dispatcher,
+    DispatchSettings,
+)
+from services.notifications.service_layer.ports import OutgoingEmail, SystemClock  # noqa: E402
+
+ADVISORY_AT = dt.datetime(2027, 6, 1, 9, 0, tzinfo=dt.UTC)
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+async def seed(db: Any, n: int) -> None:
+    partners = [f"P-BENCH{i:02d}" for i in range(20)]
+    await db["partners"].insert_many(
+        [
+            {
+                "_id": p,
+                "display_name": f"Bench Partner {p[-2:]}",
+                "legal_name": f"Bench Partner {p[-2:]} Ltd",
+                "status": "active",
+                "co_brand_customer_messages": True,
+                "contact_email": f"partner{p[-2:]}@bench.example",
+                "seller_code": None,
+                "branding": {},
+            }
+            for p in partners
+        ]
+    )
+    batch: list[dict[str, Any]] = []
+    for i in range(n):
+        email = f"contact{i}@customer.example"
+        batch.append(
+            {
+                "_id": f"LK-{i:07d}",
+                "product": "secure-pro",
+                "sku": "SECURE-PRO-1Y",
+                "term_start": "2027-01-10",
+                "term_end": "2028-01-09",
+                "customer": {
+                    "customer_id": f"C-{i}",
+                    "org_name": f"Customer {i} GmbH",
+                    "contact_name": f"Contact {i}",
+                    "email": email,
+                },
+                "contact_id": contact_id(email),
+                "por": partners[i % len(partners)] if i % 3 else None,
+                "version": ADVISORY_AT,
+            }
+        )
+        if len(batch) == 5000:
+            await db[ENTITLEMENTS].insert_many(batch, ordered=False)
+            batch = []
+    if batch:
+        await db[ENTITLEMENTS].insert_many(batch, ordered=False)
+
+
+async def baseline(settings: Settings, n: int) -> float:
+    sender = SmtpSender(
+        host=settings.smtp_host, port=settings.smtp_port, domain="bench.example", connections=16
+    )
+    limit = asyncio.Semaphore(16)
+    text = "x" * 1500
+
+    async def one(i: int) -> None:
+        async with limit:
+            await sender.send(
+                OutgoingEmail(
+                    str(uuid.uuid4()),
+                    f"b{i}@x.example",
+                    "bench@vendor.example",
+                    "s",
+                    text,
+                    f"<p>{text}</p>",
+                    None,
+                    "security_advisory",
+                )
+            )
+
+    started = time.perf_counter()
+    await asyncio.gather(*(one(i) for i in range(n)))
+    await sender.close()
+    return time.perf_counter() - started
+
+
+async def fan_out(settings: Settings, n: int) -> dict[str, float]:
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+        settings.mongo_url.get_secret_value(), tz_aware=True
+    )
+    db = client[f"bench_{uuid.uuid4().hex[:8]}"]
+    topic = f"notifications.deliveries.v1.bench-{uuid.uuid4().hex[:6]}"
+    await ensure_topics(settings.kafka_bootstrap, [topic], partitions=6)
+    producer = make_producer(settings.kafka_bootstrap)
+    await producer.start()
+    sender = SmtpSender(
+        host=settings.smtp_host,
+        port=settings.smtp_port,
+        domain="vendor.example",
+        connections=settings.smtp_connections,
+    )
+    try:
+        await ensure_indexes(db)
+        seeded = time.perf_counter()
+        await seed(db, n)
+        seed_s = time.perf_counter() - seeded
+        stores = Stores.over(db)
+        counters = WorkerCounters()
+        clock = SystemClock()
+        await MongoAdvisoryJobs(db).open(
+            {
+                "advisory_id": "ADV-BENCH",
+                "severity": "critical",
+                "title": "Remote code execution in the update agent",
+                "summary": "An attacker on the network can run code as SYSTEM. " * 4,
+                "url": "https://vendor.example/advisories/ADV-BENCH",
+                "products": ["secure-pro"],
+            },
+            ADVISORY_AT,
+        )
+        fanout = AdvisoryFanout(
+            jobs=stores.advisory_jobs,
+            entitlements=stores.projections,
+            deliveries=stores.deliveries,
+            webhooks=stores.webhooks,
+            clock=clock,
+            counters=counters,
+            page_size=settings.advisory_page_size,
+        )
+        dispatcher = Dispatcher(
+            deliveries=stores.deliveries,
+            projections=stores.projections,
+            preferences=stores.preferences,
+            webhooks=stores.webhooks,
+            advisories=stores.advisory_jobs,
+            email_sender=sender,
+            webhook_sender=None,  # type: ignore[arg-type]
+            publisher=KafkaOutcomePublisher(producer, topic),
+            secret_box=FernetSecretBox(b"bench"),
+            renderer=Renderer(vendor_of(settings)),
+            vendor=vendor_of(settings),
+            clock=clock,
+            counters=counters,
+            settings=DispatchSettings(
+                from_address=settings.smtp_from,
+                public_base_url=settings.public_base_url,
+                unsubscribe_secret=b"bench",
+                email_retry=RetryPolicy(3),
+                webhook_retry=RetryPolicy(3),
+                batch_size=settings.dispatch_batch_size,
+                concurrency=settings.dispatch_concurrency,
+            ),
+        )
+        started = time.perf_counter()
+
+        async def plan() -> None:
+            while await fanout.step():
+                pass
+
+        async def send() -> None:
+            while True:
+                handled = await dispatcher.run_once()
+                if handled == 0:
+                    job = await stores.advisory_jobs.get("ADV-BENCH")
+                    done = job is not None and job["phase"] == "done"
+                    if done and await dispatcher.run_once() == 0:
+                        return
+                    await asyncio.sleep(0.05)
+
+        await asyncio.gather(plan(), send())
+        total_s = time.perf_counter() - started
+        sent = counters.get(
+            "deliveries_total", type="security_advisory", channel="email", status="sent"
+        )
+        assert sent == n, f"sent {sent} of {n}"
+        return {"seed_s": seed_s, "total_s": total_s, "sent": sent}
+    finally:
+        await sender.close()
+        await producer.stop()
+        await client.drop_database(db.name)
+        await client.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sizes", default="1000,10000")
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    work = Path(tempfile.mkdtemp(prefix="ck-bench-notif-"))
+    env = {k: os.environ[k] for k in ("KAFKA_BOOTSTRAP", "MONGO_URL") if os.environ.get(k)}
+    env["EMBEDDED_KAFKA_PORT"], env["EMBEDDED_MONGO_PORT"] = str(free_port()), str(free_port())
+    suite = EmbeddedSuite(data_dir=work / "embedded", env=env, with_smtp=False).start()
+    smtp_port = free_port()
+    sink = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "devkit.smtp_sink",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(smtp_port),
+            "--dir",
+            str(work / "mail"),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if smtp_answers("127.0.0.1", smtp_port):
+                    break
+            except OSError:
+                time.sleep(0.2)
+        settings = Settings(
+            environment="dev",
+            kafka_bootstrap=suite.kafka_bootstrap,
+            mongo_url=suite.mongo_url,
+            admin_token="bench-admin-token",  # noqa: S106 (a throwaway local run)
+            smtp_host="127.0.0.1",
+            smtp_port=smtp_port,
+        )
+        print(
+            f"{'size':>8} {'total s':>9} {'msgs/s':>9} {'peak RSS MB':>12} "
+            f"{'baseline s':>11} {'ratio':>7}"
+        )
+        for n in sizes:
+            figures = asyncio.run(fan_out(settings, n))
+            base = asyncio.run(baseline(settings, n))
+            rate = n / figures["total_s"]
+            print(
+                f"{n:>8} {figures['total_s']:>9.1f} {rate:>9.0f} {peak_rss_mb():>12.0f} "
+                f"{base:>11.1f} {figures['total_s'] / base:>7.1f}",
+                flush=True,
+            )
+    finally:
+        sink.terminate()
+        sink.wait(10)
+        suite.stop()
+
+
+if __name__ == "__main__":
+    main()

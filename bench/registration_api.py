@@ -1,0 +1,236 @@
+"""`POST /v1/registrations` of the running registration API against a bare-FastAPI baseline.
+
+Starts the embedded broker and database, seeds partners and entitlements, then
+runs the registration API (`python -m services.registration.entrypoints.api`,
+its outbox relay included) and a bare FastAPI endpoint doing one indexed
+insert (`bench/registration_baseline.py`) as separate processes. At 1, 10 and
+50 concurrent clients it drives each for `--seconds` and prints requests/s,
+p50 and p99, and the ratio of the registration API to the baseline. Half of the
+registrations carry a seller code. Each request registers a fresh licence.
+
+    .venv/bin/python bench/registration_api.py [--seconds 5] [--levels 1,10,50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import itertools
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+from pymongo import AsyncMongoClient
+
+from devkit.embedded import EmbeddedSuite
+from devkit.processes import free_port
+from services.registration.adapters import documents
+from services.registration.adapters.mongo import ENTITLEMENTS, MongoUnitOfWork, ensure_indexes
+from services.registration.bootstrap import utc_now
+from services.registration.domain.entitlements import CustomerInfo, Entitlement, LineFacts
+from services.registration.service_layer.partners import NewPartner, PartnerService
+
+ROOT = Path(__file__).resolve().parent.parent
+ADMIN_TOKEN = "bench-admin-token"  # noqa: S105 - a throwaway local token
+CUSTOMER = {
+    "org_name": "Müller Logistik GmbH",
+    "contact_name": "Jana Müller",
+    "email": "jana@mueller-logistik.example",
+    "country": "DE",
+}
+
+
+async def seed(db: Any, keys: int) -> list[str]:
+    await ensure_indexes(db)
+    partners = PartnerService(lambda: MongoUnitOfWork(db), utc_now)
+    codes = []
+    for n in range(10):
+        partner, _ = await partners.create(
+            NewPartner(f"Partner {n}", f"Partner {n} GmbH", "var", "gold", f"p{n}@example.com")
+        )
+        codes.append(partner.seller_code)
+    now = utc_now()
+    customer = CustomerInfo("C-1", "Müller Logistik GmbH", "Jana", "jana@example.com", "DE")
+    for start in range(0, keys, 1000):
+        docs = [
+            documents.entitlement_to_doc(
+                Entitlement.from_line(
+                    LineFacts(
+                        "new",
+                        f"LK-{i:07d}",
+                        "SECURE-PRO-1Y",
+                        "secure-pro",
+                        dt.date(2027, 1, 10),
+                        dt.date(2028, 1, 9),
+                    ),
+                    customer,
+                    now,
+                ),
+                1,
+            )
+            for i in range(start, min(start + 1000, keys))
+        ]
+        await db[ENTITLEMENTS].insert_many(docs)
+    return codes
+
+
+def start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [sys.executable, *args], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+
+
+async def wait_up(url: str, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    async with httpx.AsyncClient() as client:
+        while time.monotonic() < deadline:
+            try:
+                if (await client.get(url)).status_code < 500:
+                    return
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.2)
+    raise RuntimeError(f"{url} did not come up")
+
+
+async def drive(
+    url: str, bodies: Iterator[dict[str, Any]], concurrency: int, seconds: float
+) -> tuple[float, float, float, int]:
+    """(requests/s, p50 ms, p99 ms, non-2xx answers)."""
+    latencies: list[float] = []
+    failures = 0
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(limits=limits, timeout=30) as client:
+        stop_at = time.perf_counter() + seconds
+
+        async def worker() -> None:
+            nonlocal failures
+            while time.perf_counter() < stop_at:
+                body = next(bodies)
+                began = time.perf_counter()
+                response = await client.post(url, json=body)
+                latencies.append(time.perf_counter() - began)
+                if response.status_code >= 300:
+                    failures += 1
+
+        began = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - began
+    latencies.sort()
+    p50 = statistics.median(latencies) * 1000
+    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000
+    return len(latencies) / elapsed, p50, p99, failures
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--levels", default="1,10,50")
+    parser.add_argument("--keys", type=int, default=40_000)
+    args = parser.parse_args()
+    levels = [int(x) for x in args.levels.split(",")]
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {"EMBEDDED_KAFKA_PORT": str(free_port()), "EMBEDDED_MONGO_PORT": str(free_port())}
+        with EmbeddedSuite(data_dir=Path(tmp), env=env, with_smtp=False) as suite:
+            db_name = f"bench_api_{uuid.uuid4().hex[:8]}"
+            client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+                suite.mongo_url, tz_aware=True
+            )
+            codes = await seed(client[db_name], args.keys)
+            api_port, base_port = free_port(), free_port()
+            service_env = {
+                **os.environ,
+                "ADMIN_TOKEN": ADMIN_TOKEN,
+                "KAFKA_BOOTSTRAP": suite.kafka_bootstrap,
+                "MONGO_URL": suite.mongo_url,
+                "REGISTRATION_MONGO_DB": db_name,
+                "REGISTRATION_PORT": str(api_port),
+                "LOG_LEVEL": "WARNING",
+            }
+            processes = [
+                start(
+                    ["-m", "services.registration.entrypoints.api"],
+                    service_env,
+                    Path(tmp) / "api.log",
+                ),
+                start(
+                    [
+                        "bench/registration_baseline.py",
+                        "--port",
+                        str(base_port),
+                        "--mongo",
+                        suite.mongo_url,
+                        "--db",
+                        db_name,
+                    ],
+                    service_env,
+                    Path(tmp) / "baseline.log",
+                ),
+            ]
+            try:
+                await wait_up(f"http://127.0.0.1:{api_port}/healthz")
+                await wait_up(f"http://127.0.0.1:{base_port}/docs")
+                keys = (f"LK-{i:07d}" for i in itertools.count())
+                baseline_keys = (f"BL-{i:07d}" for i in itertools.count())
+
+                def registrations() -> Iterator[dict[str, Any]]:
+                    for n, key in enumerate(keys):
+                        body: dict[str, Any] = {"license_key": key, "customer": CUSTOMER}
+                        if n % 2 == 0:
+                            body["seller_code"] = codes[n % len(codes)]
+                        yield body
+
+                def baseline_bodies() -> Iterator[dict[str, Any]]:
+                    for key in baseline_keys:
+                        yield {"license_key": key, "customer": CUSTOMER}
+
+                reg_bodies, base_bodies = registrations(), baseline_bodies()
+                # Warm both up (connections, first-request imports).
+                await drive(f"http://127.0.0.1:{base_port}/baseline", base_bodies, 4, 1.0)
+                await drive(f"http://127.0.0.1:{api_port}/v1/registrations", reg_bodies, 4, 1.0)
+                print(
+                    f"{'clients':>7}  {'baseline req/s':>14} {'p50':>7} {'p99':>7}   "
+                    f"{'registration req/s':>18} {'p50':>7} {'p99':>7}   ratio"
+                )
+                for level in levels:
+                    b = await drive(
+                        f"http://127.0.0.1:{base_port}/baseline", base_bodies, level, args.seconds
+                    )
+                    r = await drive(
+                        f"http://127.0.0.1:{api_port}/v1/registrations",
+                        reg_bodies,
+                        level,
+                        args.seconds,
+                    )
+                    print(
+                        f"{level:>7}  {b[0]:>14.0f} {b[1]:>6.1f}ms {b[2]:>6.1f}ms   "
+                        f"{r[0]:>18.0f} {r[1]:>6.1f}ms {r[2]:>6.1f}ms   {r[0] / b[0]:.2f}"
+                        + (f"   ({b[3]}/{r[3]} non-2xx)" if b[3] or r[3] else "")
+                    )
+                outbox = client[db_name]["outbox"]
+                unsent = await outbox.count_documents({"sent_at": None})
+                total = await outbox.count_documents({})
+                print(f"outbox: {total} events written, {unsent} not yet relayed at the end")
+            finally:
+                for process in processes:
+                    process.terminate()
+                for process in processes:
+                    try:
+                        process.wait(timeout=10)
+                    except subprocess.TimeoutExpired:
+                        process.kill()
+                await client.close()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

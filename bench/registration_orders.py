@@ -1,0 +1,204 @@
+"""Order consumption of the registration worker against a raw aiokafka passthrough.
+
+Both read N `order.placed` events (one line each: a mix of new sales, direct
+renewals with a seller code and partner-channel sales, over a pool of
+licence keys) from their own fresh topic on the same embedded broker. The
+baseline consumes and produces each record in one Kafka transaction per poll
+batch, with no parsing and no database. The registration worker parses and
+validates, reads and writes MongoDB in bulk per batch (one transaction) and
+produces `entitlement.order_applied` (plus `updated` / `attribution_changed`)
+in its Kafka transaction. Prints orders/s for each, over several rounds, the
+medians and the ratio.
+
+    .venv/bin/python bench/registration_orders.py [--orders 20000] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import random
+import statistics
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from _passthrough import raw_transactional_passthrough
+from pymongo import AsyncMongoClient
+
+from chassis.kafka import ensure_topics, make_producer
+from chassis.metrics import WorkerCounters
+from devkit.embedded import EmbeddedSuite
+from devkit.processes import free_port
+from services.registration.adapters.mongo import MongoUnitOfWork, ensure_indexes
+from services.registration.bootstrap import build_processors, utc_now
+from services.registration.config import Settings
+from services.registration.service_layer.partners import NewPartner, PartnerService
+from shared.envelope import encode, new_envelope
+from shared.events import OrderPlaced
+from shared.topics import CHECKOUT_ORDERS, REGISTRATION_ENTITLEMENTS
+
+BATCH = 500
+
+
+def make_order(i: int, rng: random.Random, codes: list[str], keys: int) -> OrderPlaced:
+    key = f"LK-{rng.randrange(keys):07d}"
+    kind = rng.choice(["new", "renewal", "renewal", "upgrade"])
+    channel = "partner" if rng.random() < 0.3 else "direct"
+    return OrderPlaced.model_validate(
+        {
+            "order_id": f"BENCH-{i}",
+            "sales_channel": channel,
+            "storefront": "web",
+            "partner_code": rng.choice(codes) if channel == "partner" else None,
+            "seller_code": rng.choice(codes)
+            if channel == "direct" and rng.random() < 0.3
+            else None,
+            "currency": "EUR",
+            "customer": {
+                "customer_id": f"C-{rng.randrange(keys)}",
+                "org_name": "Müller Logistik GmbH",
+                "contact_name": "Jana Müller",
+                "email": "jana@mueller-logistik.example",
+                "country": "DE",
+            },
+            "lines": [
+                {
+                    "line_id": "1",
+                    "kind": kind,
+                    "license_key": key,
+                    "sku": "SECURE-PRO-1Y",
+                    "product": "secure-pro",
+                    "quantity": 1,
+                    "term_start": "2027-01-10",
+                    "term_end": f"{2028 + rng.randrange(3)}-01-09",
+                    "net_amount_minor": rng.randrange(1, 500_000),
+                }
+            ],
+        }
+    )
+
+
+async def fill(bootstrap: str, topic: str, orders: list[OrderPlaced]) -> None:
+    producer = make_producer(bootstrap)
+    await producer.start()
+    base = dt.datetime(2027, 1, 5, tzinfo=dt.UTC)
+    try:
+        pending = []
+        for i, placed in enumerate(orders):
+            envelope = new_envelope(
+                "order.placed",
+                placed,
+                occurred_at=base + dt.timedelta(seconds=i),
+                producer="bench",
+                event_id=f"bench-{uuid.uuid4()}",
+            )
+            pending.append(
+                await producer.send(topic, encode(envelope), key=placed.order_id.encode())
+            )
+            if len(pending) >= 1000:
+                await asyncio.gather(*pending)
+                pending.clear()
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+
+
+async def registration_worker(
+    settings: Settings, db: Any, source: str, out: str, events: int
+) -> float:
+    counters = WorkerCounters()
+    [processor] = build_processors(
+        settings,
+        topics=[source],
+        group_id=f"bench-registration-{uuid.uuid4().hex[:8]}",
+        schema_of={source: CHECKOUT_ORDERS},
+        topic_map={REGISTRATION_ENTITLEMENTS: out},
+    )(db, counters, "bench")
+    await processor.start()
+    started = time.perf_counter()
+    task = asyncio.create_task(processor.run())
+    while counters.get("orders_applied_total") < events and not task.done():  # noqa: ASYNC110
+        await asyncio.sleep(0.01)
+    elapsed = time.perf_counter() - started
+    processor.request_stop()
+    await task
+    await processor.stop()
+    retries = counters.get("batch_retries_total")
+    if retries:
+        print(f"  (worker retried {retries} batch(es))")
+    return events / elapsed
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--orders", type=int, default=20_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--keys", type=int, default=0, help="licence-key pool (default orders/2)")
+    args = parser.parse_args()
+    keys = args.keys or max(1, args.orders // 2)
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {"EMBEDDED_KAFKA_PORT": str(free_port()), "EMBEDDED_MONGO_PORT": str(free_port())}
+        with EmbeddedSuite(data_dir=Path(tmp), env=env, with_smtp=False) as suite:
+            bootstrap = suite.kafka_bootstrap
+            raw_rates, ours_rates = [], []
+            for round_no in range(1, args.rounds + 1):
+                run = uuid.uuid4().hex[:8]
+                settings = Settings(
+                    admin_token="bench-admin-token",  # noqa: S106 - a throwaway local token
+                    kafka_bootstrap=bootstrap,
+                    mongo_url=suite.mongo_url,
+                    consumer_batch_max=BATCH,
+                    **{"REGISTRATION_MONGO_DB": f"bench_{run}"},
+                )
+                client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+                    suite.mongo_url, tz_aware=True
+                )
+                db = client[f"bench_{run}"]
+                await ensure_indexes(db)
+                partners = PartnerService(lambda db=db: MongoUnitOfWork(db), utc_now)
+                codes = []
+                for n in range(20):
+                    partner, _ = await partners.create(
+                        NewPartner(
+                            f"Partner {n}",
+                            f"Partner {n} GmbH",
+                            "var",
+                            "gold",
+                            f"p{n}@example.com",
+                            effective_at=dt.datetime(2020, 1, 1, tzinfo=dt.UTC),
+                        )
+                    )
+                    codes.append(partner.seller_code)
+                rng = random.Random(round_no)
+                orders = [make_order(i, rng, codes, keys) for i in range(args.orders)]
+                src_a, src_b = f"bench.orders.a.{run}", f"bench.orders.b.{run}"
+                out_a, out_b = f"bench.out.a.{run}", f"bench.out.b.{run}"
+                await ensure_topics(bootstrap, [src_a, src_b, out_a, out_b], partitions=6)
+                await fill(bootstrap, src_a, orders)
+                await fill(bootstrap, src_b, orders)
+                raw = await raw_transactional_passthrough(
+                    bootstrap, src_a, out_a, args.orders, BATCH
+                )
+                ours = await registration_worker(settings, db, src_b, out_b, args.orders)
+                await client.drop_database(db.name)
+                await client.close()
+                raw_rates.append(raw)
+                ours_rates.append(ours)
+                print(
+                    f"round {round_no}: raw passthrough {raw:8.0f} orders/s   "
+                    f"registration worker {ours:8.0f} orders/s   ratio {ours / raw:.2f}"
+                )
+            raw_m, ours_m = statistics.median(raw_rates), statistics.median(ours_rates)
+            print(
+                f"median ({args.rounds} rounds, {args.orders} orders each, {keys} licence keys): "
+                f"raw {raw_m:.0f} orders/s, registration {ours_m:.0f} orders/s, "
+                f"ratio {ours_m / raw_m:.2f}"
+            )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,63 @@
+"""Bearer-token authentication: the operator token for /v1/admin/*.
+
+Partner API keys are resolved by a service-supplied callable; the chassis only
+knows that a token is the admin's, a partner's, or nobody's.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from fastapi import Request
+
+from chassis.errors import ApiError
+
+
+@dataclass(frozen=True)
+class PartnerPrincipal:
+    partner_id: str
+
+
+PartnerKeyResolver = Callable[[str], Awaitable[PartnerPrincipal | None]]
+
+
+def bearer_token(request: Request) -> str:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ApiError(
+            401,
+            "unauthorized",
+            "missing bearer token",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return token.strip()
+
+
+def is_admin_token(token: str, admin_token: str) -> bool:
+    return hmac.compare_digest(token.encode(), admin_token.encode())
+
+
+async def require_admin(
+    request: Request, admin_token: str, resolve_partner: PartnerKeyResolver | None
+) -> None:
+    token = bearer_token(request)
+    if is_admin_token(token, admin_token):
+        return
+    if resolve_partner is not None and await resolve_partner(token) is not None:
+        raise ApiError(403, "forbidden", "this route needs the operator token")
+    raise ApiError(401, "unauthorized", "unknown token", headers={"WWW-Authenticate": "Bearer"})
+
+
+async def require_partner(
+    request: Request, admin_token: str, resolve_partner: PartnerKeyResolver
+) -> PartnerPrincipal:
+    token = bearer_token(request)
+    principal = await resolve_partner(token)
+    if principal is not None:
+        return principal
+    if is_admin_token(token, admin_token):
+        raise ApiError(403, "forbidden", "this route needs a partner API key")
+    raise ApiError(401, "unauthorized", "unknown token", headers={"WWW-Authenticate": "Bearer"})

@@ -1,0 +1,188 @@
+"""The FastAPI app every service builds on: health, readiness, metrics, errors, limits."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from chassis import errors, heartbeat, metrics
+from chassis.kafka import ensure_topics, make_producer
+from chassis.mongo import connect, database, ping
+from chassis.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+Hook = Callable[[FastAPI], Awaitable[None]]
+
+
+class BodySizeLimit:
+    """Refuses bodies over `limit` bytes with 413, whether or not Content-Length is sent."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers", [])).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            await self._refuse(send)
+            return
+        received = 0
+
+        async def limited() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except _TooLarge:
+            await self._refuse(send)
+
+    async def _refuse(self, send: Send) -> None:
+        body = JSONResponse(
+            errors.error_body("payload_too_large", f"request body over {self.limit} bytes"), 413
+        )
+        await send({"type": "http.response.start", "status": 413, "headers": body.raw_headers})
+        await send({"type": "http.response.body", "body": body.body})
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def create_app(
+    settings: ServiceSettings,
+    *,
+    title: str,
+    description: str,
+    topics: Sequence[str],
+    on_startup: Hook | None = None,
+    on_shutdown: Hook | None = None,
+) -> FastAPI:
+    """An app with the contract's operational endpoints; the service adds its routers."""
+
+    http_metrics = metrics.HttpMetrics(settings.service_name)
+    heartbeat_max_age = timedelta(seconds=max(10.0, settings.worker_heartbeat_seconds * 4))
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.settings = settings
+        app.state.mongo = connect(settings)
+        app.state.db = database(app.state.mongo, settings)
+        app.state.producer = None
+        kafka_task = asyncio.create_task(_start_kafka(app, settings, topics))
+        if on_startup is not None:
+            await on_startup(app)
+        try:
+            yield
+        finally:
+            if on_shutdown is not None:
+                await on_shutdown(app)
+            kafka_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await kafka_task
+            if app.state.producer is not None:
+                await app.state.producer.stop()
+            await app.state.mongo.close()
+
+    app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan)
+    errors.install(app)
+    app.middleware("http")(http_metrics.middleware)
+    app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
+
+    @app.get("/healthz", tags=["operations"], summary="the process is up")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok", "service": settings.service_name}
+
+    @app.get(
+        "/readyz", tags=["operations"], summary="broker and database reachable, consumers assigned"
+    )
+    async def readyz(request: Request) -> JSONResponse:
+        checks: dict[str, str] = {}
+        try:
+            await asyncio.wait_for(ping(request.app.state.mongo), 2.0)
+            checks["database"] = "ok"
+        except Exception as error:  # any failure means "not ready", with its kind
+            checks["database"] = f"unreachable: {type(error).__name__}"
+        producer: AIOKafkaProducer | None = request.app.state.producer
+        if producer is None:
+            checks["broker"] = "connecting"
+        else:
+            try:
+                await asyncio.wait_for(producer.client.fetch_all_metadata(), 2.0)
+                checks["broker"] = "ok"
+            except Exception as error:
+                checks["broker"] = f"unreachable: {type(error).__name__}"
+        if checks["database"] == "ok":
+            beats = await heartbeat.recent(request.app.state.db, heartbeat_max_age)
+            assigned = [b for b in beats if b.get("assigned")]
+            checks["consumers"] = (
+                f"ok ({len(assigned)} worker(s))" if assigned else "no worker has partitions"
+            )
+        else:
+            checks["consumers"] = "unknown"
+        ready = all(v == "ok" or v.startswith("ok ") for v in checks.values())
+        return JSONResponse(
+            {"status": "ready" if ready else "not_ready", "checks": checks},
+            status_code=200 if ready else 503,
+        )
+
+    @app.get("/metrics", tags=["operations"], summary="Prometheus text format")
+    async def prometheus(request: Request) -> Response:
+        try:
+            beats = await heartbeat.recent(request.app.state.db, timedelta(hours=1))
+        except Exception:
+            beats = []
+        return Response(
+            metrics.render(http_metrics, settings.service_name, beats),
+            media_type="text/plain; version=0.0.4; charset=utf-8",
+        )
+
+    return app
+
+
+async def _start_kafka(app: FastAPI, settings: ServiceSettings, topics: Sequence[str]) -> None:
+    """Connects in the background so the API serves /healthz while the broker comes up."""
+    delay = 0.5
+    while True:
+        producer = make_producer(settings.kafka_bootstrap)
+        try:
+            await ensure_topics(
+                settings.kafka_bootstrap,
+                topics,
+                partitions=settings.topic_partitions,
+                replication_factor=settings.topic_replication_factor,
+            )
+            await producer.start()
+            app.state.producer = producer
+            return
+        except asyncio.CancelledError:
+            await producer.stop()
+            raise
+        except Exception as error:
+            await producer.stop()
+            log.warning("broker not reachable yet", extra={"error": type(error).__name__})
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+
+def app_state(request: Request) -> Any:
+    return request.app.state

@@ -1,0 +1,37 @@
+"""Process entry points shared by the services: serve an API, run a worker."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+
+import uvicorn
+from fastapi import FastAPI
+
+from chassis import logging as ck_logging
+from chassis.settings import ServiceSettings
+from chassis.worker import BackgroundTask, ProcessorFactory, run_worker
+
+
+def serve_api(settings: ServiceSettings, build: Callable[[ServiceSettings], FastAPI]) -> None:
+    ck_logging.configure(settings.log_level, settings.service_name)
+    uvicorn.run(
+        build(settings),
+        host=settings.http_host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=5,
+        server_header=False,
+    )
+
+
+def run_worker_process(
+    settings: ServiceSettings,
+    *,
+    topics: Sequence[str],
+    processors: ProcessorFactory,
+    background: Sequence[BackgroundTask] = (),
+) -> None:
+    ck_logging.configure(settings.log_level, settings.service_name)
+    asyncio.run(run_worker(settings, topics=topics, processors=processors, background=background))

@@ -1,0 +1,52 @@
+"""Settings every service shares, read from the environment (CONTRACT section 5)."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+EMBEDDED_KAFKA = "127.0.0.1:19092"
+EMBEDDED_MONGO = "mongodb://127.0.0.1:27117/?directConnection=true"
+
+
+class ServiceSettings(BaseSettings):
+    """Base for each service's Settings. Field names map to upper-case env vars."""
+
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
+
+    environment: Literal["dev", "production"] = Field(
+        "production", description="dev relaxes webhook targets and cookie flags"
+    )
+    kafka_bootstrap: str = Field(EMBEDDED_KAFKA, description="Kafka bootstrap servers")
+    mongo_url: SecretStr = Field(SecretStr(EMBEDDED_MONGO), description="MongoDB URI")
+    admin_token: SecretStr = Field(..., description="operator token for /v1/admin/*")
+    topic_partitions: int = Field(6, ge=1, le=256, description="partitions of topics we create")
+    topic_replication_factor: int = Field(1, ge=1, le=5)
+    http_host: str = Field("127.0.0.1", description="address the API binds")
+    max_body_bytes: int = Field(64 * 1024, ge=1024, description="largest accepted request body")
+    registration_url: str = Field(
+        "http://127.0.0.1:8001", description="registration API, for partner key introspection"
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    consumer_batch_max: int = Field(500, ge=1, le=10_000, description="records per poll")
+    worker_heartbeat_seconds: float = Field(2.0, gt=0, le=60)
+    worker_instance_id: str = Field(
+        "", description="stable id of this worker (transactional id); default host-pid"
+    )
+    worker_heartbeat_file: str = Field(
+        "", description="file a worker touches on each heartbeat (container liveness probe)"
+    )
+
+    @field_validator("admin_token")
+    @classmethod
+    def _admin_token_not_blank(cls, value: SecretStr) -> SecretStr:
+        if len(value.get_secret_value()) < 12:
+            raise ValueError("ADMIN_TOKEN must be at least 12 characters")
+        return value
+
+    # Each service sets its name and declares `port` under its own variable.
+    service_name: ClassVar[str] = "service"
+    port: int = 8000
+    mongo_db: str = "channelkeep"

@@ -1,0 +1,146 @@
+"""The worker process: provisions topics, runs the stream processors, beats, stops cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+from asyncio import FIRST_COMPLETED
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from pathlib import Path
+from typing import Any
+
+from pymongo.asynchronous.database import AsyncDatabase
+
+from chassis import heartbeat
+from chassis.consumer import TransactionalProcessor
+from chassis.kafka import ensure_topics
+from chassis.metrics import WorkerCounters
+from chassis.mongo import connect, database
+from chassis.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+ProcessorFactory = Callable[
+    [AsyncDatabase[dict[str, Any]], WorkerCounters, str], Sequence[TransactionalProcessor]
+]
+BackgroundTask = Callable[
+    [AsyncDatabase[dict[str, Any]], WorkerCounters], Coroutine[Any, Any, None]
+]
+
+
+def instance_id(settings: ServiceSettings) -> str:
+    return settings.worker_instance_id or f"{socket.gethostname()}-{os.getpid()}"
+
+
+async def _retry(what: str, attempt: Callable[[], Awaitable[Any]], stop: asyncio.Event) -> bool:
+    """Retries `attempt` with backoff; False as soon as `stop` is set, even mid-attempt.
+
+    A consumer's start may wait a long time for a group join (a broker that still
+    counts a killed member), and a SIGTERM must not wait for it.
+    """
+    delay = 0.5
+    while not stop.is_set():
+        attempt_task = asyncio.ensure_future(attempt())
+        stop_task = asyncio.ensure_future(stop.wait())
+        done, _ = await asyncio.wait({attempt_task, stop_task}, return_when=FIRST_COMPLETED)
+        stop_task.cancel()
+        if attempt_task not in done:
+            attempt_task.cancel()
+            with contextlib.suppress(BaseException):
+                await attempt_task
+            return False
+        error = attempt_task.exception()
+        if error is None:
+            return True
+        log.warning(f"{what} failed; retrying", extra={"error": type(error).__name__})
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), delay)
+        delay = min(delay * 2, 10.0)
+    return False
+
+
+async def run_worker(
+    settings: ServiceSettings,
+    *,
+    topics: Sequence[str],
+    processors: ProcessorFactory,
+    background: Sequence[BackgroundTask] = (),
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Runs until SIGTERM/SIGINT (or `stop` is set), then shuts down within seconds."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+
+    me = instance_id(settings)
+    counters = WorkerCounters()
+    client = connect(settings)
+    db = database(client, settings)
+    running: list[TransactionalProcessor] = []
+    tasks: list[asyncio.Task[Any]] = []
+    try:
+        ok = await _retry(
+            "topic provisioning",
+            lambda: ensure_topics(
+                settings.kafka_bootstrap,
+                topics,
+                partitions=settings.topic_partitions,
+                replication_factor=settings.topic_replication_factor,
+            ),
+            stop,
+        )
+        if not ok:
+            return
+        # Background jobs first: they must not wait for a slow consumer-group join.
+        for task_factory in background:
+            tasks.append(asyncio.create_task(task_factory(db, counters)))
+        for processor in processors(db, counters, me):
+            if not await _retry(f"starting {processor.group_id}", processor.start, stop):
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(processor.stop(), 5)
+                return
+            running.append(processor)
+            tasks.append(asyncio.create_task(processor.run(), name=processor.group_id))
+        log.info("worker started", extra={"instance": me, "groups": [p.group_id for p in running]})
+        beat_file = Path(settings.worker_heartbeat_file) if settings.worker_heartbeat_file else None
+        while not stop.is_set():
+            crashed = [t for t in tasks if t.done()]
+            if crashed:
+                for task in crashed:
+                    if not task.cancelled() and task.exception() is not None:
+                        raise RuntimeError(f"task {task.get_name()} crashed") from task.exception()
+            assigned = sorted({a for p in running for a in p.assignment()})
+            counters.set_gauge("assigned_partitions", len(assigned))
+            with contextlib.suppress(Exception):
+                await heartbeat.beat(
+                    db,
+                    instance=me,
+                    assigned=assigned,
+                    counters=counters.snapshot(),
+                    gauges=counters.gauges,
+                    histograms=counters.histograms,
+                )
+                if beat_file is not None:
+                    beat_file.touch()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), settings.worker_heartbeat_seconds)
+    finally:
+        for processor in running:
+            processor.request_stop()
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=5)
+            for task in pending:
+                task.cancel()
+        for processor in running:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(processor.stop(), 5)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(heartbeat.forget(db, me), 2)
+        await client.close()
+        log.info("worker stopped", extra={"instance": me})

@@ -1,0 +1,1 @@
+"""The three Channelkeep services. None imports another."""

@@ -1,0 +1,1 @@
+"""Adapters of the commissions service: MongoDB storage, Kafka publishing, registration auth."""

@@ -1,0 +1,48 @@
+"""Settings of the commissions service."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from chassis.settings import ServiceSettings
+from shared.topics import CHECKOUT_REFUNDS, COMMISSIONS_LEDGER, REGISTRATION_ENTITLEMENTS
+
+
+class Settings(ServiceSettings):
+    model_config = SettingsConfigDict(**ServiceSettings.model_config, populate_by_name=True)
+
+    service_name: ClassVar[str] = "commissions"
+    port: int = Field(8002, validation_alias="COMMISSIONS_PORT", ge=1, le=65535)
+    mongo_db: str = Field("channelkeep_commissions", validation_alias="COMMISSIONS_MONGO_DB")
+    hold_days: int = Field(30, ge=0)
+    attribution_window_months: int = Field(36, ge=1)
+    payables_run_hour_utc: int = Field(2, ge=0, le=23, description="daily payables job")
+    # Topic names default to the contract's; tests and benchmarks point them at fresh topics.
+    entitlements_topic: str = Field(
+        REGISTRATION_ENTITLEMENTS, validation_alias="COMMISSIONS_ENTITLEMENTS_TOPIC"
+    )
+    refunds_topic: str = Field(CHECKOUT_REFUNDS, validation_alias="COMMISSIONS_REFUNDS_TOPIC")
+    ledger_topic: str = Field(COMMISSIONS_LEDGER, validation_alias="COMMISSIONS_LEDGER_TOPIC")
+    worker_group: str = Field("commissions.worker", validation_alias="COMMISSIONS_WORKER_GROUP")
+    worker_processors: int = Field(
+        1,
+        ge=1,
+        le=16,
+        validation_alias="COMMISSIONS_WORKER_PROCESSORS",
+        description="consume loops per worker process (same group, partitions shared out):"
+        " one's CPU work overlaps another's database wait",
+    )
+    relay_interval_seconds: float = Field(
+        0.5, gt=0, le=60, description="how often the outbox relay looks for transitions"
+    )
+    outbox_relay_id: str = Field(
+        "commissions.outbox-relay",
+        validation_alias="COMMISSIONS_OUTBOX_RELAY_ID",
+        description="transactional id and checkpoint group of the outbox relay (one per ledger)",
+    )
+    partner_key_cache_seconds: float = Field(
+        30.0, ge=0, le=600, description="how long a partner key's introspection is trusted"
+    )

@@ -1,0 +1,141 @@
+"""Who earns what on one order line (CONTRACT 3.1-3.3): the decision and its amounts."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Final, Literal
+
+from services.commissions.domain.periods import add_calendar_months
+from services.commissions.domain.rates import RateBook
+from shared.events import CommissionRole, LineKind, PartnerStatus, PartnerTier, SalesChannel
+from shared.money import round_half_even
+
+DenialReason = Literal[
+    "partner_channel_sale",
+    "no_partner_of_record",
+    "partner_inactive",
+    "attribution_expired",
+    "zero_amount",
+    "self_purchase",
+]
+
+BPS_DENOMINATOR: Final = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """The contract's tunables: HOLD_DAYS and ATTRIBUTION_WINDOW_MONTHS."""
+
+    hold_days: int = 30
+    attribution_window_months: int = 36
+
+
+@dataclass(frozen=True, slots=True)
+class ParentAtOrder:
+    partner_id: str
+    status: PartnerStatus
+
+
+@dataclass(frozen=True, slots=True)
+class PartnerAtOrder:
+    """The partner of record as it stood at the order's `occurred_at` (registration's view)."""
+
+    partner_id: str
+    tier: PartnerTier
+    status: PartnerStatus
+    customer_ids: tuple[str, ...]
+    since: dt.datetime
+    parent: ParentAtOrder | None
+
+
+@dataclass(frozen=True, slots=True)
+class OrderApplied:
+    """One order line as registration applied it: everything the decision depends on."""
+
+    order_id: str
+    line_id: str
+    license_key: str
+    kind: LineKind
+    sales_channel: SalesChannel
+    customer_id: str
+    net_amount_minor: int
+    currency: str
+    occurred_at: dt.datetime
+    partner: PartnerAtOrder | None
+
+
+@dataclass(frozen=True, slots=True)
+class Beneficiary:
+    """A line to accrue: who, in which role, at which rate, for how much."""
+
+    partner_id: str
+    role: CommissionRole
+    tier: PartnerTier
+    rate_bps: int
+    amount_minor: int
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """Granted with its beneficiaries, or denied with the contract's reason code."""
+
+    reason: DenialReason | None
+    partner_id: str | None
+    rate_table_version: int | None = None
+    beneficiaries: tuple[Beneficiary, ...] = field(default=())
+
+    @property
+    def granted(self) -> bool:
+        return self.reason is None
+
+
+def commission_minor(base_minor: int, rate_bps: int) -> int:
+    """`round_half_even(base * rate_bps / 10000)`, exactly, in minor units."""
+    return round_half_even(base_minor * rate_bps, BPS_DENOMINATOR)
+
+
+def attribution_ends(since: dt.datetime, policy: Policy) -> dt.datetime:
+    return add_calendar_months(since, policy.attribution_window_months)
+
+
+def decide(order: OrderApplied, rates: RateBook, policy: Policy) -> Decision:
+    """Exactly one decision per order line; checks in the contract's order."""
+    partner = order.partner
+    if order.sales_channel == "partner":
+        return Decision("partner_channel_sale", partner.partner_id if partner else None)
+    if partner is None:
+        return Decision("no_partner_of_record", None)
+    if partner.status != "active":
+        return Decision("partner_inactive", partner.partner_id)
+    if order.occurred_at >= attribution_ends(partner.since, policy):
+        return Decision("attribution_expired", partner.partner_id)
+    if order.net_amount_minor == 0:
+        return Decision("zero_amount", partner.partner_id)
+    if order.customer_id in partner.customer_ids:
+        return Decision("self_purchase", partner.partner_id)
+    table = rates.in_force(order.occurred_at)
+    rate = table.rate_bps(partner.tier, order.kind)
+    beneficiaries = [
+        Beneficiary(
+            partner.partner_id,
+            "partner_of_record",
+            partner.tier,
+            rate,
+            commission_minor(order.net_amount_minor, rate),
+        )
+    ]
+    parent = partner.parent
+    if parent is not None and parent.status == "active":
+        override = table.distributor_override_bps
+        beneficiaries.append(
+            Beneficiary(
+                parent.partner_id,
+                "distributor_override",
+                # The override line records the tier that set the sale's rate: the PoR's.
+                partner.tier,
+                override,
+                commission_minor(order.net_amount_minor, override),
+            )
+        )
+    return Decision(None, partner.partner_id, table.version, tuple(beneficiaries))

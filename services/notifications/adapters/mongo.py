@@ -1,0 +1,512 @@
+"""MongoDB adapters: the projections, the delivery records (and their outbox), jobs, leases.
+
+Every write is idempotent: projections apply an event only if it is not older
+than what is stored, delivery records are inserted by their deterministic
+notification id and never twice, jobs are keyed by what triggered them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from typing import Any
+
+from pymongo import ASCENDING, UpdateOne
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError, DuplicateKeyError
+
+from services.notifications.domain.model import (
+    Customer,
+    Entitlement,
+    ListedEntitlement,
+    Partner,
+    PlannedDelivery,
+    contact_id,
+)
+from services.notifications.service_layer.ports import DeliveryState, WebhookConfig
+
+Doc = dict[str, Any]
+Db = AsyncDatabase[Doc]
+
+PARTNERS = "partners"
+ENTITLEMENTS = "entitlements"
+DELIVERIES = "deliveries"
+UNSUBSCRIBES = "unsubscribes"
+WEBHOOKS = "webhooks"
+ADVISORY_JOBS = "advisory_jobs"
+LEASES = "leases"
+REMINDER_RUNS = "reminder_runs"
+_DUPLICATE_KEY = 11000
+
+
+async def ensure_indexes(db: Db) -> None:
+    """Idempotent; run by the worker and the API at start-up."""
+    entitlements = db[ENTITLEMENTS]
+    # Reminder pass: one due date at a time, grouped by contact, then by PoR scope.
+    await entitlements.create_index(
+        [("term_end", ASCENDING), ("contact_id", ASCENDING), ("por", ASCENDING)]
+    )
+    # Renewal opportunities: one due date, grouped by partner of record.
+    await entitlements.create_index([("term_end", ASCENDING), ("por", ASCENDING)])
+    # Advisory fan-out: affected products, walked in contact order (keyset pages).
+    await entitlements.create_index([("product", ASCENDING), ("contact_id", ASCENDING)])
+    # Partner digests: one partner's affected entitlements.
+    await entitlements.create_index([("por", ASCENDING), ("product", ASCENDING)])
+    deliveries = db[DELIVERIES]
+    await deliveries.create_index([("status", ASCENDING), ("next_attempt_at", ASCENDING)])
+    await deliveries.create_index([("outbox", ASCENDING)], sparse=True)
+    await deliveries.create_index([("license_keys", ASCENDING)])
+    await deliveries.create_index([("recipient", ASCENDING)])
+    await deliveries.create_index([("partner_id", ASCENDING), ("created_at", ASCENDING)])
+
+
+async def _upsert_if_not_older(
+    collection: AsyncCollection[Doc], key: str, version: dt.datetime, fields: Doc
+) -> bool:
+    """Apply `fields` unless a newer version is stored. Equal versions re-apply (a replay)."""
+    try:
+        await collection.update_one(
+            {"_id": key, "$or": [{"version": {"$lte": version}}, {"version": {"$exists": False}}]},
+            {"$set": {**fields, "version": version}},
+            upsert=True,
+        )
+    except DuplicateKeyError:
+        return False
+    return True
+
+
+# --- projections -------------------------------------------------------------------------
+
+
+def partner_from_doc(doc: Mapping[str, Any]) -> Partner:
+    branding = doc.get("branding") or {}
+    return Partner(
+        partner_id=doc["_id"],
+        display_name=doc["display_name"],
+        legal_name=doc.get("legal_name", ""),
+        status=doc.get("status", "active"),
+        co_brand_customer_messages=bool(doc.get("co_brand_customer_messages")),
+        contact_email=doc["contact_email"],
+        seller_code=doc.get("seller_code"),
+        logo_url=branding.get("logo_url"),
+        color=branding.get("color"),
+        phone=branding.get("phone"),
+        website=branding.get("website"),
+    )
+
+
+def entitlement_from_doc(doc: Mapping[str, Any]) -> Entitlement:
+    customer = doc["customer"]
+    return Entitlement(
+        license_key=doc["_id"],
+        product=doc["product"],
+        sku=doc.get("sku", ""),
+        term_end=dt.date.fromisoformat(doc["term_end"]),
+        customer=Customer(
+            customer_id=customer.get("customer_id", ""),
+            org_name=customer.get("org_name", ""),
+            contact_name=customer.get("contact_name", ""),
+            email=customer["email"],
+        ),
+        partner_of_record=doc.get("por"),
+    )
+
+
+class MongoProjections:
+    """Partners and entitlements as the registration service last described them."""
+
+    def __init__(self, db: Db) -> None:
+        self.partners_ = db[PARTNERS]
+        self.entitlements = db[ENTITLEMENTS]
+
+    async def apply_partner(self, data: Mapping[str, Any], version: dt.datetime) -> bool:
+        fields = {
+            "display_name": data["display_name"],
+            "legal_name": data["legal_name"],
+            "status": data["status"],
+            "co_brand_customer_messages": data["co_brand_customer_messages"],
+            "contact_email": data["contact_email"],
+            "seller_code": data.get("seller_code"),
+            "branding": dict(data.get("branding") or {}),
+            "parent_partner_id": data.get("parent_partner_id"),
+        }
+        return await _upsert_if_not_older(self.partners_, data["partner_id"], version, fields)
+
+    async def apply_entitlement(self, data: Mapping[str, Any], version: dt.datetime) -> bool:
+        customer = dict(data["customer"])
+        por = data.get("partner_of_record") or None
+        fields = {
+            "product": data["product"],
+            "sku": data["sku"],
+            "term_start": str(data["term_start"]),
+            "term_end": str(data["term_end"]),
+            "customer": customer,
+            "contact_id": contact_id(customer["email"]),
+            "por": por["partner_id"] if por else None,
+            "por_source": por["source"] if por else None,
+        }
+        return await _upsert_if_not_older(self.entitlements, data["license_key"], version, fields)
+
+    async def partners(self, partner_ids: Iterable[str]) -> dict[str, Partner]:
+        wanted = sorted(set(partner_ids))
+        if not wanted:
+            return {}
+        cursor = self.partners_.find({"_id": {"$in": wanted}})
+        return {doc["_id"]: partner_from_doc(doc) async for doc in cursor}
+
+    async def due_on(self, term_end: dt.date) -> AsyncIterator[Entitlement]:
+        cursor = self.entitlements.find({"term_end": term_end.isoformat()}).sort(
+            [("contact_id", ASCENDING), ("por", ASCENDING), ("_id", ASCENDING)]
+        )
+        async for doc in cursor:
+            yield entitlement_from_doc(doc)
+
+    async def opportunities_on(self, term_end: dt.date) -> AsyncIterator[Entitlement]:
+        cursor = self.entitlements.find(
+            {"term_end": term_end.isoformat(), "por": {"$ne": None}}
+        ).sort([("por", ASCENDING), ("_id", ASCENDING)])
+        async for doc in cursor:
+            yield entitlement_from_doc(doc)
+
+    @staticmethod
+    def _affected(products: Sequence[str], not_before: dt.date) -> Doc:
+        return {"product": {"$in": list(products)}, "term_end": {"$gte": not_before.isoformat()}}
+
+    async def count_affected(self, products: Sequence[str], not_before: dt.date) -> int:
+        return await self.entitlements.count_documents(self._affected(products, not_before))
+
+    async def affected_page(
+        self, products: Sequence[str], not_before: dt.date, after_contact: str, limit: int
+    ) -> list[Entitlement]:
+        """The next contacts' affected entitlements, whole contacts only, at most ~`limit`."""
+        query = {**self._affected(products, not_before), "contact_id": {"$gt": after_contact}}
+        docs = [
+            doc
+            async for doc in self.entitlements.find(query)
+            .sort([("contact_id", ASCENDING), ("_id", ASCENDING)])
+            .limit(limit)
+        ]
+        if len(docs) == limit:
+            # The page may have cut the last contact in two: fetch the rest of it.
+            last = docs[-1]["contact_id"]
+            docs = [d for d in docs if d["contact_id"] != last]
+            rest = self.entitlements.find(
+                {**self._affected(products, not_before), "contact_id": last}
+            ).sort([("_id", ASCENDING)])
+            docs.extend([doc async for doc in rest])
+        return [entitlement_from_doc(d) for d in docs]
+
+    async def affected_partners(self, products: Sequence[str], not_before: dt.date) -> list[str]:
+        query = {**self._affected(products, not_before), "por": {"$ne": None}}
+        return sorted(p for p in await self.entitlements.distinct("por", query) if p)
+
+    async def affected_of_partner(
+        self, partner_id: str, products: Sequence[str], not_before: dt.date, limit: int
+    ) -> tuple[list[Entitlement], int]:
+        query = {**self._affected(products, not_before), "por": partner_id}
+        total = await self.entitlements.count_documents(query)
+        cursor = self.entitlements.find(query).sort([("_id", ASCENDING)]).limit(limit)
+        return [entitlement_from_doc(d) async for d in cursor], total
+
+
+# --- delivery records ------------------------------------------------------------------------
+
+
+def _listed_to_doc(e: ListedEntitlement) -> Doc:
+    return {
+        "license_key": e.license_key,
+        "product": e.product,
+        "term_end": e.term_end.isoformat() if e.term_end else None,
+        "por": e.partner_of_record,
+        "sku": e.sku,
+        "org_name": e.org_name,
+    }
+
+
+def _listed_from_doc(doc: Mapping[str, Any]) -> ListedEntitlement:
+    term_end = doc.get("term_end")
+    return ListedEntitlement(
+        license_key=doc["license_key"],
+        product=doc.get("product", ""),
+        term_end=dt.date.fromisoformat(term_end) if term_end else None,
+        partner_of_record=doc.get("por"),
+        sku=doc.get("sku", ""),
+        org_name=doc.get("org_name", ""),
+    )
+
+
+def delivery_to_doc(planned: PlannedDelivery, now: dt.datetime) -> Doc:
+    return {
+        "_id": planned.notification_id,
+        "type": planned.type,
+        "channel": planned.channel,
+        "audience": planned.audience,
+        "recipient": planned.recipient.lower()
+        if planned.audience == "customer"
+        else planned.recipient,
+        "contact_id": planned.contact_id,
+        "partner_id": planned.recipient if planned.audience == "partner" else None,
+        "partner_scope": planned.partner_scope,
+        "entitlements": [_listed_to_doc(e) for e in planned.entitlements],
+        "license_keys": planned.license_keys,
+        "facts": dict(planned.facts),
+        "related": list(planned.related_partner_ids),
+        "occurred_at": planned.occurred_at,
+        "contact_name": planned.contact_name,
+        "org_name": planned.org_name,
+        "status": "pending",
+        "attempts": 0,
+        "next_attempt_at": now,
+        "error": None,
+        "created_at": now,
+        "finished_at": None,
+    }
+
+
+def delivery_from_doc(doc: Mapping[str, Any]) -> DeliveryState:
+    planned = PlannedDelivery(
+        notification_id=doc["_id"],
+        type=doc["type"],
+        channel=doc["channel"],
+        audience=doc["audience"],
+        recipient=doc["recipient"],
+        partner_scope=doc.get("partner_scope"),
+        entitlements=tuple(_listed_from_doc(e) for e in doc.get("entitlements", [])),
+        occurred_at=doc["occurred_at"],
+        facts=doc.get("facts") or {},
+        related_partner_ids=tuple(doc.get("related") or ()),
+        contact_name=doc.get("contact_name", ""),
+        org_name=doc.get("org_name", ""),
+    )
+    return DeliveryState(
+        planned=planned,
+        status=doc["status"],
+        attempts=int(doc.get("attempts", 0)),
+        next_attempt_at=doc["next_attempt_at"],
+        error=doc.get("error"),
+        created_at=doc.get("created_at"),
+        finished_at=doc.get("finished_at"),
+    )
+
+
+class MongoDeliveries:
+    """Delivery records: written before sending, marked after, published from an outbox."""
+
+    def __init__(self, db: Db) -> None:
+        self.collection = db[DELIVERIES]
+
+    async def plan(self, planned: Sequence[PlannedDelivery], now: dt.datetime) -> int:
+        if not planned:
+            return 0
+        docs = list({p.notification_id: delivery_to_doc(p, now) for p in planned}.values())
+        try:
+            result = await self.collection.insert_many(docs, ordered=False)
+        except BulkWriteError as error:
+            others = [
+                e for e in error.details.get("writeErrors", []) if e["code"] != _DUPLICATE_KEY
+            ]
+            if others:
+                raise
+            return int(error.details.get("nInserted", 0))
+        return len(result.inserted_ids)
+
+    async def due(self, now: dt.datetime, limit: int) -> list[DeliveryState]:
+        cursor = (
+            self.collection.find({"status": "pending", "next_attempt_at": {"$lte": now}})
+            .sort([("next_attempt_at", ASCENDING)])
+            .limit(limit)
+        )
+        return [delivery_from_doc(doc) async for doc in cursor]
+
+    async def settle(self, states: Sequence[DeliveryState], *, published: bool) -> None:
+        if not states:
+            return
+        writes = []
+        for state in states:
+            fields: Doc = {
+                "status": state.status,
+                "attempts": state.attempts,
+                "error": state.error,
+                "next_attempt_at": state.next_attempt_at,
+            }
+            if state.status != "pending":
+                fields["finished_at"] = state.finished_at
+                if not published:
+                    fields["outbox"] = True
+            writes.append(
+                UpdateOne(
+                    {"_id": state.planned.notification_id, "status": "pending"}, {"$set": fields}
+                )
+            )
+        await self.collection.bulk_write(writes, ordered=False)
+
+    async def unpublished(self, limit: int) -> list[DeliveryState]:
+        cursor = self.collection.find({"outbox": True}).limit(limit)
+        return [delivery_from_doc(doc) async for doc in cursor]
+
+    async def mark_published(self, notification_ids: Sequence[str]) -> None:
+        if notification_ids:
+            await self.collection.bulk_write(
+                [UpdateOne({"_id": i}, {"$unset": {"outbox": ""}}) for i in notification_ids],
+                ordered=False,
+            )
+
+    async def get(self, notification_id: str) -> DeliveryState | None:
+        doc = await self.collection.find_one({"_id": notification_id})
+        return delivery_from_doc(doc) if doc else None
+
+    async def search(self, query: Doc, limit: int, skip: int = 0) -> list[Doc]:
+        cursor = (
+            self.collection.find(query, {"facts": 0, "entitlements": 0, "related": 0})
+            .sort([("created_at", ASCENDING), ("_id", ASCENDING)])
+            .skip(skip)
+            .limit(limit)
+        )
+        return [doc async for doc in cursor]
+
+    async def count(self, query: Doc) -> int:
+        return await self.collection.count_documents(query)
+
+
+# --- preferences and partner webhooks ------------------------------------------------------
+
+
+class MongoPreferences:
+    def __init__(self, db: Db) -> None:
+        self.collection = db[UNSUBSCRIBES]
+
+    async def unsubscribe(self, contact_id: str, now: dt.datetime) -> None:
+        await self.collection.update_one(
+            {"_id": contact_id}, {"$setOnInsert": {"at": now}}, upsert=True
+        )
+
+    async def unsubscribed(self, contact_ids: Iterable[str]) -> set[str]:
+        wanted = sorted(set(contact_ids))
+        if not wanted:
+            return set()
+        return {doc["_id"] async for doc in self.collection.find({"_id": {"$in": wanted}})}
+
+
+class MongoWebhooks:
+    def __init__(self, db: Db) -> None:
+        self.collection = db[WEBHOOKS]
+
+    async def set(self, config: WebhookConfig, now: dt.datetime) -> None:
+        await self.collection.update_one(
+            {"_id": config.partner_id},
+            {"$set": {"url": config.url, "secret": config.secret_ciphertext, "updated_at": now}},
+            upsert=True,
+        )
+
+    async def of(self, partner_ids: Iterable[str]) -> dict[str, WebhookConfig]:
+        wanted = sorted(set(partner_ids))
+        if not wanted:
+            return {}
+        return {
+            doc["_id"]: WebhookConfig(doc["_id"], doc["url"], doc["secret"])
+            async for doc in self.collection.find({"_id": {"$in": wanted}})
+        }
+
+
+# --- advisory fan-out jobs, leases, reminder runs ----------------------------------------
+
+
+class MongoAdvisoryJobs:
+    """One job per advisory: where its fan-out stands, so a restart resumes it."""
+
+    def __init__(self, db: Db) -> None:
+        self.collection = db[ADVISORY_JOBS]
+
+    async def open(self, advisory: Mapping[str, Any], occurred_at: dt.datetime) -> str:
+        """'opened', 'duplicate' (same advisory again) or 'conflict' (same id, other content)."""
+        advisory_id = advisory["advisory_id"]
+        try:
+            await self.collection.insert_one(
+                {
+                    "_id": advisory_id,
+                    "advisory": dict(advisory),
+                    "occurred_at": occurred_at,
+                    "phase": "customers",
+                    "contact_cursor": "",
+                    "partner_cursor": "",
+                    "planned": 0,
+                    "contacts": 0,
+                    "entitlements": 0,
+                    "total": None,
+                    "created_at": occurred_at,
+                    "finished_at": None,
+                }
+            )
+        except DuplicateKeyError:
+            stored = await self.collection.find_one({"_id": advisory_id})
+            same = stored is not None and stored.get("advisory") == dict(advisory)
+            return "duplicate" if same else "conflict"
+        return "opened"
+
+    async def next_open(self) -> Doc | None:
+        return await self.collection.find_one(
+            {"phase": {"$ne": "done"}}, sort=[("created_at", ASCENDING), ("_id", ASCENDING)]
+        )
+
+    async def update(self, advisory_id: str, fields: Doc, increments: Doc | None = None) -> None:
+        change: Doc = {"$set": fields}
+        if increments:
+            change["$inc"] = increments
+        await self.collection.update_one({"_id": advisory_id}, change)
+
+    async def advisories(self, advisory_ids: Iterable[str]) -> dict[str, Mapping[str, Any]]:
+        wanted = sorted(set(advisory_ids))
+        if not wanted:
+            return {}
+        return {
+            doc["_id"]: doc["advisory"]
+            async for doc in self.collection.find({"_id": {"$in": wanted}}, {"advisory": 1})
+        }
+
+    async def get(self, advisory_id: str) -> Doc | None:
+        return await self.collection.find_one({"_id": advisory_id})
+
+
+class MongoLeases:
+    """A named lease one worker instance holds at a time (single sender per database)."""
+
+    def __init__(self, db: Db) -> None:
+        self.collection = db[LEASES]
+
+    async def hold(self, name: str, owner: str, ttl: dt.timedelta, now: dt.datetime) -> bool:
+        try:
+            await self.collection.update_one(
+                {"_id": name, "$or": [{"owner": owner}, {"expires_at": {"$lt": now}}]},
+                {"$set": {"owner": owner, "expires_at": now + ttl}},
+                upsert=True,
+            )
+        except DuplicateKeyError:
+            return False
+        return True
+
+    async def release(self, name: str, owner: str) -> None:
+        await self.collection.delete_one({"_id": name, "owner": owner})
+
+
+class MongoReminderRuns:
+    def __init__(self, db: Db) -> None:
+        self.collection = db[REMINDER_RUNS]
+
+    async def record(self, as_of: dt.date, planned: int, now: dt.datetime) -> None:
+        await self.collection.update_one(
+            {"_id": as_of.isoformat()},
+            {"$set": {"last_run_at": now}, "$inc": {"runs": 1, "planned": planned}},
+            upsert=True,
+        )
+
+    async def last_scheduled(self) -> dt.date | None:
+        doc = await self.collection.find_one({"_id": "scheduler"})
+        return dt.date.fromisoformat(doc["last_as_of"]) if doc else None
+
+    async def mark_scheduled(self, as_of: dt.date, now: dt.datetime) -> None:
+        await self.collection.update_one(
+            {"_id": "scheduler"},
+            {"$set": {"last_as_of": as_of.isoformat(), "at": now}},
+            upsert=True,
+        )

@@ -1,0 +1,341 @@
+"""Composition root of the notifications service: builds its API and its worker from Settings."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import FastAPI
+from pymongo.asynchronous.database import AsyncDatabase
+
+from chassis.auth import PartnerKeyResolver
+from chassis.consumer import TransactionalProcessor
+from chassis.http import create_app
+from chassis.kafka import make_producer
+from chassis.metrics import WorkerCounters
+from chassis.partner_keys import RegistrationKeyIntrospector
+from chassis.worker import BackgroundTask, ProcessorFactory, instance_id
+from services.notifications.adapters.mongo import (
+    MongoAdvisoryJobs,
+    MongoDeliveries,
+    MongoLeases,
+    MongoPreferences,
+    MongoProjections,
+    MongoReminderRuns,
+    MongoWebhooks,
+    ensure_indexes,
+)
+from services.notifications.adapters.outcomes import KafkaOutcomePublisher
+from services.notifications.adapters.rendering import Renderer
+from services.notifications.adapters.smtp import SmtpSender
+from services.notifications.adapters.webhooks import FernetSecretBox, HttpWebhookSender
+from services.notifications.config import Settings
+from services.notifications.domain.model import Vendor
+from services.notifications.domain.retry import RetryPolicy
+from services.notifications.service_layer.advisories import AdvisoryFanout
+from services.notifications.service_layer.background import DailyReminders, run_as_leader
+from services.notifications.service_layer.dispatch import Dispatcher, DispatchSettings
+from services.notifications.service_layer.handlers import EventHandler
+from services.notifications.service_layer.ports import (
+    Clock,
+    EmailSender,
+    SystemClock,
+    WebhookSender,
+)
+from services.notifications.service_layer.reminders import ReminderPass
+
+log = logging.getLogger(__name__)
+
+CONSUMES = [
+    "registration.partners.v1",
+    "registration.entitlements.v1",
+    "vendor.advisories.v1",
+    "commissions.ledger.v1",
+]
+DELIVERIES_TOPIC = "notifications.deliveries.v1"
+PRODUCES = [DELIVERIES_TOPIC]
+DESCRIPTION = (
+    "Welcome mails, renewal reminders, partner alerts and security "
+    "advisories, by e-mail and signed webhooks."
+)
+
+
+def vendor_of(settings: Settings) -> Vendor:
+    return Vendor(
+        name=settings.vendor_name,
+        website=settings.vendor_website,
+        logo_url=settings.vendor_logo_url,
+        color=settings.vendor_color,
+        support_email=settings.vendor_support_email,
+        renew_url=settings.vendor_renew_url,
+        phone=settings.vendor_phone or None,
+    )
+
+
+@dataclass
+class Stores:
+    """The service's MongoDB adapters over one database."""
+
+    projections: MongoProjections
+    deliveries: MongoDeliveries
+    preferences: MongoPreferences
+    webhooks: MongoWebhooks
+    advisory_jobs: MongoAdvisoryJobs
+    leases: MongoLeases
+    reminder_runs: MongoReminderRuns
+
+    @classmethod
+    def over(cls, db: AsyncDatabase[dict[str, Any]]) -> Stores:
+        return cls(
+            projections=MongoProjections(db),
+            deliveries=MongoDeliveries(db),
+            preferences=MongoPreferences(db),
+            webhooks=MongoWebhooks(db),
+            advisory_jobs=MongoAdvisoryJobs(db),
+            leases=MongoLeases(db),
+            reminder_runs=MongoReminderRuns(db),
+        )
+
+
+def reminder_pass(stores: Stores, clock: Clock, counters: Any) -> ReminderPass:
+    return ReminderPass(
+        source=stores.projections,
+        deliveries=stores.deliveries,
+        webhooks=stores.webhooks,
+        runs=stores.reminder_runs,
+        clock=clock,
+        counters=counters,
+    )
+
+
+# --- API ------------------------------------------------------------------------------------
+
+
+def build_api(
+    settings: Settings,
+    *,
+    partner_keys: PartnerKeyResolver | None = None,
+    clock: Clock | None = None,
+) -> FastAPI:
+    from services.notifications.entrypoints.routes import router
+
+    verifier = partner_keys
+    owned: RegistrationKeyIntrospector | None = None
+    if verifier is None:
+        owned = RegistrationKeyIntrospector(
+            settings.registration_url,
+            settings.admin_token.get_secret_value(),
+            ttl_s=settings.partner_key_cache_seconds,
+        )
+        verifier = owned
+
+    async def startup(app: FastAPI) -> None:
+        app.state.notifications = Stores.over(app.state.db)
+        app.state.partner_keys = verifier
+        app.state.clock = clock or SystemClock()
+        app.state.secret_box = FernetSecretBox(settings.webhook_key_material())
+        app.state.api_counters = WorkerCounters()
+        app.state.index_task = asyncio.create_task(_ensure_indexes_soon(app.state.db))
+
+    async def shutdown(app: FastAPI) -> None:
+        app.state.index_task.cancel()
+        if owned is not None:
+            await owned.close()
+
+    app = create_app(
+        settings,
+        title="Channelkeep notifications",
+        description=DESCRIPTION,
+        topics=[*CONSUMES, *PRODUCES],
+        on_startup=startup,
+        on_shutdown=shutdown,
+    )
+    app.include_router(router)
+    return app
+
+
+async def _ensure_indexes_soon(db: AsyncDatabase[dict[str, Any]]) -> None:
+    delay = 0.5
+    while True:
+        try:
+            await ensure_indexes(db)
+            return
+        except Exception as error:  # the database may still be starting
+            log.warning("index creation failed; retrying", extra={"error": type(error).__name__})
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+
+# --- worker ---------------------------------------------------------------------------------
+
+
+def build_processors(
+    settings: Settings,
+    *,
+    topics: Mapping[str, str] | None = None,
+    group_id: str = "notifications.worker",
+    clock: Clock | None = None,
+) -> ProcessorFactory:
+    """`topics` maps the topics to consume to the contract topic they carry (tests)."""
+    consumed = dict(topics or {t: t for t in CONSUMES})
+
+    def factory(
+        db: AsyncDatabase[dict[str, Any]], counters: WorkerCounters, instance: str
+    ) -> Sequence[TransactionalProcessor]:
+        stores = Stores.over(db)
+        handler = EventHandler(
+            projections=stores.projections,
+            deliveries=stores.deliveries,
+            webhooks=stores.webhooks,
+            advisory_jobs=stores.advisory_jobs,
+            clock=clock or SystemClock(),
+            counters=counters,
+        )
+        return [
+            TransactionalProcessor(
+                bootstrap=settings.kafka_bootstrap,
+                topics=list(consumed),
+                schema_of=consumed,
+                group_id=group_id,
+                transactional_id=f"{group_id}-{instance}",
+                handler=handler,
+                counters=counters,
+                max_records=settings.consumer_batch_max,
+            )
+        ]
+
+    return factory
+
+
+def build_background(
+    settings: Settings,
+    *,
+    stop: asyncio.Event,
+    deliveries_topic: str = DELIVERIES_TOPIC,
+    clock: Clock | None = None,
+    email_sender: EmailSender | None = None,
+    webhook_sender: WebhookSender | None = None,
+    owner: str | None = None,
+) -> list[BackgroundTask]:
+    """The dispatcher, the advisory fan-out and the daily reminder scheduler, as one task."""
+    the_clock = clock or SystemClock()
+
+    async def background(db: AsyncDatabase[dict[str, Any]], counters: WorkerCounters) -> None:
+        stores = Stores.over(db)
+        while not stop.is_set():
+            try:
+                await ensure_indexes(db)
+                break
+            except Exception as error:
+                log.warning("index creation failed", extra={"error": type(error).__name__})
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), 2)
+        producer = make_producer(settings.kafka_bootstrap)
+        smtp = email_sender or SmtpSender(
+            host=settings.smtp_host,
+            port=settings.smtp_port,
+            domain=settings.smtp_from.rpartition("@")[2].rstrip(">") or "localhost",
+            connections=settings.smtp_connections,
+            timeout=settings.smtp_timeout_seconds,
+            username=settings.smtp_username or None,
+            password=settings.smtp_password.get_secret_value() or None,
+            start_tls=settings.smtp_starttls,
+        )
+        hooks = webhook_sender or HttpWebhookSender(
+            timeout=settings.webhook_timeout_seconds,
+            max_response_bytes=settings.webhook_response_max_bytes,
+            allow_loopback=settings.webhook_allow_loopback,
+        )
+        try:
+            while not stop.is_set():
+                try:
+                    await producer.start()
+                    break
+                except Exception as error:
+                    log.warning("broker not reachable yet", extra={"error": type(error).__name__})
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), 2)
+            dispatcher = Dispatcher(
+                deliveries=stores.deliveries,
+                projections=stores.projections,
+                preferences=stores.preferences,
+                webhooks=stores.webhooks,
+                advisories=stores.advisory_jobs,
+                email_sender=smtp,
+                webhook_sender=hooks,
+                publisher=KafkaOutcomePublisher(producer, deliveries_topic),
+                secret_box=FernetSecretBox(settings.webhook_key_material()),
+                renderer=Renderer(vendor_of(settings)),
+                vendor=vendor_of(settings),
+                clock=the_clock,
+                counters=counters,
+                settings=DispatchSettings(
+                    from_address=settings.smtp_from,
+                    public_base_url=settings.public_base_url,
+                    unsubscribe_secret=settings.unsubscribe_secret.get_secret_value().encode(),
+                    email_retry=RetryPolicy(
+                        settings.email_max_attempts,
+                        settings.retry_base_seconds,
+                        settings.retry_max_seconds,
+                    ),
+                    webhook_retry=RetryPolicy(
+                        settings.webhook_max_attempts,
+                        settings.retry_base_seconds,
+                        settings.retry_max_seconds,
+                    ),
+                    batch_size=settings.dispatch_batch_size,
+                    concurrency=settings.dispatch_concurrency,
+                ),
+                stop=stop,
+            )
+            fanout = AdvisoryFanout(
+                jobs=stores.advisory_jobs,
+                entitlements=stores.projections,
+                deliveries=stores.deliveries,
+                webhooks=stores.webhooks,
+                clock=the_clock,
+                counters=counters,
+                page_size=settings.advisory_page_size,
+            )
+            scheduler = DailyReminders(
+                reminder_pass=reminder_pass(stores, the_clock, counters),
+                state=stores.reminder_runs,
+                clock=the_clock,
+                run_hour_utc=settings.reminder_run_hour_utc,
+                catch_up_days=settings.reminder_catch_up_days,
+            )
+
+            async def dispatch_step() -> bool:
+                return await dispatcher.run_once() > 0
+
+            common: dict[str, Any] = {
+                "leases": stores.leases,
+                "owner": owner or instance_id(settings),
+                "clock": the_clock,
+                "counters": counters,
+                "stop": stop,
+                "lease_seconds": settings.lease_seconds,
+            }
+            await asyncio.gather(
+                run_as_leader(
+                    "dispatcher",
+                    dispatch_step,
+                    idle_seconds=settings.dispatch_idle_seconds,
+                    **common,
+                ),
+                run_as_leader("advisory-fanout", fanout.step, idle_seconds=1.0, **common),
+                run_as_leader("reminder-scheduler", scheduler.step, idle_seconds=60.0, **common),
+            )
+        finally:
+            with contextlib.suppress(Exception):
+                await producer.stop()
+            for owned in (smtp, hooks):
+                if isinstance(owned, SmtpSender | HttpWebhookSender):
+                    with contextlib.suppress(Exception):
+                        await owned.close()
+
+    return [background]

@@ -1,0 +1,413 @@
+"""The notification rules of CONTRACT 4: who gets what, under whose brand, and when.
+
+Pure functions from entitlements, partners and triggering facts to planned
+deliveries. Every decision the contract's table makes lives here, so it is
+tested without a broker, a database or a mail server.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping, Sequence
+from itertools import groupby
+from typing import Any, Final
+
+from services.notifications.domain.model import (
+    ADVISORY_TYPES,
+    Branding,
+    Channel,
+    Entitlement,
+    ListedEntitlement,
+    NotificationType,
+    Partner,
+    PlannedDelivery,
+    Vendor,
+    notification_id,
+)
+
+REMINDER_OFFSETS: Final[tuple[int, ...]] = (90, 30, 7)
+OPPORTUNITY_OFFSET: Final[int] = 90
+# A message lists at most this many licences; more are split into several messages
+# (each its own subject, so each is still delivered once).
+MAX_LISTED: Final[int] = 200
+
+WELCOME_EVENTS: Final[frozenset[str]] = frozenset({"entitlement.registered"})
+COMMISSION_TYPES: Final[Mapping[str, NotificationType]] = {
+    "commission.accrued": "commission_earned",
+    "commission.clawed_back": "commission_reversed",
+}
+
+
+# --- branding and audience ------------------------------------------------------
+
+
+def customer_branding(
+    notification_type: NotificationType, scope_partner: Partner | None, vendor: Vendor
+) -> Branding:
+    """Partner branding only for a co-branding, active partner of record; else the vendor's.
+
+    Security advisories are the vendor's alone and name no partner.
+    """
+    if notification_type == "security_advisory" or scope_partner is None:
+        return vendor.branding()
+    if not (scope_partner.active and scope_partner.co_brand_customer_messages):
+        return vendor.branding()
+    return Branding(
+        name=scope_partner.display_name,
+        color=safe_color(scope_partner.color) or vendor.color,
+        logo_url=safe_url(scope_partner.logo_url),
+        phone=scope_partner.phone,
+        website=safe_url(scope_partner.website),
+        partner_id=scope_partner.partner_id,
+    )
+
+
+def honours_unsubscribe(notification_type: NotificationType) -> bool:
+    """An unsubscribe stops every e-mail but security advisories (and their partner digests)."""
+    return notification_type not in ADVISORY_TYPES
+
+
+def carries_list_unsubscribe(notification_type: NotificationType) -> bool:
+    return notification_type not in ADVISORY_TYPES
+
+
+def needs_active_partner(notification_type: NotificationType) -> bool:
+    """Sales leads and customer security details go to active partners only.
+
+    Commission and attribution notices concern the partner's own money and
+    records, so they go whatever its status.
+    """
+    return notification_type in ("renewal_opportunity", "advisory_partner_digest")
+
+
+def partner_channels(has_webhook: bool) -> tuple[Channel, ...]:
+    """Partner-facing messages go by e-mail, and by webhook once one is set (CONTRACT 4)."""
+    return ("email", "webhook") if has_webhook else ("email",)
+
+
+def welcome_applies(event_type: str) -> bool:
+    """A registration (customer or partner, CONTRACT 2.1) welcomes; orders never do.
+
+    `entitlement.registered` is emitted for both kinds of registration; an
+    entitlement that an order created arrives as `entitlement.order_applied`,
+    and attribution or term changes as `attribution_changed` / `updated`.
+    """
+    return event_type in WELCOME_EVENTS
+
+
+def due_term_ends(as_of: dt.date) -> dict[int, dt.date]:
+    """For a pass as of `as_of`, the term end each reminder offset is due for."""
+    return {offset: as_of + dt.timedelta(days=offset) for offset in REMINDER_OFFSETS}
+
+
+# --- planning ------------------------------------------------------------------------
+
+
+def plan_welcome(entitlement: Entitlement, occurred_at: dt.datetime) -> PlannedDelivery:
+    customer = entitlement.customer
+    return PlannedDelivery(
+        notification_id=notification_id(
+            "welcome", entitlement.license_key, customer.contact_id, "email"
+        ),
+        type="welcome",
+        channel="email",
+        audience="customer",
+        recipient=customer.email,
+        partner_scope=entitlement.partner_of_record,
+        entitlements=(ListedEntitlement.of(entitlement),),
+        occurred_at=occurred_at,
+        related_partner_ids=_partners_of([entitlement]),
+        contact_name=customer.contact_name,
+        org_name=customer.org_name,
+    )
+
+
+def plan_reminders(
+    contact_entitlements: Sequence[Entitlement],
+    offset: int,
+    as_of: dt.date,
+    occurred_at: dt.datetime,
+) -> list[PlannedDelivery]:
+    """One reminder per partner-of-record scope for one contact's due entitlements.
+
+    A customer who bought from two resellers gets two reminders, each naming
+    at most its own partner and listing only that partner's licences.
+    """
+    if not contact_entitlements:
+        return []
+    related = _partners_of(contact_entitlements)
+    first = contact_entitlements[0].customer
+    plans: list[PlannedDelivery] = []
+    for scope, group in _by_scope(contact_entitlements):
+        for chunk in _chunks(group, MAX_LISTED):
+            listed = tuple(ListedEntitlement.of(e) for e in chunk)
+            term_end = chunk[0].term_end
+            subject = f"{offset}d/{term_end.isoformat()}/{_keys(listed)}"
+            plans.append(
+                PlannedDelivery(
+                    notification_id=notification_id(
+                        "renewal_reminder", subject, first.contact_id, "email"
+                    ),
+                    type="renewal_reminder",
+                    channel="email",
+                    audience="customer",
+                    recipient=first.email,
+                    partner_scope=scope,
+                    entitlements=listed,
+                    occurred_at=occurred_at,
+                    facts={"offset_days": offset, "as_of": as_of.isoformat()},
+                    related_partner_ids=related,
+                    contact_name=first.contact_name,
+                    org_name=first.org_name,
+                )
+            )
+    return plans
+
+
+def plan_renewal_opportunities(
+    partner_id: str,
+    entitlements: Sequence[Entitlement],
+    as_of: dt.date,
+    occurred_at: dt.datetime,
+    channels: Iterable[Channel],
+) -> list[PlannedDelivery]:
+    """The partner of record hears of its own licences 90 days before they end."""
+    own = [e for e in entitlements if e.partner_of_record == partner_id]
+    plans: list[PlannedDelivery] = []
+    for chunk in _chunks(own, MAX_LISTED):
+        listed = tuple(ListedEntitlement.of(e) for e in chunk)
+        subject = f"{OPPORTUNITY_OFFSET}d/{chunk[0].term_end.isoformat()}/{_keys(listed)}"
+        for channel in channels:
+            plans.append(
+                PlannedDelivery(
+                    notification_id=notification_id(
+                        "renewal_opportunity", subject, partner_id, channel
+                    ),
+                    type="renewal_opportunity",
+                    channel=channel,
+                    audience="partner",
+                    recipient=partner_id,
+                    partner_scope=partner_id,
+                    entitlements=listed,
+                    occurred_at=occurred_at,
+                    facts={"offset_days": OPPORTUNITY_OFFSET, "as_of": as_of.isoformat()},
+                    related_partner_ids=(partner_id,),
+                )
+            )
+    return plans
+
+
+def plan_security_advisory(
+    advisory_id: str, contact_entitlements: Sequence[Entitlement], occurred_at: dt.datetime
+) -> PlannedDelivery | None:
+    """One vendor advisory per contact, listing that contact's affected licences."""
+    if not contact_entitlements:
+        return None
+    customer = contact_entitlements[0].customer
+    listed = tuple(ListedEntitlement.of(e) for e in contact_entitlements[:MAX_LISTED])
+    return PlannedDelivery(
+        notification_id=notification_id(
+            "security_advisory", advisory_id, customer.contact_id, "email"
+        ),
+        type="security_advisory",
+        channel="email",
+        audience="customer",
+        recipient=customer.email,
+        partner_scope=None,
+        entitlements=listed,
+        occurred_at=occurred_at,
+        facts={"advisory_id": advisory_id, "affected_total": len(contact_entitlements)},
+        related_partner_ids=_partners_of(contact_entitlements),
+        contact_name=customer.contact_name,
+        org_name=customer.org_name,
+    )
+
+
+def plan_advisory_digest(
+    advisory_id: str,
+    partner_id: str,
+    listed: Sequence[Entitlement],
+    affected_total: int,
+    occurred_at: dt.datetime,
+    channels: Iterable[Channel],
+) -> list[PlannedDelivery]:
+    """One digest per partner of record, listing only its own affected licences."""
+    own = tuple(ListedEntitlement.of(e) for e in listed if e.partner_of_record == partner_id)
+    return [
+        PlannedDelivery(
+            notification_id=notification_id(
+                "advisory_partner_digest", advisory_id, partner_id, channel
+            ),
+            type="advisory_partner_digest",
+            channel=channel,
+            audience="partner",
+            recipient=partner_id,
+            partner_scope=partner_id,
+            entitlements=own,
+            occurred_at=occurred_at,
+            facts={"advisory_id": advisory_id, "affected_total": affected_total},
+            related_partner_ids=(partner_id,),
+        )
+        for channel in channels
+    ]
+
+
+COMMISSION_FACTS: Final[tuple[str, ...]] = (
+    "line_id",
+    "role",
+    "order_id",
+    "line_ref",
+    "refund_id",
+    "kind",
+    "tier",
+    "base_amount_minor",
+    "rate_bps",
+    "amount_minor",
+    "currency",
+    "status",
+    "payable_at",
+)
+
+
+def plan_commission(
+    event_type: str,
+    line: Mapping[str, Any],
+    occurred_at: dt.datetime,
+    channels: Iterable[Channel],
+) -> list[PlannedDelivery]:
+    """The beneficiary hears of each ledger line it earns or loses.
+
+    A distributor override concerns a licence whose partner of record is the
+    distributor's reseller, not the distributor: its notice lists no licence,
+    so no message to a partner lists an entitlement of another.
+    """
+    notification_type = COMMISSION_TYPES.get(event_type)
+    if notification_type is None:
+        return []
+    partner_id = str(line["partner_id"])
+    own_licence = line["role"] == "partner_of_record"
+    listed: tuple[ListedEntitlement, ...] = ()
+    if own_licence:
+        listed = (
+            ListedEntitlement(
+                license_key=str(line["license_key"]),
+                product="",
+                term_end=None,
+                partner_of_record=partner_id,
+            ),
+        )
+    facts = {k: line.get(k) for k in COMMISSION_FACTS}
+    facts["license_key"] = line["license_key"] if own_licence else None
+    return [
+        PlannedDelivery(
+            notification_id=notification_id(
+                notification_type, str(line["line_id"]), partner_id, channel
+            ),
+            type=notification_type,
+            channel=channel,
+            audience="partner",
+            recipient=partner_id,
+            partner_scope=partner_id,
+            entitlements=listed,
+            occurred_at=occurred_at,
+            facts=facts,
+            related_partner_ids=(partner_id,),
+        )
+        for channel in channels
+    ]
+
+
+def plan_attribution_changed(
+    entitlement: Entitlement,
+    previous_partner_id: str | None,
+    occurred_at: dt.datetime,
+    channels_of: Mapping[str, Iterable[Channel]],
+) -> list[PlannedDelivery]:
+    """The old partner of record hears it lost the licence (not to whom); the new one, it won it.
+
+    Each message lists the licence under its recipient's scope only.
+    """
+    new_partner_id = entitlement.partner_of_record
+    changes: list[tuple[str, str]] = []
+    if previous_partner_id is not None and previous_partner_id != new_partner_id:
+        changes.append((previous_partner_id, "lost"))
+    if new_partner_id is not None and previous_partner_id != new_partner_id:
+        changes.append((new_partner_id, "gained"))
+    subject = (
+        f"{entitlement.license_key}/{previous_partner_id or '-'}/{new_partner_id or '-'}/"
+        f"{occurred_at.isoformat()}"
+    )
+    plans: list[PlannedDelivery] = []
+    for partner_id, change in changes:
+        listed = ListedEntitlement(
+            license_key=entitlement.license_key,
+            product=entitlement.product,
+            term_end=entitlement.term_end,
+            # The recipient's own view: it is (gained) or was (lost) the PoR.
+            partner_of_record=partner_id,
+            sku=entitlement.sku,
+            org_name=entitlement.customer.org_name if change == "gained" else "",
+        )
+        for channel in channels_of.get(partner_id, ("email",)):
+            plans.append(
+                PlannedDelivery(
+                    notification_id=notification_id(
+                        "attribution_changed", subject, partner_id, channel
+                    ),
+                    type="attribution_changed",
+                    channel=channel,
+                    audience="partner",
+                    recipient=partner_id,
+                    partner_scope=partner_id,
+                    entitlements=(listed,),
+                    occurred_at=occurred_at,
+                    facts={"change": change},
+                    related_partner_ids=tuple(
+                        p for p in (previous_partner_id, new_partner_id) if p is not None
+                    ),
+                )
+            )
+    return plans
+
+
+# --- helpers ---------------------------------------------------------------------------
+
+
+def safe_color(value: str | None) -> str | None:
+    """A colour goes into a style attribute: only `#rgb` / `#rrggbb` get through."""
+    if not value or not value.startswith("#") or len(value) not in (4, 7):
+        return None
+    return value if all(c in "0123456789abcdefABCDEF" for c in value[1:]) else None
+
+
+def safe_url(value: str | None) -> str | None:
+    """Links and images in a message: https only, no spaces or quotes."""
+    if not value or not value.startswith("https://"):
+        return None
+    if any(c in value for c in " \"'<>\\\n\r\t"):
+        return None
+    return value
+
+
+def _partners_of(entitlements: Iterable[Entitlement]) -> tuple[str, ...]:
+    return tuple(sorted({e.partner_of_record for e in entitlements if e.partner_of_record}))
+
+
+def _scope_key(entitlement: Entitlement) -> str:
+    return entitlement.partner_of_record or ""
+
+
+def _by_scope(
+    entitlements: Sequence[Entitlement],
+) -> list[tuple[str | None, list[Entitlement]]]:
+    ordered = sorted(entitlements, key=lambda e: (_scope_key(e), e.license_key))
+    return [(key or None, list(group)) for key, group in groupby(ordered, key=_scope_key)]
+
+
+def _chunks(items: Sequence[Entitlement], size: int) -> list[Sequence[Entitlement]]:
+    ordered = sorted(items, key=lambda e: e.license_key)
+    return [ordered[i : i + size] for i in range(0, len(ordered), size)]
+
+
+def _keys(listed: Sequence[ListedEntitlement]) -> str:
+    return "+".join(e.license_key for e in listed)

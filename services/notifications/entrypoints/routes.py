@@ -1,0 +1,298 @@
+"""The notifications HTTP API (CONTRACT 2.3): thin handlers over the stores and use cases."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import HTMLResponse
+from pydantic import BaseModel, Field
+
+from chassis.auth import PartnerPrincipal, require_admin, require_partner
+from chassis.errors import ApiError
+from services.notifications.adapters.webhooks import (
+    HttpWebhookSender,
+    new_signing_secret,
+    resolve,
+)
+from services.notifications.bootstrap import Stores, reminder_pass
+from services.notifications.domain import unsubscribe as unsubscribe_tokens
+from services.notifications.domain.webhook_policy import (
+    WebhookTargetRefused,
+    check_addresses,
+    parse_target,
+)
+from services.notifications.service_layer.ports import DeliveryError, WebhookConfig
+
+router = APIRouter()
+
+
+def stores(request: Request) -> Stores:
+    return request.app.state.notifications  # type: ignore[no-any-return]
+
+
+async def admin(request: Request) -> None:
+    settings = request.app.state.settings
+    await require_admin(
+        request, settings.admin_token.get_secret_value(), request.app.state.partner_keys
+    )
+
+
+async def partner(request: Request) -> PartnerPrincipal:
+    settings = request.app.state.settings
+    return await require_partner(
+        request, settings.admin_token.get_secret_value(), request.app.state.partner_keys
+    )
+
+
+Admin = Annotated[None, Depends(admin)]
+Partner = Annotated[PartnerPrincipal, Depends(partner)]
+StoresDep = Annotated[Stores, Depends(stores)]
+
+
+class WebhookIn(BaseModel):
+    url: str = Field(min_length=8, max_length=2048, description="https URL to POST to")
+
+
+class WebhookOut(BaseModel):
+    url: str
+    secret: str = Field(description="signing secret (Standard Webhooks); shown only now")
+    signature_scheme: str = "standard-webhooks v1 (HMAC-SHA256)"
+
+
+class WebhookSettingsOut(BaseModel):
+    url: str
+    signature_scheme: str = "standard-webhooks v1 (HMAC-SHA256)"
+
+
+class WebhookTestOut(BaseModel):
+    delivered: bool
+    webhook_id: str
+    error: str | None = Field(None, description="why not, as a short code")
+
+
+class DeliveryOut(BaseModel):
+    notification_id: str
+    notification_type: str
+    channel: str
+    audience: str
+    status: str
+    attempts: int
+    error: str | None
+    partner_scope: str | None
+    license_keys: list[str]
+    created_at: dt.datetime | None
+    finished_at: dt.datetime | None
+    recipient: str | None = None
+
+
+class DeliveriesOut(BaseModel):
+    deliveries: list[DeliveryOut]
+    total: int
+
+
+class ReminderRunOut(BaseModel):
+    as_of: dt.date
+    considered: int
+    planned: int
+    new: int
+
+
+def _delivery(doc: dict[str, Any], *, with_recipient: bool) -> DeliveryOut:
+    return DeliveryOut(
+        notification_id=doc["_id"],
+        notification_type=doc["type"],
+        channel=doc["channel"],
+        audience=doc["audience"],
+        status=doc["status"],
+        attempts=doc.get("attempts", 0),
+        error=doc.get("error"),
+        partner_scope=doc.get("partner_scope"),
+        license_keys=doc.get("license_keys", []),
+        created_at=doc.get("created_at"),
+        finished_at=doc.get("finished_at"),
+        recipient=doc.get("recipient") if with_recipient else None,
+    )
+
+
+@router.put(
+    "/v1/partner/webhook",
+    response_model=WebhookOut,
+    tags=["partner"],
+    summary="set the webhook URL; returns a new signing secret, shown once",
+)
+async def put_webhook(body: WebhookIn, request: Request, caller: Partner, s: StoresDep) -> Any:
+    settings = request.app.state.settings
+    try:
+        target = parse_target(body.url, allow_loopback=settings.webhook_allow_loopback)
+        check_addresses(target, await resolve(target.host, target.port))
+    except WebhookTargetRefused as refused:
+        raise ApiError(422, refused.code, str(refused), field="url") from None
+    secret = new_signing_secret()
+    sealed = request.app.state.secret_box.seal(secret)
+    await s.webhooks.set(
+        WebhookConfig(caller.partner_id, target.url, sealed), request.app.state.clock.now()
+    )
+    return WebhookOut(url=target.url, secret=secret)
+
+
+async def _webhook_of(s: Stores, partner_id: str) -> WebhookConfig:
+    config = (await s.webhooks.of([partner_id])).get(partner_id)
+    if config is None:
+        raise ApiError(404, "webhook_not_set", "no webhook is set; PUT /v1/partner/webhook first")
+    return config
+
+
+@router.get(
+    "/v1/partner/webhook",
+    response_model=WebhookSettingsOut,
+    tags=["partner"],
+    summary="the webhook URL in use (never the secret)",
+)
+async def get_webhook(caller: Partner, s: StoresDep) -> Any:
+    return WebhookSettingsOut(url=(await _webhook_of(s, caller.partner_id)).url)
+
+
+@router.post(
+    "/v1/partner/webhook/test",
+    response_model=WebhookTestOut,
+    tags=["partner"],
+    summary="send one signed `webhook.test` event now and say how it went",
+)
+async def test_webhook(request: Request, caller: Partner, s: StoresDep) -> Any:
+    """A ping, sent at once and not retried or recorded: it tests the receiver, nothing else."""
+    settings = request.app.state.settings
+    config = await _webhook_of(s, caller.partner_id)
+    now = request.app.state.clock.now()
+    webhook_id = f"test-{uuid.uuid4()}"
+    body = json.dumps(
+        {
+            "type": "webhook.test",
+            "timestamp": now.astimezone(dt.UTC).isoformat().replace("+00:00", "Z"),
+            "data": {"partner_id": caller.partner_id, "message": "Channelkeep test event"},
+        },
+        separators=(",", ":"),
+    )
+    sender = HttpWebhookSender(
+        timeout=settings.webhook_timeout_seconds,
+        max_response_bytes=settings.webhook_response_max_bytes,
+        allow_loopback=settings.webhook_allow_loopback,
+    )
+    try:
+        secret = request.app.state.secret_box.open(config.secret_ciphertext)
+        await sender.send(config.url, secret, webhook_id, now, body)
+    except DeliveryError as error:
+        return WebhookTestOut(delivered=False, webhook_id=webhook_id, error=error.code)
+    finally:
+        await sender.close()
+    return WebhookTestOut(delivered=True, webhook_id=webhook_id)
+
+
+@router.get(
+    "/v1/partner/deliveries",
+    response_model=DeliveriesOut,
+    tags=["partner"],
+    summary="deliveries to the caller",
+)
+async def partner_deliveries(
+    caller: Partner,
+    s: StoresDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> Any:
+    query = {"audience": "partner", "partner_id": caller.partner_id}
+    docs = await s.deliveries.search(query, limit, offset)
+    return DeliveriesOut(
+        deliveries=[_delivery(d, with_recipient=False) for d in docs],
+        total=await s.deliveries.count(query),
+    )
+
+
+@router.post(
+    "/v1/admin/reminders/run",
+    response_model=ReminderRunOut,
+    tags=["admin"],
+    summary="run the renewal-reminder pass as of a day (idempotent)",
+)
+async def run_reminders(
+    request: Request,
+    _: Admin,
+    s: StoresDep,
+    as_of: Annotated[dt.date | None, Query(description="YYYY-MM-DD; default today (UTC)")] = None,
+) -> Any:
+    clock = request.app.state.clock
+    day = as_of or clock.now().astimezone(dt.UTC).date()
+    summary = await reminder_pass(s, clock, request.app.state.api_counters).run(day)
+    return ReminderRunOut(
+        as_of=summary.as_of,
+        considered=summary.considered,
+        planned=summary.planned,
+        new=summary.new,
+    )
+
+
+@router.get(
+    "/v1/admin/deliveries",
+    response_model=DeliveriesOut,
+    tags=["admin"],
+    summary="deliveries by licence key and/or recipient (e-mail address or partner id)",
+)
+async def admin_deliveries(
+    _: Admin,
+    s: StoresDep,
+    license_key: str | None = None,
+    recipient: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> Any:
+    query: dict[str, Any] = {}
+    if license_key:
+        query["license_keys"] = license_key
+    if recipient:
+        query["$or"] = [{"recipient": recipient.strip().lower()}, {"partner_id": recipient}]
+    docs = await s.deliveries.search(query, limit, offset)
+    return DeliveriesOut(
+        deliveries=[_delivery(d, with_recipient=True) for d in docs],
+        total=await s.deliveries.count(query),
+    )
+
+
+_UNSUBSCRIBED_PAGE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>Unsubscribed</title></head>
+<body style="font-family:Arial,sans-serif;max-width:560px;margin:48px auto;color:#1d2327;">
+<h1 style="font-size:22px;">You are unsubscribed</h1>
+<p>You will no longer receive renewal reminders or other non-security e-mail at this address.</p>
+<p>Security advisories about your licences are still sent: they may need you to act.</p>
+</body></html>"""
+
+
+async def _unsubscribe(token: str, request: Request, s: Stores) -> HTMLResponse:
+    secret = request.app.state.settings.unsubscribe_secret.get_secret_value().encode()
+    contact = unsubscribe_tokens.verify(token, secret)
+    if contact is None:
+        raise ApiError(400, "invalid_token", "this unsubscribe link is not valid")
+    await s.preferences.unsubscribe(contact, request.app.state.clock.now())
+    return HTMLResponse(_UNSUBSCRIBED_PAGE)
+
+
+@router.get(
+    "/v1/unsubscribe/{token}",
+    response_class=HTMLResponse,
+    tags=["public"],
+    summary="signed link: stop reminders and other non-security e-mail for that contact",
+)
+async def unsubscribe(token: str, request: Request, s: StoresDep) -> HTMLResponse:
+    return await _unsubscribe(token, request, s)
+
+
+@router.post(
+    "/v1/unsubscribe/{token}",
+    response_class=HTMLResponse,
+    tags=["public"],
+    summary="one-click unsubscribe (RFC 8058), same effect as the GET",
+)
+async def unsubscribe_one_click(token: str, request: Request, s: StoresDep) -> HTMLResponse:
+    return await _unsubscribe(token, request, s)

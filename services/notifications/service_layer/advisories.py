@@ -1,0 +1,165 @@
+"""Security-advisory fan-out: a resumable job per advisory, one page of contacts per step.
+
+Step by step it plans one vendor advisory per contact with an unexpired
+entitlement of an affected product (keyset pages in contact order, so memory
+stays bounded by the page), then one digest per partner of record listing
+only that partner's affected entitlements. The job's cursor is saved after
+each page: a worker that dies mid fan-out resumes where it was, and the pages
+it planned twice plan nothing new (deterministic notification ids).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from itertools import groupby
+from typing import Any, Protocol
+
+from services.notifications.domain.model import Entitlement, PlannedDelivery
+from services.notifications.domain.rules import (
+    MAX_LISTED,
+    partner_channels,
+    plan_advisory_digest,
+    plan_security_advisory,
+)
+from services.notifications.service_layer.ports import Clock, Counters, Deliveries, Webhooks
+
+
+class AffectedEntitlements(Protocol):
+    async def count_affected(self, products: Sequence[str], not_before: dt.date) -> int: ...
+
+    async def affected_page(
+        self, products: Sequence[str], not_before: dt.date, after_contact: str, limit: int
+    ) -> list[Entitlement]: ...
+
+    async def affected_partners(
+        self, products: Sequence[str], not_before: dt.date
+    ) -> list[str]: ...
+
+    async def affected_of_partner(
+        self, partner_id: str, products: Sequence[str], not_before: dt.date, limit: int
+    ) -> tuple[list[Entitlement], int]: ...
+
+
+class AdvisoryJobs(Protocol):
+    async def next_open(self) -> dict[str, Any] | None: ...
+
+    async def update(
+        self, advisory_id: str, fields: dict[str, Any], increments: dict[str, Any] | None = None
+    ) -> None: ...
+
+
+class AdvisoryFanout:
+    def __init__(
+        self,
+        *,
+        jobs: AdvisoryJobs,
+        entitlements: AffectedEntitlements,
+        deliveries: Deliveries,
+        webhooks: Webhooks,
+        clock: Clock,
+        counters: Counters,
+        page_size: int = 500,
+        partners_per_step: int = 20,
+    ) -> None:
+        self.jobs = jobs
+        self.entitlements = entitlements
+        self.deliveries = deliveries
+        self.webhooks = webhooks
+        self.clock = clock
+        self.counters = counters
+        self.page_size = page_size
+        self.partners_per_step = partners_per_step
+
+    async def step(self) -> bool:
+        """Advance the oldest open job by one page; False when there is nothing to do."""
+        job = await self.jobs.next_open()
+        if job is None:
+            self.counters.set_gauge("advisory_fanout_open_jobs", 0)
+            return False
+        self.counters.set_gauge("advisory_fanout_open_jobs", 1)
+        advisory: Mapping[str, Any] = job["advisory"]
+        advisory_id = str(advisory["advisory_id"])
+        products = list(advisory["products"])
+        occurred_at: dt.datetime = job["occurred_at"]
+        # Unexpired at the advisory's business time: a term ending that day still counts.
+        not_before = occurred_at.astimezone(dt.UTC).date()
+        if job.get("total") is None:
+            total = await self.entitlements.count_affected(products, not_before)
+            await self.jobs.update(advisory_id, {"total": total})
+            job["total"] = total
+        if job["phase"] == "customers":
+            await self._customers(job, advisory_id, products, not_before, occurred_at)
+        else:
+            await self._partners(job, advisory_id, products, not_before, occurred_at)
+        return True
+
+    async def _customers(
+        self,
+        job: dict[str, Any],
+        advisory_id: str,
+        products: list[str],
+        not_before: dt.date,
+        occurred_at: dt.datetime,
+    ) -> None:
+        page = await self.entitlements.affected_page(
+            products, not_before, job["contact_cursor"], self.page_size
+        )
+        if not page:
+            await self.jobs.update(advisory_id, {"phase": "partners"})
+            return
+        planned: list[PlannedDelivery] = []
+        contacts = 0
+        for _, group in groupby(page, key=lambda e: e.customer.contact_id):
+            plan = plan_security_advisory(advisory_id, list(group), occurred_at)
+            if plan is not None:
+                planned.append(plan)
+                contacts += 1
+        new = await self.deliveries.plan(planned, self.clock.now())
+        await self.jobs.update(
+            advisory_id,
+            {"contact_cursor": page[-1].customer.contact_id},
+            {"planned": new, "contacts": contacts, "entitlements": len(page)},
+        )
+        done = int(job.get("entitlements", 0)) + len(page)
+        total = max(int(job["total"] or 0), 1)
+        self.counters.inc("advisory_contacts_planned_total", contacts)
+        self.counters.set_gauge("advisory_fanout_progress_ratio", min(done / total, 1.0))
+
+    async def _partners(
+        self,
+        job: dict[str, Any],
+        advisory_id: str,
+        products: list[str],
+        not_before: dt.date,
+        occurred_at: dt.datetime,
+    ) -> None:
+        remaining = [
+            p
+            for p in await self.entitlements.affected_partners(products, not_before)
+            if p > job["partner_cursor"]
+        ][: self.partners_per_step]
+        if not remaining:
+            await self.jobs.update(advisory_id, {"phase": "done", "finished_at": self.clock.now()})
+            self.counters.inc("advisory_fanouts_completed_total")
+            self.counters.set_gauge("advisory_fanout_progress_ratio", 1.0)
+            return
+        configured = await self.webhooks.of(remaining)
+        planned: list[PlannedDelivery] = []
+        for partner_id in remaining:
+            listed, total = await self.entitlements.affected_of_partner(
+                partner_id, products, not_before, MAX_LISTED
+            )
+            planned.extend(
+                plan_advisory_digest(
+                    advisory_id,
+                    partner_id,
+                    listed,
+                    total,
+                    occurred_at,
+                    partner_channels(partner_id in configured),
+                )
+            )
+        new = await self.deliveries.plan(planned, self.clock.now())
+        await self.jobs.update(advisory_id, {"partner_cursor": remaining[-1]}, {"planned": new})
+        self.counters.inc("advisory_digests_planned_total", len(remaining))

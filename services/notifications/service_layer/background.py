@@ -1,0 +1,126 @@
+"""The worker's background loops: dispatcher, advisory fan-out, daily reminder scheduler.
+
+Each loop runs on one worker instance at a time (a lease in the database, kept
+alive while a step runs), so scaling the worker out never sends a message twice
+in parallel; another instance takes over when the holder stops renewing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+from services.notifications.service_layer.ports import Clock, Counters
+from services.notifications.service_layer.reminders import ReminderPass
+
+log = logging.getLogger(__name__)
+
+Step = Callable[[], Awaitable[bool]]
+
+
+class Leases(Protocol):
+    async def hold(self, name: str, owner: str, ttl: dt.timedelta, now: dt.datetime) -> bool: ...
+
+    async def release(self, name: str, owner: str) -> None: ...
+
+
+class SchedulerState(Protocol):
+    async def last_scheduled(self) -> dt.date | None: ...
+
+    async def mark_scheduled(self, as_of: dt.date, now: dt.datetime) -> None: ...
+
+
+async def run_as_leader(
+    name: str,
+    step: Step,
+    *,
+    leases: Leases,
+    owner: str,
+    clock: Clock,
+    counters: Counters,
+    stop: asyncio.Event,
+    idle_seconds: float,
+    lease_seconds: float,
+) -> None:
+    """Run `step` while holding lease `name`, until `stop`; idle when a step did nothing.
+
+    A step is never interrupted by `stop`: it finishes (so sent messages get
+    their mark) and the loop returns after it.
+    """
+    ttl = dt.timedelta(seconds=lease_seconds)
+
+    async def keep_alive() -> None:
+        while True:
+            await asyncio.sleep(lease_seconds / 3)
+            with contextlib.suppress(Exception):
+                await leases.hold(name, owner, ttl, clock.now())
+
+    try:
+        while not stop.is_set():
+            busy = False
+            try:
+                if await leases.hold(name, owner, ttl, clock.now()):
+                    renewer = asyncio.create_task(keep_alive())
+                    try:
+                        busy = await step()
+                    finally:
+                        renewer.cancel()
+            except Exception:
+                log.exception("background step failed", extra={"task": name})
+                counters.inc("background_errors_total", task=name)
+            if not busy:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), idle_seconds)
+    finally:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(leases.release(name, owner), 2)
+
+
+class DailyReminders:
+    """Runs the reminder pass once per day after `run_hour` UTC, catching up missed days."""
+
+    def __init__(
+        self,
+        *,
+        reminder_pass: ReminderPass,
+        state: SchedulerState,
+        clock: Clock,
+        run_hour_utc: int,
+        catch_up_days: int,
+    ) -> None:
+        self.reminder_pass = reminder_pass
+        self.state = state
+        self.clock = clock
+        self.run_hour_utc = run_hour_utc
+        self.catch_up_days = catch_up_days
+
+    def days_due(self, now: dt.datetime, last: dt.date | None) -> list[dt.date]:
+        today = now.astimezone(dt.UTC).date()
+        latest = today if now.astimezone(dt.UTC).hour >= self.run_hour_utc else None
+        if latest is None:
+            latest = today - dt.timedelta(days=1)
+            if last is None:
+                return []  # first start ever, before today's hour: wait for it
+        if last is None:
+            return [latest]
+        missed = (latest - last).days
+        if missed <= 0:
+            return []
+        first = max(1, missed - self.catch_up_days + 1)
+        return [last + dt.timedelta(days=n) for n in range(first, missed + 1)]
+
+    async def step(self) -> bool:
+        days = self.days_due(self.clock.now(), await self.state.last_scheduled())
+        for day in days:
+            summary = await self.reminder_pass.run(day)
+            await self.state.mark_scheduled(day, self.clock.now())
+            log.info(
+                "reminder pass done",
+                extra={"as_of": day.isoformat(), "planned": summary.planned, "new": summary.new},
+            )
+        # Nothing more to do until tomorrow: report idle so the loop sleeps.
+        return False

@@ -1,0 +1,172 @@
+"""The stream use case: keep the projections and plan the notifications events call for.
+
+Runs inside the chassis' transactional consume loop. It only writes the
+database (idempotently) and never sends: sending is the dispatcher's job, so a
+slow mail server never holds up the stream, and a replayed batch plans the
+same notification ids again, which the delivery store ignores.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Protocol
+
+from chassis.consumer import HandlerResult, Inbound
+from services.notifications.domain.model import (
+    Channel,
+    Customer,
+    Entitlement,
+    PlannedDelivery,
+)
+from services.notifications.domain.rules import (
+    COMMISSION_TYPES,
+    partner_channels,
+    plan_attribution_changed,
+    plan_commission,
+    plan_welcome,
+    welcome_applies,
+)
+from services.notifications.service_layer.ports import Clock, Counters, Deliveries, Webhooks
+
+log = logging.getLogger(__name__)
+
+# Partners first, so a batch holding a partner and its first registration brands
+# the welcome with it; the stream's own order is kept within each topic.
+_ORDER = {"partner": 0, "entitlement": 1, "commission": 2, "advisory": 3}
+
+
+class ProjectionWriter(Protocol):
+    async def apply_partner(self, data: Mapping[str, Any], version: Any) -> bool: ...
+
+    async def apply_entitlement(self, data: Mapping[str, Any], version: Any) -> bool: ...
+
+
+class AdvisoryJobOpener(Protocol):
+    async def open(self, advisory: Mapping[str, Any], occurred_at: Any) -> str: ...
+
+
+def entitlement_of(data: Mapping[str, Any]) -> Entitlement:
+    """An `entitlement.*` event's data (as JSON) as the domain's entitlement."""
+    customer = data["customer"]
+    por = data.get("partner_of_record")
+    return Entitlement(
+        license_key=data["license_key"],
+        product=data["product"],
+        sku=data["sku"],
+        term_end=dt.date.fromisoformat(str(data["term_end"])),
+        customer=Customer(
+            customer_id=customer["customer_id"],
+            org_name=customer["org_name"],
+            contact_name=customer.get("contact_name", ""),
+            email=customer["email"],
+        ),
+        partner_of_record=por["partner_id"] if por else None,
+    )
+
+
+class EventHandler:
+    def __init__(
+        self,
+        *,
+        projections: ProjectionWriter,
+        deliveries: Deliveries,
+        webhooks: Webhooks,
+        advisory_jobs: AdvisoryJobOpener,
+        clock: Clock,
+        counters: Counters,
+    ) -> None:
+        self.projections = projections
+        self.deliveries = deliveries
+        self.webhooks = webhooks
+        self.advisory_jobs = advisory_jobs
+        self.clock = clock
+        self.counters = counters
+
+    async def __call__(self, batch: list[Inbound]) -> HandlerResult:
+        result = HandlerResult()
+        ordered = sorted(batch, key=lambda i: _ORDER.get(i.envelope.event_type.split(".")[0], 9))
+        channels = await self._channels(_partners_to_notify(ordered))
+        planned: list[PlannedDelivery] = []
+        for inbound in ordered:
+            planned.extend(await self._one(inbound, channels, result))
+        new = await self.deliveries.plan(planned, self.clock.now())
+        self.counters.inc("deliveries_planned_total", new)
+        return result
+
+    async def _one(
+        self,
+        inbound: Inbound,
+        channels: Mapping[str, Sequence[Channel]],
+        result: HandlerResult,
+    ) -> list[PlannedDelivery]:
+        envelope = inbound.envelope
+        event_type = envelope.event_type
+        data = envelope.data.model_dump(mode="json")
+        if event_type in ("partner.created", "partner.updated"):
+            await self.projections.apply_partner(data, envelope.data.effective_at)
+            return []
+        if event_type.startswith("entitlement."):
+            return await self._entitlement(inbound, data, channels, result)
+        if event_type in COMMISSION_TYPES:
+            partner_id = str(data["partner_id"])
+            return plan_commission(
+                event_type, data, envelope.occurred_at, channels.get(partner_id, ("email",))
+            )
+        if event_type == "advisory.published":
+            opened = await self.advisory_jobs.open(data, envelope.occurred_at)
+            if opened == "conflict":
+                result.reject(
+                    inbound,
+                    "advisory_conflict",
+                    f"advisory {data['advisory_id']} was published before with other content",
+                )
+            return []
+        return []  # commission.payable / commission.paid: nothing to tell
+
+    async def _entitlement(
+        self,
+        inbound: Inbound,
+        data: dict[str, Any],
+        channels: Mapping[str, Sequence[Channel]],
+        result: HandlerResult,
+    ) -> list[PlannedDelivery]:
+        envelope = inbound.envelope
+        event_type = envelope.event_type
+        entitlement = entitlement_of(data)
+        if event_type == "entitlement.attribution_changed":
+            previous = data.get("previous_partner_id")
+            if previous == entitlement.partner_of_record:
+                result.reject(
+                    inbound,
+                    "attribution_unchanged",
+                    "previous_partner_id equals the partner of record: nothing changed",
+                )
+                return []
+        await self.projections.apply_entitlement(data, envelope.occurred_at)
+        if welcome_applies(event_type):
+            return [plan_welcome(entitlement, envelope.occurred_at)]
+        if event_type == "entitlement.attribution_changed":
+            return plan_attribution_changed(
+                entitlement, data.get("previous_partner_id"), envelope.occurred_at, channels
+            )
+        return []
+
+    async def _channels(self, partner_ids: Iterable[str]) -> dict[str, tuple[Channel, ...]]:
+        wanted = set(partner_ids)
+        configured = await self.webhooks.of(wanted) if wanted else {}
+        return {p: partner_channels(p in configured) for p in wanted}
+
+
+def _partners_to_notify(batch: Sequence[Inbound]) -> set[str]:
+    partners: set[str] = set()
+    for inbound in batch:
+        data = inbound.envelope.data
+        if inbound.envelope.event_type in COMMISSION_TYPES:
+            partners.add(data.partner_id)
+        elif inbound.envelope.event_type == "entitlement.attribution_changed":
+            previous = data.previous_partner_id
+            current = data.partner_of_record
+            partners.update(p for p in (previous, current.partner_id if current else None) if p)
+    return partners

@@ -1,0 +1,202 @@
+"""HTTP client of the three services' partner APIs, bound to one signed-in partner's key.
+
+Every call carries that partner's key and no other: the services then show that
+partner's data alone (CONTRACT 2). The portal never calls an admin route.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+MAX_ENTITLEMENTS = 5000  # pages of 1000; a portal page shows at most this many
+
+
+@dataclass(frozen=True)
+class ServiceUrls:
+    registration: str
+    commissions: str
+    notifications: str
+
+
+class UpstreamError(Exception):
+    """A partner API answered 4xx: the caller's mistake, with the contract's error code."""
+
+    def __init__(self, status: int, code: str, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.field = field
+
+
+class NotSignedIn(UpstreamError):
+    """401/403: the key is unknown or no longer active (the partner was suspended)."""
+
+
+class Unavailable(Exception):
+    """A service could not be reached or answered 5xx."""
+
+
+def _error(response: httpx.Response) -> UpstreamError:
+    try:
+        body = response.json().get("error", {})
+    except (ValueError, AttributeError):
+        body = {}
+    code = str(body.get("code") or "http_error")
+    message = str(body.get("message") or f"HTTP {response.status_code}")
+    field = body.get("field")
+    kind = NotSignedIn if response.status_code in (401, 403) else UpstreamError
+    return kind(response.status_code, code, message, field)
+
+
+class PartnerApi:
+    """The partner routes of registration, commissions and notifications, as one partner."""
+
+    def __init__(self, http: httpx.AsyncClient, urls: ServiceUrls, api_key: str) -> None:
+        self._http = http
+        self._urls = urls
+        self._headers = {"Authorization": f"Bearer {api_key}"}
+
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: dict[str, Any] | None = None,
+        json: Any = None,
+        accept: str = "application/json",
+    ) -> httpx.Response:
+        headers = {**self._headers, "Accept": accept}
+        try:
+            response = await self._http.request(
+                method, url, params=params, json=json, headers=headers
+            )
+        except httpx.HTTPError as error:
+            raise Unavailable(f"{type(error).__name__} calling {url.split('/v1/')[0]}") from None
+        if response.status_code >= 500:
+            raise Unavailable(f"HTTP {response.status_code} from {url.split('/v1/')[0]}")
+        if response.status_code >= 400:
+            raise _error(response)
+        return response
+
+    async def _json(self, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
+        response = await self._send(method, url, **kwargs)
+        body = response.json()
+        return body if isinstance(body, dict) else {}
+
+    # --- registration ------------------------------------------------------------
+
+    async def check_key(self) -> None:
+        """Raises NotSignedIn unless the key is an active partner's."""
+        await self._send(
+            "GET", f"{self._urls.registration}/v1/partner/entitlements", params={"limit": 1}
+        )
+
+    async def me(self) -> dict[str, Any] | None:
+        """The partner's own profile (name, branding) where registration offers it."""
+        try:
+            return await self._json("GET", f"{self._urls.registration}/v1/partner/me")
+        except UpstreamError as error:
+            if isinstance(error, NotSignedIn) or error.status not in (404, 405):
+                raise
+            return None
+
+    async def entitlements(self, term_end_before: dt.date | None = None) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        params: dict[str, Any] = {"limit": 1000}
+        if term_end_before is not None:
+            params["term_end_before"] = term_end_before.isoformat()
+        while len(found) < MAX_ENTITLEMENTS:
+            page = await self._json(
+                "GET", f"{self._urls.registration}/v1/partner/entitlements", params=params
+            )
+            found.extend(page.get("entitlements", []))
+            if not page.get("next_after"):
+                break
+            params["after"] = page["next_after"]
+        return found
+
+    async def entitlement(self, license_key: str) -> dict[str, Any] | None:
+        try:
+            return await self._json(
+                "GET",
+                f"{self._urls.registration}/v1/partner/entitlements/{_segment(license_key)}",
+            )
+        except UpstreamError as error:
+            if error.status == 404 and not isinstance(error, NotSignedIn):
+                return None
+            raise
+
+    async def register(
+        self, license_key: str, customer: dict[str, str] | None
+    ) -> tuple[bool, dict[str, Any]]:
+        """(first_time, entitlement); 409 attributed_elsewhere etc. raise UpstreamError."""
+        body: dict[str, Any] = {"license_key": license_key}
+        if customer is not None:
+            body["customer"] = customer
+        response = await self._send(
+            "POST", f"{self._urls.registration}/v1/partner/registrations", json=body
+        )
+        return response.status_code == 201, response.json()
+
+    # --- commissions -------------------------------------------------------------
+
+    async def commissions(
+        self, start: dt.date, end: dt.date, status: str | None = None
+    ) -> list[dict[str, Any]]:
+        params = {"from": start.isoformat(), "to": end.isoformat()}
+        if status:
+            params["status"] = status
+        page = await self._json(
+            "GET", f"{self._urls.commissions}/v1/partner/commissions", params=params
+        )
+        return list(page.get("lines", []))
+
+    async def statement(self, month: str) -> dict[str, Any]:
+        return await self._json(
+            "GET", f"{self._urls.commissions}/v1/partner/statements/{_segment(month)}"
+        )
+
+    async def statement_csv(self, month: str) -> bytes:
+        response = await self._send(
+            "GET",
+            f"{self._urls.commissions}/v1/partner/statements/{_segment(month)}",
+            accept="text/csv",
+        )
+        return response.content
+
+    # --- notifications -----------------------------------------------------------
+
+    async def set_webhook(self, url: str) -> dict[str, Any]:
+        return await self._json(
+            "PUT", f"{self._urls.notifications}/v1/partner/webhook", json={"url": url}
+        )
+
+    async def webhook_url(self) -> str | None:
+        """The URL in use, or None when the partner has not set one."""
+        try:
+            answer = await self._json("GET", f"{self._urls.notifications}/v1/partner/webhook")
+        except UpstreamError as error:
+            if error.status == 404 and not isinstance(error, NotSignedIn):
+                return None
+            raise
+        return str(answer.get("url") or "") or None
+
+    async def test_webhook(self) -> dict[str, Any]:
+        return await self._json("POST", f"{self._urls.notifications}/v1/partner/webhook/test")
+
+    async def deliveries(self, limit: int, offset: int) -> dict[str, Any]:
+        return await self._json(
+            "GET",
+            f"{self._urls.notifications}/v1/partner/deliveries",
+            params={"limit": limit, "offset": offset},
+        )
+
+
+def _segment(value: str) -> str:
+    return quote(value, safe="")

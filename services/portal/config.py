@@ -1,0 +1,40 @@
+"""Settings of the partner portal."""
+
+from __future__ import annotations
+
+import secrets
+from typing import ClassVar
+
+from pydantic import Field, SecretStr, field_validator
+
+from chassis.settings import ServiceSettings
+
+
+class Settings(ServiceSettings):
+    """The portal has no database, broker or worker: it only calls the partner APIs."""
+
+    service_name: ClassVar[str] = "portal"
+    port: int = Field(8004, validation_alias="PORTAL_PORT", ge=1, le=65535)
+    # The portal never calls an admin route, so it needs no operator token (least privilege).
+    admin_token: SecretStr = Field(SecretStr("not-used-by-the-portal"), exclude=True)
+    commissions_url: str = Field("http://127.0.0.1:8002", description="commissions API")
+    notifications_url: str = Field("http://127.0.0.1:8003", description="notifications API")
+    portal_session_secret: SecretStr = Field(
+        default_factory=lambda: SecretStr(secrets.token_urlsafe(32)),
+        description="signs the sign-in form's CSRF token; default: random per process",
+    )
+    portal_session_idle_minutes: int = Field(30, ge=1, le=24 * 60)
+    portal_session_max_hours: int = Field(12, ge=1, le=24 * 7)
+    portal_max_sessions: int = Field(10_000, ge=10, description="oldest dropped beyond this")
+    portal_upstream_timeout_seconds: float = Field(10.0, gt=0, le=120)
+
+    @field_validator("portal_session_secret")
+    @classmethod
+    def _secret_long_enough(cls, value: SecretStr) -> SecretStr:
+        if len(value.get_secret_value()) < 16:
+            raise ValueError("PORTAL_SESSION_SECRET must be at least 16 characters")
+        return value
+
+    @property
+    def secure_cookies(self) -> bool:
+        return self.environment == "production"

@@ -1,0 +1,15 @@
+"""HTTP entry point of the partner portal; run as `python -m services.portal.entrypoints.api`."""
+
+from __future__ import annotations
+
+from chassis.run import serve_api
+from services.portal.config import Settings
+from services.portal.entrypoints.app import build_app
+
+
+def main() -> None:
+    serve_api(Settings(), build_app)  # type: ignore[arg-type]
+
+
+if __name__ == "__main__":
+    main()

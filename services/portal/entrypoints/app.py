@@ -1,0 +1,164 @@
+"""The portal's FastAPI app: pages, static files, /healthz, /readyz, /metrics.
+
+Not `chassis.http.create_app`: that readiness checks a broker, a database and
+workers, and the portal has none. Readiness here is the three services reachable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from prometheus_client.exposition import generate_latest
+
+from chassis import errors, metrics
+from chassis.http import BodySizeLimit
+from services.portal.adapters.partner_api import NotSignedIn, ServiceUrls, Unavailable
+from services.portal.config import Settings
+from services.portal.domain.sessions import SessionStore, SignInCsrf
+from services.portal.entrypoints import pages
+from services.portal.entrypoints.web import (
+    CsrfRejected,
+    Portal,
+    SignInRequired,
+    current_session,
+    make_templates,
+    render,
+    security_headers,
+)
+
+STATIC = Path(__file__).resolve().parent.parent / "static"
+
+
+def _utc_today() -> dt.date:
+    return dt.datetime.now(dt.UTC).date()
+
+
+def build_app(
+    settings: Settings,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    today: Callable[[], dt.date] = _utc_today,
+) -> FastAPI:
+    """`transport` replaces the network in tests (httpx.MockTransport of the three APIs)."""
+    http_metrics = metrics.HttpMetrics(settings.service_name)
+    urls = ServiceUrls(
+        registration=settings.registration_url.rstrip("/"),
+        commissions=settings.commissions_url.rstrip("/"),
+        notifications=settings.notifications_url.rstrip("/"),
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with httpx.AsyncClient(
+            transport=transport,
+            timeout=settings.portal_upstream_timeout_seconds,
+            follow_redirects=False,
+        ) as http:
+            app.state.portal = Portal(
+                settings=settings,
+                sessions=SessionStore(
+                    clock,
+                    idle_seconds=settings.portal_session_idle_minutes * 60,
+                    max_age_seconds=settings.portal_session_max_hours * 3600,
+                    max_sessions=settings.portal_max_sessions,
+                ),
+                sign_in_csrf=SignInCsrf(settings.portal_session_secret.get_secret_value()),
+                http=http,
+                urls=urls,
+                today=today,
+                templates=make_templates(),
+            )
+            yield
+
+    app = FastAPI(
+        title="Channelkeep partner portal",
+        version="1.0.0",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    errors.install(app)
+    app.middleware("http")(security_headers)
+    app.middleware("http")(http_metrics.middleware)
+    app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.include_router(pages.router)
+
+    @app.exception_handler(SignInRequired)
+    async def _sign_in(_: Request, exc: SignInRequired) -> Response:
+        return RedirectResponse("/sign-in?expired=1" if exc.expired else "/sign-in", 303)
+
+    @app.exception_handler(NotSignedIn)
+    async def _key_refused(request: Request, _: NotSignedIn) -> Response:
+        # The key stopped working (partner suspended): end the session.
+        portal = request.app.state.portal
+        portal.sessions.delete(request.cookies.get(portal.cookie_name))
+        return RedirectResponse("/sign-in?expired=1", 303)
+
+    @app.exception_handler(CsrfRejected)
+    async def _csrf(request: Request, _: CsrfRejected) -> Response:
+        session = current_session(request, request.app.state.portal)
+        return render(
+            request,
+            "error.html",
+            session,
+            403,
+            title="The form expired",
+            message="Please go back, reload the page and try again.",
+        )
+
+    @app.exception_handler(Unavailable)
+    async def _unavailable(request: Request, _: Unavailable) -> Response:
+        session = current_session(request, request.app.state.portal)
+        return render(
+            request,
+            "error.html",
+            session,
+            503,
+            title="Temporarily unavailable",
+            message="Part of Channelkeep is not answering right now. Please try again shortly.",
+        )
+
+    @app.get("/healthz", tags=["operations"])
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok", "service": settings.service_name}
+
+    @app.get("/readyz", tags=["operations"])
+    async def readyz(request: Request) -> JSONResponse:
+        http: httpx.AsyncClient = request.app.state.portal.http
+
+        async def check(base: str) -> str:
+            try:
+                response = await http.get(f"{base}/healthz", timeout=2.0)
+            except httpx.HTTPError as error:
+                return f"unreachable: {type(error).__name__}"
+            return "ok" if response.status_code == 200 else f"HTTP {response.status_code}"
+
+        names = ("registration", "commissions", "notifications")
+        results = await asyncio.gather(*(check(getattr(urls, n)) for n in names))
+        checks = dict(zip(names, results, strict=True))
+        ready = all(v == "ok" for v in checks.values())
+        return JSONResponse(
+            {"status": "ready" if ready else "not_ready", "checks": checks},
+            status_code=200 if ready else 503,
+        )
+
+    @app.get("/metrics", tags=["operations"])
+    async def prometheus() -> Response:
+        return Response(
+            generate_latest(http_metrics.registry),
+            media_type="text/plain; version=0.0.4; charset=utf-8",
+        )
+
+    return app

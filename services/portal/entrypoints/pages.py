@@ -1,0 +1,374 @@
+"""The portal's pages: thin handlers that call the partner APIs as the signed-in partner."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import RedirectResponse, Response
+
+from services.portal.adapters.partner_api import NotSignedIn, PartnerApi, UpstreamError
+from services.portal.domain import presentation
+from services.portal.domain.sessions import Branding, SignInCsrf
+from services.portal.entrypoints.web import (
+    PortalDep,
+    SessionDep,
+    check_csrf,
+    current_session,
+    read_form,
+    render,
+)
+
+router = APIRouter(include_in_schema=False)
+
+DELIVERIES_PAGE = 50
+CUSTOMER_FIELDS = ("org_name", "contact_name", "email", "country")
+REGISTER_MESSAGES = {
+    "attributed_elsewhere": "Another partner is already partner of record of this licence.",
+    "unknown_license_key": "There is no licence with that key. Check it and try again.",
+}
+
+
+def _redirect(path: str) -> RedirectResponse:
+    return RedirectResponse(path, status_code=303)
+
+
+def branding_of(profile: dict[str, Any] | None) -> Branding:
+    if not profile:
+        return Branding()
+    brand = profile.get("branding") or {}
+    logo = brand.get("logo_url")
+    return Branding(
+        display_name=profile.get("display_name"),
+        color=presentation.brand_color(brand.get("color")),
+        logo_url=logo if isinstance(logo, str) and logo.startswith("https://") else None,
+        website=brand.get("website"),
+    )
+
+
+# --- sign-in and sign-out ------------------------------------------------------------
+
+
+@router.get("/")
+async def home(request: Request, p: PortalDep) -> Response:
+    return _redirect("/overview" if current_session(request, p) else "/sign-in")
+
+
+def _sign_in_page(
+    request: Request, p: PortalDep, *, error: str | None = None, status_code: int = 200
+) -> Response:
+    nonce = SignInCsrf.new_nonce()
+    response = render(
+        request,
+        "sign_in.html",
+        None,
+        status_code=status_code,
+        sign_in_token=p.sign_in_csrf.token_for(nonce),
+        error=error,
+        expired=request.query_params.get("expired") == "1",
+    )
+    response.set_cookie(
+        p.sign_in_cookie_name,
+        nonce,
+        max_age=3600,
+        path="/",
+        httponly=True,
+        samesite="strict",
+        secure=p.settings.secure_cookies,
+    )
+    return response
+
+
+@router.get("/sign-in")
+async def sign_in_form(request: Request, p: PortalDep) -> Response:
+    if current_session(request, p) is not None:
+        return _redirect("/overview")
+    return _sign_in_page(request, p)
+
+
+@router.post("/sign-in")
+async def sign_in(request: Request, p: PortalDep) -> Response:
+    form = await read_form(request)
+    nonce = request.cookies.get(p.sign_in_cookie_name)
+    if not p.sign_in_csrf.valid(nonce, form.get("csrf_token")):
+        return _sign_in_page(
+            request, p, error="The form expired. Please try again.", status_code=403
+        )
+    api_key = form.get("api_key", "")
+    if not api_key or len(api_key) > 500:
+        return _sign_in_page(request, p, error="Enter your API key.", status_code=422)
+    api = PartnerApi(p.http, p.urls, api_key)
+    try:
+        await api.check_key()
+        profile = await api.me()
+    except NotSignedIn:
+        return _sign_in_page(request, p, error="That API key was not accepted.", status_code=401)
+    # A fresh session id on every sign-in (no fixation); the old one, if any, ends.
+    p.sessions.delete(request.cookies.get(p.cookie_name))
+    session = p.sessions.create(api_key, branding_of(profile))
+    response = _redirect("/overview")
+    response.set_cookie(
+        p.cookie_name,
+        session.session_id,
+        path="/",
+        httponly=True,
+        samesite="strict",
+        secure=p.settings.secure_cookies,
+    )
+    response.delete_cookie(p.sign_in_cookie_name, path="/")
+    return response
+
+
+@router.post("/sign-out")
+async def sign_out(request: Request, p: PortalDep, session: SessionDep) -> Response:
+    check_csrf(session, await read_form(request))
+    p.sessions.delete(session.session_id)
+    response = _redirect("/sign-in")
+    response.delete_cookie(
+        p.cookie_name,
+        path="/",
+        httponly=True,
+        samesite="strict",
+        secure=p.settings.secure_cookies,
+    )
+    return response
+
+
+@router.get("/brand.css")
+async def brand_css(request: Request, p: PortalDep) -> Response:
+    """The partner's colour as CSS variables (a file, so the CSP needs no inline styles)."""
+    session = current_session(request, p)
+    color = presentation.brand_color(session.branding.color if session else None)
+    css = f":root {{ --brand: {color}; --on-brand: {presentation.text_on(color)}; }}\n"
+    return Response(css, media_type="text/css")
+
+
+# --- pages ---------------------------------------------------------------------------
+
+
+@router.get("/overview")
+async def overview(request: Request, p: PortalDep, session: SessionDep) -> Response:
+    api = p.api_for(session)
+    today = p.today()
+    horizon = today + dt.timedelta(days=presentation.RENEWAL_HORIZON_DAYS + 1)
+    renewals = presentation.up_for_renewal(await api.entitlements(term_end_before=horizon), today)
+    month = presentation.month_of(today)
+    statement = await api.statement(month)
+    return render(
+        request,
+        "overview.html",
+        session,
+        renewals=renewals,
+        days_until=presentation.days_until,
+        month=month,
+        totals=statement.get("totals", []),
+        line_count=len(statement.get("lines", [])),
+        horizon_days=presentation.RENEWAL_HORIZON_DAYS,
+    )
+
+
+@router.get("/entitlements")
+async def entitlements(
+    request: Request,
+    p: PortalDep,
+    session: SessionDep,
+    q: Annotated[str, Query(max_length=200)] = "",
+    term_end_before: Annotated[str, Query(max_length=10)] = "",
+) -> Response:
+    error = None
+    before: dt.date | None = None
+    if term_end_before:
+        try:
+            before = dt.date.fromisoformat(term_end_before)
+        except ValueError:
+            error = "Term end must be a date (YYYY-MM-DD)."
+    found = await p.api_for(session).entitlements(term_end_before=before)
+    shown = [e for e in found if presentation.matches(e, q)]
+    return render(
+        request,
+        "entitlements.html",
+        session,
+        entitlements=shown,
+        total=len(found),
+        q=q,
+        term_end_before=term_end_before,
+        error=error,
+    )
+
+
+@router.get("/register")
+async def register_form(request: Request, p: PortalDep, session: SessionDep) -> Response:
+    return render(request, "register.html", session, values={}, errors={})
+
+
+@router.post("/register")
+async def register(request: Request, p: PortalDep, session: SessionDep) -> Response:
+    form = await read_form(request)
+    check_csrf(session, form)
+    values = {k: form.get(k, "") for k in ("license_key", "customer_id", *CUSTOMER_FIELDS)}
+    errors: dict[str, str] = {}
+    if not values["license_key"]:
+        errors["license_key"] = "Enter the licence key."
+    customer: dict[str, str] | None = None
+    if any(values[k] for k in (*CUSTOMER_FIELDS, "customer_id")):
+        for name in CUSTOMER_FIELDS:
+            if not values[name]:
+                errors[name] = "Required when you give customer details."
+        customer = {k: values[k] for k in CUSTOMER_FIELDS}
+        if values["customer_id"]:
+            customer["customer_id"] = values["customer_id"]
+    if errors:
+        return render(
+            request, "register.html", session, status_code=422, values=values, errors=errors
+        )
+    try:
+        first_time, entitlement = await p.api_for(session).register(values["license_key"], customer)
+    except UpstreamError as error:
+        if isinstance(error, NotSignedIn):
+            raise
+        field = (error.field or "license_key").split(".")[-1]
+        field = field if field in values else "license_key"
+        errors[field] = REGISTER_MESSAGES.get(error.code, error.message)
+        return render(
+            request,
+            "register.html",
+            session,
+            status_code=error.status if error.status in (404, 409, 422) else 400,
+            values=values,
+            errors=errors,
+        )
+    return render(
+        request,
+        "register.html",
+        session,
+        status_code=201 if first_time else 200,
+        values={},
+        errors={},
+        registered=entitlement,
+        first_time=first_time,
+    )
+
+
+@router.get("/commissions")
+async def commissions(
+    request: Request,
+    p: PortalDep,
+    session: SessionDep,
+    month: Annotated[str, Query(max_length=7)] = "",
+    status: Annotated[str, Query(max_length=10)] = "",
+) -> Response:
+    today = p.today()
+    month = month if presentation.is_month(month) else presentation.month_of(today)
+    status = status if status in presentation.COMMISSION_STATUSES else ""
+    api = p.api_for(session)
+    statement = await api.statement(month)
+    lines = statement.get("lines", [])
+    if status:
+        first, last = presentation.month_bounds(month)
+        lines = await api.commissions(first, last, status)
+    months = presentation.recent_months(today, 24)
+    if month not in months:
+        months.insert(0, month)
+    return render(
+        request,
+        "commissions.html",
+        session,
+        month=month,
+        months=months,
+        status=status,
+        statuses=presentation.COMMISSION_STATUSES,
+        lines=lines,
+        totals=statement.get("totals", []),
+    )
+
+
+@router.get("/commissions/{month}.csv")
+async def statement_csv(month: str, p: PortalDep, session: SessionDep) -> Response:
+    if not presentation.is_month(month):
+        return Response("month must be YYYY-MM\n", status_code=404, media_type="text/plain")
+    body = await p.api_for(session).statement_csv(month)
+    return Response(
+        body,
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="commissions-{month}.csv"'},
+    )
+
+
+@router.get("/webhook")
+async def webhook_form(request: Request, p: PortalDep, session: SessionDep) -> Response:
+    session.webhook_url = await p.api_for(session).webhook_url() or session.webhook_url
+    return render(
+        request, "webhook.html", session, url=session.webhook_url or "", error=None, secret=None
+    )
+
+
+@router.post("/webhook/test")
+async def send_test_event(request: Request, p: PortalDep, session: SessionDep) -> Response:
+    form = await read_form(request)
+    check_csrf(session, form)
+    try:
+        result = await p.api_for(session).test_webhook()
+    except UpstreamError as error:
+        if isinstance(error, NotSignedIn):
+            raise
+        result = {"delivered": False, "error": error.code}
+    return render(
+        request,
+        "webhook.html",
+        session,
+        url=session.webhook_url or "",
+        error=None,
+        secret=None,
+        test_result=result,
+    )
+
+
+@router.post("/webhook")
+async def set_webhook(request: Request, p: PortalDep, session: SessionDep) -> Response:
+    form = await read_form(request)
+    check_csrf(session, form)
+    url = form.get("url", "")
+    if not url:
+        return render(
+            request, "webhook.html", session, 422, url=url, error="Enter a URL.", secret=None
+        )
+    try:
+        answer = await p.api_for(session).set_webhook(url)
+    except UpstreamError as error:
+        if isinstance(error, NotSignedIn):
+            raise
+        return render(
+            request, "webhook.html", session, 422, url=url, error=error.message, secret=None
+        )
+    session.webhook_url = str(answer.get("url", url))
+    # The secret is in this one response only: not stored, and the page is never cached.
+    return render(
+        request,
+        "webhook.html",
+        session,
+        url=session.webhook_url,
+        error=None,
+        secret=answer.get("secret"),
+        scheme=answer.get("signature_scheme"),
+    )
+
+
+@router.get("/deliveries")
+async def deliveries(
+    request: Request,
+    p: PortalDep,
+    session: SessionDep,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> Response:
+    page = await p.api_for(session).deliveries(DELIVERIES_PAGE, offset)
+    total = int(page.get("total", 0))
+    return render(
+        request,
+        "deliveries.html",
+        session,
+        deliveries=page.get("deliveries", []),
+        total=total,
+        offset=offset,
+        page_size=DELIVERIES_PAGE,
+    )

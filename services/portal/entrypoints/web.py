@@ -1,0 +1,151 @@
+"""What every page needs: the session cookie, CSRF checks, forms, rendering, security headers."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import parse_qs
+
+import httpx
+from fastapi import Depends, Request
+from fastapi.responses import HTMLResponse, Response
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from services.portal.adapters.partner_api import PartnerApi, ServiceUrls
+from services.portal.config import Settings
+from services.portal.domain import presentation
+from services.portal.domain.sessions import Session, SessionStore, SignInCsrf, tokens_match
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+MAX_FORM_FIELDS = 50
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' https:; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; connect-src 'self'"
+)
+
+
+@dataclass
+class Portal:
+    """Built once per app: settings, the session store and the shared HTTP client."""
+
+    settings: Settings
+    sessions: SessionStore
+    sign_in_csrf: SignInCsrf
+    http: httpx.AsyncClient
+    urls: ServiceUrls
+    today: Callable[[], dt.date]
+    templates: Environment
+
+    @property
+    def cookie_name(self) -> str:
+        # __Host- pins the cookie to this origin (Secure, Path=/, no Domain) in production.
+        return "__Host-portal_session" if self.settings.secure_cookies else "portal_session"
+
+    @property
+    def sign_in_cookie_name(self) -> str:
+        return "__Host-portal_signin" if self.settings.secure_cookies else "portal_signin"
+
+    def api_for(self, session: Session) -> PartnerApi:
+        """A client that sends this session's partner key, and only that one."""
+        return PartnerApi(self.http, self.urls, session.api_key)
+
+
+def make_templates() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        autoescape=select_autoescape(("html",), default=True),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["money"] = presentation.format_money
+    env.filters["day"] = lambda value: str(value or "")[:10]
+    env.filters["moment"] = lambda value: str(value or "").replace("T", " ")[:16]
+    return env
+
+
+def portal(request: Request) -> Portal:
+    found: Portal = request.app.state.portal
+    return found
+
+
+PortalDep = Annotated[Portal, Depends(portal)]
+
+
+class SignInRequired(Exception):
+    """No live session: the handler answers with a redirect to the sign-in page."""
+
+    def __init__(self, expired: bool = False) -> None:
+        self.expired = expired
+
+
+class CsrfRejected(Exception):
+    """A form without the right CSRF token."""
+
+
+def current_session(request: Request, p: Portal) -> Session | None:
+    return p.sessions.get(request.cookies.get(p.cookie_name))
+
+
+def signed_in(request: Request, p: PortalDep) -> Session:
+    session = current_session(request, p)
+    if session is None:
+        raise SignInRequired(expired=p.cookie_name in request.cookies)
+    return session
+
+
+SessionDep = Annotated[Session, Depends(signed_in)]
+
+
+async def read_form(request: Request) -> dict[str, str]:
+    """An `application/x-www-form-urlencoded` body (the only kind our forms send)."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip()
+    if content_type != "application/x-www-form-urlencoded":
+        return {}
+    raw = (await request.body()).decode("utf-8", errors="replace")
+    parsed = parse_qs(raw, keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS)
+    return {name: values[0].strip() for name, values in parsed.items()}
+
+
+def check_csrf(session: Session, form: dict[str, str]) -> None:
+    if not tokens_match(session.csrf_token, form.get("csrf_token")):
+        raise CsrfRejected
+
+
+def render(
+    request: Request,
+    template: str,
+    session: Session | None,
+    status_code: int = 200,
+    **context: Any,
+) -> HTMLResponse:
+    p = portal(request)
+    branding = session.branding if session is not None else None
+    page = p.templates.get_template(template).render(
+        session=session,
+        branding=branding,
+        csrf_token=session.csrf_token if session is not None else "",
+        path=request.url.path,
+        today=p.today(),
+        **context,
+    )
+    return HTMLResponse(page, status_code=status_code)
+
+
+async def security_headers(
+    request: Request, call_next: Callable[[Request], Awaitable[Response]]
+) -> Response:
+    response = await call_next(request)
+    response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    if not request.url.path.startswith("/static/"):
+        # Pages show a partner's data (and once, a webhook secret): never cache them.
+        response.headers.setdefault("Cache-Control", "no-store")
+    if portal(request).settings.secure_cookies:
+        response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+    return response

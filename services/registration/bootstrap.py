@@ -1,0 +1,206 @@
+"""Composition root of the registration service: builds its API and its worker from Settings."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import os
+import socket
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import FastAPI
+from pymongo.asynchronous.database import AsyncDatabase
+
+from chassis.consumer import BatchHandler, HandlerResult, Inbound, TransactionalProcessor
+from chassis.http import create_app
+from chassis.kafka import OutRecord
+from chassis.metrics import WorkerCounters
+from chassis.worker import ProcessorFactory
+from services.registration.adapters.mongo import MongoUnitOfWork, ensure_indexes
+from services.registration.adapters.outbox import OutboxRelay
+from services.registration.config import Settings
+from services.registration.entrypoints import api
+from services.registration.entrypoints.dependencies import Services
+from services.registration.service_layer.entitlements import EntitlementService
+from services.registration.service_layer.orders import IncomingOrder, OrderApplier
+from services.registration.service_layer.partners import PartnerService
+from services.registration.service_layer.rate_limit import TokenBucketLimiter
+from services.registration.service_layer.registrations import RegistrationService
+from services.registration.service_layer.unit_of_work import Clock, UnitOfWorkFactory
+from shared.events import OrderPlaced
+
+log = logging.getLogger(__name__)
+
+CONSUMES = ["checkout.orders.v1"]
+PRODUCES = ["registration.partners.v1", "registration.entitlements.v1"]
+DESCRIPTION = (
+    "Partner directory, seller codes, registrations and the partner of record of every entitlement."
+)
+WORKER_GROUP = "registration.worker"
+
+
+def utc_now() -> dt.datetime:
+    """Wall-clock UTC at millisecond precision (what the database and the wire keep)."""
+    now = dt.datetime.now(dt.UTC)
+    return now.replace(microsecond=now.microsecond - now.microsecond % 1000)
+
+
+def uow_factory(
+    db: AsyncDatabase[dict[str, Any]], on_events: Callable[[], None] | None = None
+) -> UnitOfWorkFactory:
+    return lambda: MongoUnitOfWork(db, on_events_committed=on_events)
+
+
+def build_services(settings: Settings, uow: UnitOfWorkFactory, clock: Clock) -> Services:
+    return Services(
+        partners=PartnerService(uow, clock),
+        registrations=RegistrationService(
+            uow,
+            clock,
+            window_months=settings.attribution_window_months,
+            late_seller_code_days=settings.late_seller_code_days,
+        ),
+        entitlements=EntitlementService(uow, clock),
+        seller_code_limiter=TokenBucketLimiter(settings.seller_code_lookups_per_minute),
+        clock=clock,
+        admin_token=settings.admin_token.get_secret_value(),
+    )
+
+
+async def _indexes_with_retry(db: AsyncDatabase[dict[str, Any]]) -> None:
+    delay = 0.5
+    while True:
+        try:
+            await ensure_indexes(db)
+            return
+        except Exception as error:  # the database may still be starting
+            log.warning("creating indexes failed; retrying", extra={"error": type(error).__name__})
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+
+def build_api(settings: Settings, *, clock: Clock = utc_now, run_relay: bool = True) -> FastAPI:
+    """The API; its lifespan also runs the outbox relay (unless `run_relay` is False)."""
+
+    async def on_startup(app: FastAPI) -> None:
+        db = app.state.db
+        relay = OutboxRelay(
+            db,
+            lambda: app.state.producer,
+            owner=f"{socket.gethostname()}-{os.getpid()}-{id(app)}",
+        )
+        app.state.outbox_relay = relay
+        app.state.registration = build_services(settings, uow_factory(db, relay.wake), clock)
+        background: list[asyncio.Task[None]] = []
+        indexes = asyncio.create_task(_indexes_with_retry(db))
+        with contextlib.suppress(TimeoutError):
+            # Usually done at once; if the database is still starting, carry on in the
+            # background so /healthz answers meanwhile.
+            await asyncio.wait_for(asyncio.shield(indexes), 5.0)
+        background.append(indexes)
+        if run_relay:
+            background.append(asyncio.create_task(relay.run(), name="outbox-relay"))
+        app.state.registration_tasks = background
+
+    async def on_shutdown(app: FastAPI) -> None:
+        for task in app.state.registration_tasks:
+            task.cancel()
+        for task in app.state.registration_tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        with contextlib.suppress(Exception):
+            await app.state.outbox_relay.release_lease()
+
+    app = create_app(
+        settings,
+        title="Channelkeep registration",
+        description=DESCRIPTION,
+        topics=[*CONSUMES, *PRODUCES],
+        on_startup=on_startup,
+        on_shutdown=on_shutdown,
+    )
+    api.install(app)
+    return app
+
+
+def order_handler(
+    db: AsyncDatabase[dict[str, Any]],
+    counters: WorkerCounters,
+    settings: Settings,
+    *,
+    clock: Clock = utc_now,
+    topic_map: dict[str, str] | None = None,
+) -> BatchHandler:
+    """The batch handler of `checkout.orders.v1` for the chassis' TransactionalProcessor."""
+    applier = OrderApplier(uow_factory(db), clock, window_months=settings.attribution_window_months)
+    indexes_ready = False
+    rename = topic_map or {}
+
+    async def handle(batch: list[Inbound]) -> HandlerResult:
+        nonlocal indexes_ready
+        if not indexes_ready:
+            await ensure_indexes(db)
+            indexes_ready = True
+        orders = [
+            IncomingOrder(
+                event_id=inbound.envelope.event_id,
+                occurred_at=inbound.envelope.occurred_at,
+                order=inbound.envelope.data,
+                position=f"{inbound.topic}:{inbound.partition}:{inbound.offset}",
+                index=index,
+            )
+            for index, inbound in enumerate(batch)
+            if isinstance(inbound.envelope.data, OrderPlaced)
+        ]
+        outcome = await applier.apply(orders)
+        result = HandlerResult(
+            produce=[
+                OutRecord(rename.get(r.topic, r.topic), r.key, r.value) for r in outcome.records
+            ]
+        )
+        for rejection in outcome.rejections:
+            result.reject(batch[rejection.index], rejection.reason, rejection.detail)
+        counters.inc("orders_applied_total", value=outcome.applied)
+        if outcome.duplicates:
+            counters.inc("orders_duplicate_total", value=outcome.duplicates)
+        if outcome.replayed:
+            counters.inc("orders_replayed_total", value=outcome.replayed)
+        for reason, count in outcome.seller_codes_ignored.items():
+            counters.inc("seller_codes_ignored_total", value=count, reason=reason)
+        return result
+
+    return handle
+
+
+def build_processors(
+    settings: Settings,
+    *,
+    topics: list[str] | None = None,
+    group_id: str = WORKER_GROUP,
+    schema_of: dict[str, str] | None = None,
+    topic_map: dict[str, str] | None = None,
+    retry_backoff_s: float = 1.0,
+) -> ProcessorFactory:
+    """The worker's processors: the order consumer. The keyword options are for tests."""
+
+    def factory(
+        db: AsyncDatabase[dict[str, Any]], counters: WorkerCounters, instance: str
+    ) -> list[TransactionalProcessor]:
+        return [
+            TransactionalProcessor(
+                bootstrap=settings.kafka_bootstrap,
+                topics=topics or CONSUMES,
+                group_id=group_id,
+                transactional_id=f"{group_id}-{instance}",
+                handler=order_handler(db, counters, settings, topic_map=topic_map),
+                counters=counters,
+                max_records=settings.consumer_batch_max,
+                schema_of=schema_of,
+                retry_backoff_s=retry_backoff_s,
+            )
+        ]
+
+    return factory

@@ -1,0 +1,18 @@
+"""Settings of the registration service."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pydantic import Field
+
+from chassis.settings import ServiceSettings
+
+
+class Settings(ServiceSettings):
+    service_name: ClassVar[str] = "registration"
+    port: int = Field(8001, validation_alias="REGISTRATION_PORT", ge=1, le=65535)
+    mongo_db: str = Field("channelkeep_registration", validation_alias="REGISTRATION_MONGO_DB")
+    seller_code_lookups_per_minute: int = Field(30, ge=1)
+    late_seller_code_days: int = Field(90, ge=0)
+    attribution_window_months: int = Field(36, ge=1)

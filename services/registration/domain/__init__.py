@@ -1,0 +1,1 @@
+"""The registration rules as plain Python: partners, entitlements, the partner of record."""

@@ -1,0 +1,138 @@
+"""Who is the partner of record (CONTRACT 2.1): claim strengths, the window, the decision.
+
+Pure rules. A *claim* says "partner P should be partner of record of this
+entitlement, because of S at time T"; `decide` compares it with the partner of
+record in place and answers set / replace / refresh / conflict / noop.
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Final, Literal
+
+from shared.events import AttributionSource
+
+__all__ = [
+    "STRENGTH",
+    "AttributionSource",
+    "Claim",
+    "Decision",
+    "Outcome",
+    "PartnerOfRecord",
+    "add_months",
+    "decide",
+    "in_window",
+    "window_end",
+]
+
+STRENGTH: Final[dict[AttributionSource, int]] = {
+    "partner_sale": 3,
+    "partner_registration": 2,
+    # An operator's reassignment is a deliberate decision: only a partner-channel
+    # sale (the customer switched providers) or expiry displaces it.
+    "operator": 2,
+    "customer_registration": 1,
+    "checkout_seller_code": 1,
+}
+"""Strength of a claim by its source; a higher number wins (CONTRACT 2.1)."""
+
+ViaKind = Literal["order", "customer_registration", "partner_registration", "operator"]
+
+
+def add_months(at: dt.datetime, months: int) -> dt.datetime:
+    """`at` plus `months` calendar months: same time of day, day clamped to the month's end."""
+    index = at.year * 12 + (at.month - 1) + months
+    year, month = divmod(index, 12)
+    month += 1
+    day = min(at.day, calendar.monthrange(year, month)[1])
+    return at.replace(year=year, month=month, day=day)
+
+
+def window_end(since: dt.datetime, months: int) -> dt.datetime:
+    """The first instant outside the attribution window that opened at `since`."""
+    return add_months(since, months)
+
+
+def in_window(since: dt.datetime, at: dt.datetime, months: int) -> bool:
+    """True while `at` is before `since + months` (the end itself is outside)."""
+    return at < window_end(since, months)
+
+
+@dataclass(frozen=True, slots=True)
+class PartnerOfRecord:
+    partner_id: str
+    since: dt.datetime
+    source: AttributionSource
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A reason to make `partner_id` partner of record, at business time `at`."""
+
+    partner_id: str
+    source: AttributionSource
+    at: dt.datetime
+    via: ViaKind
+    ref: str
+
+
+class Outcome(StrEnum):
+    SET = "set"
+    REPLACE = "replace"
+    REFRESH = "refresh"
+    CONFLICT = "conflict"
+    NOOP = "noop"
+
+    @property
+    def applies(self) -> bool:
+        """True when the claim becomes the partner of record."""
+        return self in (Outcome.SET, Outcome.REPLACE, Outcome.REFRESH)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    outcome: Outcome
+    reason: str
+
+
+def decide(
+    current: PartnerOfRecord | None,
+    *,
+    current_active: bool,
+    claim: Claim,
+    window_months: int,
+) -> Decision:
+    """What `claim` does to the partner of record `current`.
+
+    `current_active` is whether the current partner of record's status was
+    `active` at `claim.at`. For a different partner, a partner-channel sale
+    always replaces; any claim replaces a partner of record that is inactive or
+    outside its window, or that a stronger claim beats; otherwise the claim is
+    a conflict for an operator. For the same partner, a partner-channel sale, a
+    stronger claim or an expired window refresh `since`; anything else changes
+    nothing.
+    """
+    if current is None:
+        return Decision(Outcome.SET, "no_partner_of_record")
+    inside = in_window(current.since, claim.at, window_months)
+    stronger = STRENGTH[claim.source] > STRENGTH[current.source]
+    if claim.partner_id == current.partner_id:
+        if claim.source == "partner_sale":
+            return Decision(Outcome.REFRESH, "partner_sale")
+        if not inside:
+            return Decision(Outcome.REFRESH, "window_expired")
+        if stronger:
+            return Decision(Outcome.REFRESH, "stronger_claim")
+        return Decision(Outcome.NOOP, "already_partner_of_record")
+    if claim.source == "partner_sale":
+        return Decision(Outcome.REPLACE, "partner_sale")
+    if not current_active:
+        return Decision(Outcome.REPLACE, "partner_of_record_inactive")
+    if not inside:
+        return Decision(Outcome.REPLACE, "window_expired")
+    if stronger:
+        return Decision(Outcome.REPLACE, "stronger_claim")
+    return Decision(Outcome.CONFLICT, "weaker_or_equal_claim")

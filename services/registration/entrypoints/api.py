@@ -1,0 +1,64 @@
+"""HTTP entry point of the registration service: run as a module.
+
+The routers live in `entrypoints/routes/`, one per resource; `install` adds
+them and the mapping of use-case errors to the contract's error shape.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from chassis.errors import error_body
+from chassis.run import serve_api
+from services.registration.config import Settings
+from services.registration.entrypoints.routes import (
+    admin_entitlements,
+    admin_partners,
+    internal,
+    partner_portal,
+    registrations,
+    seller_codes,
+)
+from services.registration.service_layer.errors import UseCaseError
+
+STATUS = {
+    "invalid": 422,
+    "not_found": 404,
+    "conflict": 409,
+    "unauthorized": 401,
+    "forbidden": 403,
+    "rate_limited": 429,
+}
+
+
+def install(app: FastAPI) -> None:
+    for module in (
+        admin_partners,
+        seller_codes,
+        registrations,
+        partner_portal,
+        admin_entitlements,
+        internal,
+    ):
+        app.include_router(module.router)
+
+    @app.exception_handler(UseCaseError)
+    async def _use_case_error(_: Request, exc: UseCaseError) -> JSONResponse:
+        extra = {"field": exc.field} if exc.field else {}
+        headers = {"WWW-Authenticate": "Bearer"} if exc.kind == "unauthorized" else None
+        return JSONResponse(
+            error_body(exc.code, exc.message, **extra),
+            status_code=STATUS[exc.kind],
+            headers=headers,
+        )
+
+
+def main() -> None:
+    from services.registration.bootstrap import build_api
+
+    serve_api(Settings(), build_api)  # type: ignore[arg-type]
+
+
+if __name__ == "__main__":
+    main()

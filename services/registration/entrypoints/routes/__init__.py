@@ -1,0 +1,1 @@
+"""The registration API's routers, one per resource."""

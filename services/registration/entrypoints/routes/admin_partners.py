@@ -1,0 +1,65 @@
+"""/v1/admin/partners: the partner directory (operator token)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from services.registration.domain.partners import Branding
+from services.registration.entrypoints.dependencies import AdminDep, ServicesDep
+from services.registration.entrypoints.schemas import (
+    PartnerCreate,
+    PartnerCreated,
+    PartnerOut,
+    PartnerPatch,
+)
+from services.registration.service_layer.partners import NewPartner, PartnerChanges
+
+router = APIRouter(prefix="/v1/admin/partners", tags=["admin: partners"])
+
+
+@router.post("", status_code=201, response_model=PartnerCreated)
+async def create_partner(body: PartnerCreate, _: AdminDep, svc: ServicesDep) -> PartnerCreated:
+    """Enrol a partner. The `api_key` in the answer is shown this once."""
+    partner, api_key = await svc.partners.create(
+        NewPartner(
+            display_name=body.display_name,
+            legal_name=body.legal_name,
+            type=body.type,
+            tier=body.tier,
+            contact_email=body.contact_email,
+            parent_partner_id=body.parent_partner_id,
+            branding=Branding(**body.branding.model_dump()),
+            co_brand_customer_messages=body.co_brand_customer_messages,
+            customer_ids=tuple(body.customer_ids),
+            effective_at=body.effective_at,
+        )
+    )
+    out = PartnerOut.of(partner, svc.clock())
+    return PartnerCreated(**out.model_dump(), api_key=api_key)
+
+
+@router.get("/{partner_id}", response_model=PartnerOut)
+async def get_partner(partner_id: str, _: AdminDep, svc: ServicesDep) -> PartnerOut:
+    return PartnerOut.of(await svc.partners.get(partner_id), svc.clock())
+
+
+@router.patch("/{partner_id}", response_model=PartnerOut)
+async def update_partner(
+    partner_id: str, body: PartnerPatch, _: AdminDep, svc: ServicesDep
+) -> PartnerOut:
+    """Change tier, status, branding or contact, in force from `effective_at` (default now)."""
+    partner = await svc.partners.update(
+        partner_id,
+        PartnerChanges(
+            tier=body.tier,
+            status=body.status,
+            display_name=body.display_name,
+            legal_name=body.legal_name,
+            contact_email=body.contact_email,
+            branding=body.branding.model_dump(exclude_unset=True) if body.branding else None,
+            co_brand_customer_messages=body.co_brand_customer_messages,
+            customer_ids=tuple(body.customer_ids) if body.customer_ids is not None else None,
+            effective_at=body.effective_at,
+        ),
+    )
+    return PartnerOut.of(partner, svc.clock())

@@ -1,0 +1,66 @@
+"""/v1/registrations: a customer registers a licence (public), and adds a seller code later."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from chassis.errors import ApiError
+from services.registration.entrypoints.dependencies import ServicesDep
+from services.registration.entrypoints.schemas import (
+    CustomerIn,
+    LateSellerCodeIn,
+    RegistrationIn,
+    RegistrationOut,
+    registration_out,
+)
+from services.registration.service_layer.registrations import CustomerDetails
+
+router = APIRouter(prefix="/v1/registrations", tags=["public"])
+
+
+def customer_details(customer: CustomerIn) -> CustomerDetails:
+    return CustomerDetails(
+        org_name=customer.org_name,
+        contact_name=customer.contact_name,
+        email=customer.email,
+        country=customer.country,
+        customer_id=customer.customer_id,
+    )
+
+
+@router.post("", status_code=201, response_model=RegistrationOut)
+async def register(body: RegistrationIn, svc: ServicesDep) -> RegistrationOut:
+    """Register `license_key`; the `registration_token` in the answer is shown this once."""
+    outcome = await svc.registrations.register_customer(
+        body.license_key, customer_details(body.customer), body.seller_code
+    )
+    return registration_out(
+        body.license_key,
+        outcome.partner_of_record,
+        token=outcome.registration_token,
+        outcome=outcome.decision.outcome.value if outcome.decision else None,
+    )
+
+
+@router.post("/{license_key}/seller-code", response_model=RegistrationOut)
+async def add_seller_code(
+    license_key: str, body: LateSellerCodeIn, request: Request, svc: ServicesDep
+) -> RegistrationOut:
+    """Add a seller code within LATE_SELLER_CODE_DAYS of registering, if none was given."""
+    token = body.registration_token
+    if token is None:
+        scheme, _, value = request.headers.get("authorization", "").partition(" ")
+        token = value.strip() if scheme.lower() == "bearer" else None
+    if not token:
+        raise ApiError(
+            401,
+            "invalid_registration_token",
+            "registration_token is required",
+            field="registration_token",
+        )
+    outcome = await svc.registrations.add_seller_code(license_key, token, body.seller_code)
+    return registration_out(
+        license_key,
+        outcome.partner_of_record,
+        outcome=outcome.decision.outcome.value if outcome.decision else None,
+    )

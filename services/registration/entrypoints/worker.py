@@ -1,0 +1,18 @@
+"""Stream worker of the registration service: run as a module."""
+
+from __future__ import annotations
+
+from chassis.run import run_worker_process
+from services.registration.bootstrap import CONSUMES, PRODUCES, build_processors
+from services.registration.config import Settings
+
+
+def main() -> None:
+    settings = Settings()
+    run_worker_process(
+        settings, topics=[*CONSUMES, *PRODUCES], processors=build_processors(settings)
+    )
+
+
+if __name__ == "__main__":
+    main()

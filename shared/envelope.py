@@ -1,0 +1,185 @@
+"""The event envelope (CONTRACT 1.1): build, encode and parse what goes on a topic.
+
+Every event is one UTF-8 JSON object ``{event_id, event_type, schema_version,
+occurred_at, producer, data}``. ``parse_event`` is the single door for bytes
+read from a topic: it either returns a validated envelope or raises one
+exception type whose ``reason`` and ``detail`` become the dead-letter headers
+(CONTRACT 1.4), so no consumer has to catch pydantic, json and codec errors
+separately.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import json
+import uuid
+from typing import Annotated, Any, Generic, Self, TypeVar, cast
+
+from pydantic import Field, StrictInt, ValidationError, model_validator
+from pydantic_core import PydanticCustomError
+
+from shared.events import EVENT_MODELS, ContractModel, EventData, Text, Timestamp
+
+__all__ = [
+    "DETAIL_MAX_CHARS",
+    "Envelope",
+    "EventValidationError",
+    "encode",
+    "envelope_model",
+    "new_envelope",
+    "parse_event",
+]
+
+# Covariant so an Envelope[OrderPlaced] is accepted where Envelope[EventData] is;
+# safe because envelopes are frozen.
+DataT = TypeVar("DataT", bound=EventData, covariant=True)
+DataModelT = TypeVar("DataModelT", bound=EventData)
+
+DETAIL_MAX_CHARS = 1000
+"""``EventValidationError.detail`` is cut to this; it travels as a Kafka header."""
+
+
+class Envelope(ContractModel, Generic[DataT]):
+    """One event. Parametrise with its data model: ``Envelope[OrderPlaced]``."""
+
+    event_id: Text = Field(description="unique per event; consumers dedupe on it")
+    event_type: Text
+    schema_version: Annotated[StrictInt, Field(ge=1)]
+    occurred_at: Timestamp = Field(description="business time of the event")
+    producer: Text
+    data: DataT
+
+    @model_validator(mode="after")
+    def _data_fits_event_type(self) -> Self:
+        expected = EVENT_MODELS.get(self.event_type)
+        if expected is None:
+            raise PydanticCustomError(
+                "unknown_event_type",
+                "unknown event_type {event_type}",
+                {"event_type": self.event_type},
+            )
+        # An unparametrised Envelope would serialise data as bare EventData (no
+        # fields), so insist on the exact model, not merely a compatible one.
+        declared = type(self).model_fields["data"].annotation
+        if type(self.data) is not expected or declared is not expected:
+            raise PydanticCustomError(
+                "data_model_mismatch",
+                "event_type {event_type} needs Envelope[{model}] with {model} data",
+                {"event_type": self.event_type, "model": expected.__name__},
+            )
+        return self
+
+
+class EventValidationError(Exception):
+    """Bytes from a topic that are not a valid event for it.
+
+    ``reason`` is a short code for the ``error.reason`` DLQ header:
+    ``unparsable`` (not UTF-8, not JSON, or not a JSON object),
+    ``unknown_event_type`` (missing from the topic's registry entry) or
+    ``schema_violation`` (a field fails its model; ``detail`` names the path,
+    e.g. ``data.lines.0.net_amount_minor: Input should be ...``).
+    """
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail[:DETAIL_MAX_CHARS]
+
+
+@functools.cache
+def envelope_model(event_type: str) -> type[Envelope[EventData]]:
+    """``Envelope[<model of event_type>]``; KeyError for an unknown type."""
+    # Parametrising with a runtime value is fine for pydantic, opaque to mypy.
+    generic: Any = Envelope
+    return cast("type[Envelope[EventData]]", generic[EVENT_MODELS[event_type]])
+
+
+def new_envelope(
+    event_type: str,
+    data: DataModelT,
+    *,
+    occurred_at: dt.datetime,
+    producer: str,
+    event_id: str | None = None,
+    schema_version: int = 1,
+) -> Envelope[DataModelT]:
+    """Wrap ``data`` for ``event_type``; ``event_id`` defaults to a random UUID4.
+
+    Raises ValueError if ``data`` is not the model of ``event_type`` or
+    ``occurred_at`` is naive (pydantic's ValidationError is a ValueError).
+    """
+    if event_type not in EVENT_MODELS:
+        raise ValueError(f"unknown event_type {event_type!r}")
+    model = envelope_model(event_type)
+    envelope = model(
+        event_id=event_id if event_id is not None else str(uuid.uuid4()),
+        event_type=event_type,
+        schema_version=schema_version,
+        occurred_at=occurred_at,
+        producer=producer,
+        data=data,
+    )
+    return cast("Envelope[DataModelT]", envelope)
+
+
+def encode(envelope: Envelope[Any]) -> bytes:
+    """Compact UTF-8 JSON, non-ASCII kept as is, nulls written out."""
+    document = envelope.model_dump(mode="json")
+    return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def _reject_constant(name: str) -> Any:
+    # NaN and Infinity are not JSON; Python's json accepts them by default.
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _describe(error: ValidationError) -> str:
+    parts = []
+    for item in error.errors(include_url=False, include_input=False):
+        path = ".".join(str(step) for step in item["loc"]) or "(event)"
+        parts.append(f"{path}: {item['msg']}")
+    return "; ".join(parts)
+
+
+def parse_event(topic: str, raw: bytes) -> Envelope[EventData]:
+    """Validate ``raw`` as an event allowed on ``topic``, or raise EventValidationError.
+
+    ValueError (not EventValidationError) for a topic missing from the
+    registry: that is the caller's configuration, not bad input.
+    """
+    # Imported here because topics imports this module's types for key_for.
+    from shared.topics import TOPICS
+
+    spec = TOPICS.get(topic)
+    if spec is None:
+        raise ValueError(f"topic {topic!r} is not in the registry")
+    try:
+        document = json.loads(bytes(raw).decode("utf-8"), parse_constant=_reject_constant)
+    except UnicodeDecodeError as exc:
+        raise EventValidationError(
+            "unparsable", f"not UTF-8: {exc.reason} at byte {exc.start}"
+        ) from None
+    except ValueError as exc:
+        raise EventValidationError("unparsable", f"not JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise EventValidationError(
+            "unparsable", f"expected a JSON object, got {type(document).__name__}"
+        )
+    event_type = document.get("event_type")
+    if event_type is None:
+        raise EventValidationError("schema_violation", "event_type: Field required")
+    if not isinstance(event_type, str):
+        raise EventValidationError("schema_violation", "event_type: Input should be a valid string")
+    if event_type not in spec.event_types:
+        allowed = ", ".join(spec.event_types)
+        raise EventValidationError(
+            "unknown_event_type",
+            f"event_type {event_type!r} is not allowed on {topic} (allowed: {allowed})",
+        )
+    try:
+        return envelope_model(event_type).model_validate_json(raw)
+    except ValidationError as exc:
+        if any(item["type"] == "json_invalid" for item in exc.errors()):
+            raise EventValidationError("unparsable", _describe(exc)) from None
+        raise EventValidationError("schema_violation", _describe(exc)) from None

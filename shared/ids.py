@@ -1,0 +1,39 @@
+"""Deterministic ids for what the suite derives (CONTRACT 1 and 3.6).
+
+UUIDv5 over the natural key under one namespace, so reprocessing an event
+recomputes the same id instead of minting a second one, and anyone outside
+the suite can recompute it too.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+__all__ = ["NS", "clawback_line_id", "commission_line_id", "derive_id"]
+
+NS = uuid.UUID("6abe1a86-42d3-5d78-9c97-01a95d4dfdcc")
+
+
+def derive_id(*parts: str) -> str:
+    """``str(uuid5(NS, "/".join(parts)))``.
+
+    Parts are joined as given; the contract fixes this key format, so a part
+    that itself contains "/" is not escaped (callers whose ids may contain "/"
+    should be aware that ("a/b", "c") and ("a", "b/c") collide).
+    """
+    if not parts:
+        raise ValueError("derive_id needs at least one part")
+    for part in parts:
+        if not isinstance(part, str):
+            raise TypeError(f"id parts must be str, got {type(part).__name__}")
+    return str(uuid.uuid5(NS, "/".join(parts)))
+
+
+def commission_line_id(order_id: str, line_id: str, partner_id: str, role: str) -> str:
+    """Ledger line id of an accrual: ``uuid5(NS, "<order_id>/<line_id>/<partner_id>/<role>")``."""
+    return derive_id(order_id, line_id, partner_id, role)
+
+
+def clawback_line_id(refund_id: str, partner_id: str, role: str) -> str:
+    """Ledger line id of a clawback: ``uuid5(NS, "<refund_id>/<partner_id>/<role>")``."""
+    return derive_id(refund_id, partner_id, role)

@@ -1,0 +1,180 @@
+"""The topic registry (CONTRACT 1.2): every topic with its owner, key and event types.
+
+The one place that says which events may appear on which topic and what a
+record is keyed by; producers key by aggregate id so one aggregate's events
+stay in order on one partition.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+from shared.events import EVENT_MODELS, EventData
+
+if TYPE_CHECKING:
+    from shared.envelope import Envelope
+
+__all__ = [
+    "ALL_TOPICS",
+    "CHECKOUT_ORDERS",
+    "CHECKOUT_REFUNDS",
+    "COMMISSIONS_LEDGER",
+    "DLQ_DETAIL_HEADER",
+    "DLQ_REASON_HEADER",
+    "NOTIFICATIONS_DELIVERIES",
+    "REGISTRATION_ENTITLEMENTS",
+    "REGISTRATION_PARTNERS",
+    "TOPICS",
+    "VENDOR_ADVISORIES",
+    "Topic",
+    "all_topic_names",
+    "dlq_name",
+    "key_for",
+    "topic",
+    "topic_for_event",
+]
+
+CHECKOUT_ORDERS = "checkout.orders.v1"
+CHECKOUT_REFUNDS = "checkout.refunds.v1"
+VENDOR_ADVISORIES = "vendor.advisories.v1"
+REGISTRATION_PARTNERS = "registration.partners.v1"
+REGISTRATION_ENTITLEMENTS = "registration.entitlements.v1"
+COMMISSIONS_LEDGER = "commissions.ledger.v1"
+NOTIFICATIONS_DELIVERIES = "notifications.deliveries.v1"
+
+DLQ_REASON_HEADER = "error.reason"
+DLQ_DETAIL_HEADER = "error.detail"
+
+
+def dlq_name(topic_name: str) -> str:
+    """The dead-letter topic of ``topic_name`` (CONTRACT 1.4)."""
+    return f"{topic_name}.dlq"
+
+
+@dataclass(frozen=True, slots=True)
+class Topic:
+    """One topic: who produces it, what keys it, which events it carries."""
+
+    name: str
+    owner: str
+    external: bool
+    key_field: str
+    event_types: Mapping[str, type[EventData]]
+    description: str
+
+    @property
+    def dlq(self) -> str:
+        return dlq_name(self.name)
+
+
+def _topic(
+    name: str, owner: str, key_field: str, event_types: tuple[str, ...], description: str
+) -> Topic:
+    return Topic(
+        name=name,
+        owner=owner,
+        external=owner.endswith("(external)"),
+        key_field=key_field,
+        event_types=MappingProxyType({et: EVENT_MODELS[et] for et in event_types}),
+        description=description,
+    )
+
+
+ALL_TOPICS: tuple[Topic, ...] = (
+    _topic(
+        CHECKOUT_ORDERS,
+        "checkout (external)",
+        "order_id",
+        ("order.placed",),
+        "Orders from e-commerce and retail checkout; the system of record for what was sold.",
+    ),
+    _topic(
+        CHECKOUT_REFUNDS,
+        "checkout (external)",
+        "order_id",
+        ("refund.issued",),
+        "Full and partial refunds of order lines.",
+    ),
+    _topic(
+        VENDOR_ADVISORIES,
+        "vendor security team (external)",
+        "advisory_id",
+        ("advisory.published",),
+        "Security advisories to be sent to affected customers and their partners.",
+    ),
+    _topic(
+        REGISTRATION_PARTNERS,
+        "registration",
+        "partner_id",
+        ("partner.created", "partner.updated"),
+        "Partners as they now stand, without secrets.",
+    ),
+    _topic(
+        REGISTRATION_ENTITLEMENTS,
+        "registration",
+        "license_key",
+        (
+            "entitlement.registered",
+            "entitlement.updated",
+            "entitlement.attribution_changed",
+            "entitlement.order_applied",
+        ),
+        "Entitlements and their partner of record; order_applied drives commissions.",
+    ),
+    _topic(
+        COMMISSIONS_LEDGER,
+        "commissions",
+        "partner_id",
+        ("commission.accrued", "commission.clawed_back", "commission.payable", "commission.paid"),
+        "The commission ledger, one event per line or status change; read it read_committed.",
+    ),
+    _topic(
+        NOTIFICATIONS_DELIVERIES,
+        "notifications",
+        "notification_id",
+        ("delivery.sent", "delivery.failed", "delivery.suppressed"),
+        "The outcome of every notification delivery, never the message body.",
+    ),
+)
+
+TOPICS: Mapping[str, Topic] = MappingProxyType({t.name: t for t in ALL_TOPICS})
+
+_TOPIC_OF_EVENT: Mapping[str, Topic] = MappingProxyType(
+    {event_type: t for t in ALL_TOPICS for event_type in t.event_types}
+)
+
+
+def topic(name: str) -> Topic:
+    """The registry entry of ``name``; KeyError if unknown."""
+    return TOPICS[name]
+
+
+def topic_for_event(event_type: str) -> Topic:
+    """The one topic that carries ``event_type``; KeyError if unknown."""
+    return _TOPIC_OF_EVENT[event_type]
+
+
+def all_topic_names(*, include_dlq: bool = True) -> list[str]:
+    """Every topic name, each followed by its dead-letter topic unless excluded."""
+    names: list[str] = []
+    for t in ALL_TOPICS:
+        names.append(t.name)
+        if include_dlq:
+            names.append(t.dlq)
+    return names
+
+
+def key_for(topic_name: str, envelope: Envelope[Any]) -> bytes:
+    """The record key of ``envelope`` on ``topic_name``: its key field, UTF-8."""
+    spec = TOPICS.get(topic_name)
+    if spec is None:
+        raise ValueError(f"topic {topic_name!r} is not in the registry")
+    if envelope.event_type not in spec.event_types:
+        raise ValueError(f"{envelope.event_type} is not carried on {topic_name}")
+    value = getattr(envelope.data, spec.key_field)
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{envelope.event_type} data has no {spec.key_field} to key by")
+    return value.encode("utf-8")

@@ -1,0 +1,463 @@
+"""The partner portal in a real headless Chromium, against a fresh running suite.
+
+Starts the suite as `./dev up` does (embedded broker and database, the three
+services) plus the portal, signs up two partners through the admin API, feeds
+orders through Kafka, then drives Chromium with Playwright: sign in, overview,
+entitlements, register a licence, statement CSV, webhook, delivery log. Partner B
+must never see partner A's data. Screenshots of every page go to docs/screenshots/.
+
+No Chromium means a failure, never a skip (`devkit.browser.ensure_chromium`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import os
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, ViewportSize, expect, sync_playwright
+from standardwebhooks import Webhook
+
+from chassis.kafka import make_producer
+from devkit.browser import LAUNCH_ARGS, ensure_chromium
+from devkit.processes import ManagedProcess, free_port, wait_until
+from devkit.story import WebhookReceiver
+from devkit.up import RunningSuite, fresh_env, start_ready_suite
+from shared.envelope import encode, new_envelope
+from shared.events import Customer, OrderLine, OrderPlaced
+from shared.topics import CHECKOUT_ORDERS, key_for
+
+pytestmark = pytest.mark.e2e
+
+# The README's screenshots are refreshed on request (UPDATE_SCREENSHOTS=1); otherwise a
+# run keeps them out of the work tree, so CI and everyday runs leave it clean.
+SCREENSHOTS = (
+    Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+    if os.environ.get("UPDATE_SCREENSHOTS") == "1"
+    else Path(tempfile.gettempdir()) / "channelkeep-screenshots"
+)
+DESKTOP: ViewportSize = {"width": 1280, "height": 860}
+PHONE: ViewportSize = {"width": 390, "height": 844}
+
+
+@dataclass
+class Partner:
+    partner_id: str
+    display_name: str
+    seller_code: str
+    api_key: str
+
+
+@dataclass
+class World:
+    portal: str
+    run: str
+    alpha: Partner
+    bravo: Partner
+    soon_key: str  # A's, ends within 90 days
+    renewed_key: str  # A's, renewed direct this month: a commission line
+    free_key: str  # nobody's yet; A registers it in the portal
+    bravo_key: str  # B's own
+    month: str
+
+
+def _ready(url: str) -> bool:
+    with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 (our own loopback)
+        return bool(response.status == 200)
+
+
+def _publish(bootstrap: str, orders: list[tuple[OrderPlaced, dt.datetime]]) -> None:
+    async def send() -> None:
+        producer = make_producer(bootstrap)
+        await producer.start()
+        try:
+            for order, when in orders:
+                envelope = new_envelope("order.placed", order, occurred_at=when, producer="test")
+                await producer.send_and_wait(
+                    CHECKOUT_ORDERS, encode(envelope), key=key_for(CHECKOUT_ORDERS, envelope)
+                )
+        finally:
+            await producer.stop()
+
+    # Its own thread: Playwright's sync API keeps an event loop running in this one.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(asyncio.run, send()).result()
+
+
+def _order(
+    order_id: str,
+    channel: str,
+    kind: str,
+    license_key: str,
+    start: dt.date,
+    end: dt.date,
+    org: str,
+    partner_code: str | None = None,
+) -> OrderPlaced:
+    return OrderPlaced(
+        order_id=order_id,
+        sales_channel=channel,
+        storefront="marketplace" if channel == "partner" else "web",
+        partner_code=partner_code,
+        seller_code=None,
+        currency="EUR",
+        customer=Customer(
+            customer_id=f"C-{license_key}",
+            org_name=org,
+            contact_name="Jana Example",
+            email=f"{license_key.lower()}@customer.example",
+            country="DE",
+        ),
+        lines=[
+            OrderLine(
+                line_id="1",
+                kind=kind,
+                license_key=license_key,
+                sku="SECURE-PRO-1Y",
+                product="secure-pro",
+                quantity=1,
+                term_start=start,
+                term_end=end,
+                net_amount_minor=123457,
+            )
+        ],
+    )
+
+
+def _until(check: Any, what: str, wait_s: float = 60.0) -> None:
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.5)
+    raise TimeoutError(f"gave up waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    data_dir = tmp_path_factory.mktemp("portal")
+    env = fresh_env(dict(os.environ))
+    suite: RunningSuite = start_ready_suite(data_dir, env)
+    urls = {name: f"http://127.0.0.1:{port}" for name, port in suite.ports.items()}
+    portal_port = free_port()
+    portal = ManagedProcess(
+        "portal-api",
+        [sys.executable, "-m", "services.portal.entrypoints.api"],
+        log_path=data_dir / "logs" / "portal-api.log",
+        env={
+            **env,
+            "ENVIRONMENT": "dev",
+            "PORTAL_PORT": str(portal_port),
+            "REGISTRATION_URL": urls["registration"],
+            "COMMISSIONS_URL": urls["commissions"],
+            "NOTIFICATIONS_URL": urls["notifications"],
+            "PYTHONUNBUFFERED": "1",
+        },
+    )
+    try:
+        portal.start()
+        base = f"http://127.0.0.1:{portal_port}"
+        wait_until(lambda: _ready(f"{base}/readyz"), timeout=30, interval=0.3, process=portal)
+        yield _seed(base, urls, suite.embedded.kafka_bootstrap, env["ADMIN_TOKEN"])
+    finally:
+        portal.stop()
+        suite.stop()
+
+
+def _seed(portal: str, urls: dict[str, str], bootstrap: str, admin_token: str) -> World:
+    run = uuid.uuid4().hex[:6].upper()
+    admin = {"Authorization": f"Bearer {admin_token}"}
+    today = dt.datetime.now(dt.UTC).date()
+    with httpx.Client(timeout=15, headers=admin) as http:
+
+        def partner(name: str, color: str) -> Partner:
+            response = http.post(
+                f"{urls['registration']}/v1/admin/partners",
+                json={
+                    "display_name": name,
+                    "legal_name": f"{name} GmbH",
+                    "type": "var",
+                    "tier": "gold",
+                    "contact_email": f"partners-{run.lower()}@{name.split()[0].lower()}.example",
+                    "branding": {
+                        "logo_url": f"https://{name.split()[0].lower()}.example/logo.png",
+                        "color": color,
+                        "phone": "+43 1 555 0199",
+                        "website": f"https://{name.split()[0].lower()}.example",
+                    },
+                    "co_brand_customer_messages": False,
+                    "customer_ids": [],
+                },
+            )
+            assert response.status_code == 201, response.text
+            body = response.json()
+            return Partner(body["partner_id"], name, body["seller_code"], body["api_key"])
+
+        alpha = partner("Alpine IT Services", "#C0392B")
+        bravo = partner("Bravo Systems", "#0B5394")
+        keys = {k: f"LK-{k.upper()}-{run}" for k in ("soon", "renewed", "free", "bravo")}
+        now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+        year_ago = today - dt.timedelta(days=325)
+        _publish(
+            bootstrap,
+            [
+                (
+                    _order(f"PRT-{run}-1", "partner", "new", keys["soon"], year_ago,
+                           today + dt.timedelta(days=40), "Müller Logistik GmbH",
+                           alpha.seller_code),
+                    now - dt.timedelta(days=60),
+                ),
+                (
+                    _order(f"PRT-{run}-2", "partner", "new", keys["renewed"], year_ago,
+                           today + dt.timedelta(days=2), "Alpenblick Hotels AG",
+                           alpha.seller_code),
+                    now - dt.timedelta(days=60),
+                ),
+                (
+                    _order(f"WEB-{run}-3", "direct", "new", keys["free"], today,
+                           today + dt.timedelta(days=365), "Charlie Consulting SARL"),
+                    now - dt.timedelta(days=1),
+                ),
+                (
+                    _order(f"PRT-{run}-4", "partner", "new", keys["bravo"], year_ago,
+                           today + dt.timedelta(days=60), "Bergbau Nord KG",
+                           bravo.seller_code),
+                    now - dt.timedelta(days=60),
+                ),
+            ],
+        )  # fmt: skip
+
+        def exists(key: str) -> bool:
+            r = http.get(f"{urls['registration']}/v1/admin/entitlements/{key}")
+            return r.status_code == 200
+
+        for key in keys.values():
+            _until(lambda key=key: exists(key), f"entitlement {key}")
+        _publish(
+            bootstrap,
+            [
+                (
+                    _order(f"WEB-{run}-5", "direct", "renewal", keys["renewed"],
+                           today + dt.timedelta(days=3), today + dt.timedelta(days=368),
+                           "Alpenblick Hotels AG"),
+                    now - dt.timedelta(minutes=5),
+                )
+            ],
+        )  # fmt: skip
+
+        def commission() -> bool:
+            r = http.get(
+                f"{urls['commissions']}/v1/admin/commissions",
+                params={"partner_id": alpha.partner_id},
+            )
+            return r.status_code == 200 and len(r.json().get("lines", [])) >= 1
+
+        _until(commission, "partner A's commission line")
+    return World(
+        portal=portal,
+        run=run,
+        alpha=alpha,
+        bravo=bravo,
+        soon_key=keys["soon"],
+        renewed_key=keys["renewed"],
+        free_key=keys["free"],
+        bravo_key=keys["bravo"],
+        month=f"{now.year:04d}-{now.month:02d}",
+    )
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    executable = ensure_chromium()
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=executable, args=list(LAUNCH_ARGS))
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+def shot(page: Page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def nav(page: Page, name: str) -> None:
+    menu = page.get_by_role("navigation", name="Portal")
+    menu.get_by_role("link", name=name, exact=True).click()
+
+
+def sign_in(page: Page, portal: str, api_key: str) -> None:
+    page.goto(f"{portal}/sign-in")
+    page.get_by_label("API key").fill(api_key)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(f"{portal}/overview")
+
+
+def test_partner_a_uses_every_page(browser: Browser, world: World, tmp_path: Path) -> None:
+    context = browser.new_context(viewport=DESKTOP, accept_downloads=True)
+    page = context.new_page()
+    portal = world.portal
+
+    page.goto(f"{portal}/sign-in")
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    shot(page, "sign-in")
+    page.get_by_label("API key").fill("not-a-real-key")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("alert")).to_contain_text("not accepted")
+
+    sign_in(page, portal, world.alpha.api_key)
+    cookies = {c["name"]: c for c in context.cookies()}
+    session = cookies["portal_session"]
+    assert session["httpOnly"] and session["sameSite"] == "Strict"
+    assert world.alpha.api_key not in session["value"]
+
+    renewals = page.get_by_role("region", name="Up for renewal in the next 90 days")
+    expect(renewals).to_contain_text(world.soon_key)
+    expect(renewals).to_contain_text("Müller Logistik GmbH")
+    commissions = page.get_by_role("region", name=f"Commissions in {world.month}")
+    expect(commissions).to_contain_text("EUR 185.19")  # 123457 at gold renewal 1500 bps
+    shot(page, "overview")
+
+    nav(page, "Entitlements")
+    page.get_by_label("Licence key or customer").fill("müller")
+    page.get_by_role("button", name="Search").click()
+    table = page.locator("table")
+    expect(table).to_contain_text(world.soon_key)
+    expect(table).not_to_contain_text(world.renewed_key)
+    expect(table).to_contain_text("partner sale")
+    shot(page, "entitlements")
+
+    nav(page, "Register a licence")
+    page.get_by_label("Licence key").fill(world.free_key)
+    page.get_by_role("button", name="Register").click()
+    expect(page.get_by_role("status")).to_contain_text("Registered")
+    expect(page.get_by_role("status")).to_contain_text("Charlie Consulting SARL")
+    shot(page, "register")
+    page.get_by_label("Licence key").fill(world.bravo_key)
+    page.get_by_role("button", name="Register").click()
+    expect(page.locator(".field-error")).to_contain_text("Another partner")
+    expect(page.locator("main")).not_to_contain_text("Bravo")
+
+    nav(page, "Commissions")
+    expect(page.locator("table").last).to_contain_text(world.renewed_key)
+    shot(page, "commissions")
+    with page.expect_download() as download_info:
+        page.get_by_role("link", name="Download statement CSV").click()
+    download = download_info.value
+    assert download.suggested_filename == f"commissions-{world.month}.csv"
+    saved = tmp_path / "statement.csv"
+    download.save_as(saved)
+    csv_text = saved.read_text()
+    assert csv_text.startswith("line_id,occurred_at,status")
+    assert world.renewed_key in csv_text
+
+    with WebhookReceiver() as receiver:
+        nav(page, "Webhook")
+        page.get_by_label("Webhook URL").fill(receiver.url)
+        page.get_by_role("button", name="Save and show a new secret").click()
+        secret = page.get_by_role("textbox", name="Signing secret")
+        expect(secret).to_be_visible()
+        value = secret.input_value()
+        assert value.startswith("whsec_") and len(value) > 20
+        shot(page, "webhook")
+        page.goto(f"{portal}/webhook")
+        assert value not in page.content()
+        # The URL in use comes back from notifications, and a signed test event goes out.
+        expect(page.get_by_label("Webhook URL")).to_have_value(receiver.url)
+        page.get_by_role("button", name="Send a test event").click()
+        expect(page.get_by_role("status")).to_contain_text("Test event delivered")
+        test_events = [r for r in receiver.received if b"webhook.test" in r["body"]]
+        assert len(test_events) == 1
+        assert Webhook(value).verify(test_events[0]["body"], test_events[0]["headers"])
+
+    nav(page, "Delivery log")
+    expect(page.get_by_role("heading", name="Delivery log")).to_be_visible()
+    shot(page, "deliveries")
+
+    phone = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
+    small = phone.new_page()
+    sign_in(small, portal, world.alpha.api_key)
+    expect(small.get_by_role("region", name="Up for renewal in the next 90 days")).to_contain_text(
+        world.soon_key
+    )
+    shot(small, "overview-phone")
+    phone.close()
+
+    page.get_by_role("button", name="Sign out").click()
+    expect(page).to_have_url(f"{portal}/sign-in")
+    page.goto(f"{portal}/overview")
+    expect(page).to_have_url(f"{portal}/sign-in")
+    assert "portal_session" not in {c["name"] for c in context.cookies()}
+    context.close()
+
+
+def test_partner_b_never_sees_partner_a(browser: Browser, world: World, tmp_path: Path) -> None:
+    context = browser.new_context(viewport=DESKTOP, accept_downloads=True)
+    page = context.new_page()
+    portal = world.portal
+    sign_in(page, portal, world.bravo.api_key)
+    secrets_of_a = [
+        world.soon_key,
+        world.renewed_key,
+        world.free_key,
+        world.alpha.partner_id,
+        world.alpha.display_name,
+        world.alpha.seller_code,
+        world.alpha.api_key,
+        "Müller Logistik",
+        "Alpenblick",
+        "Charlie Consulting",
+    ]
+
+    def assert_clean(html: str, where: str) -> None:
+        for secret in secrets_of_a:
+            assert secret not in html, f"partner A's {secret!r} on B's {where}"
+
+    expect(page.get_by_role("region", name="Up for renewal in the next 90 days")).to_contain_text(
+        world.bravo_key
+    )
+    for path in (
+        "/overview",
+        "/entitlements",
+        f"/entitlements?q={world.soon_key}",
+        "/entitlements?q=Alpenblick",
+        f"/commissions?month={world.month}",
+        "/commissions?status=accrued",
+        "/webhook",
+        "/deliveries",
+        "/register",
+    ):
+        page.goto(f"{portal}{path}")
+        # A search echoes B's own query in its input; what the page shows must still be clean.
+        assert_clean(page.locator("body").inner_text() if "q=" in path else page.content(), path)
+    page.goto(f"{portal}/entitlements")
+    expect(page.locator("table")).to_contain_text(world.bravo_key)
+    shot(page, "entitlements-partner-b")
+
+    page.goto(f"{portal}/register")
+    page.get_by_label("Licence key").fill(world.soon_key)
+    page.get_by_role("button", name="Register").click()
+    expect(page.locator(".field-error")).to_contain_text("Another partner")
+    assert_clean(page.locator("main").inner_text(), "register answer")
+
+    page.goto(f"{portal}/commissions?month={world.month}")
+    with page.expect_download() as download_info:
+        page.get_by_role("link", name="Download statement CSV").click()
+    saved = tmp_path / "b.csv"
+    download_info.value.save_as(saved)
+    assert saved.read_text().startswith("line_id")
+    assert_clean(saved.read_text(), "statement CSV")
+    context.close()

@@ -1,0 +1,337 @@
+"""Faults: a seeded checkout stream with refunds while workers are SIGKILLed and restarted
+(and, in the long run, the broker and the database restarted); then the ledger on
+commissions.ledger.v1 (read_committed) must equal an independent computation from
+CONTRACT section 3, every partner-channel line must carry its seller as partner of
+record, and every event must appear exactly once.
+
+The short variant runs in CI; the long one (20k orders, >= 10 kills, broker and
+database restarted twice each) only with `--reliability`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import random
+import signal
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from devkit.simulate import Simulator
+from shared.envelope import encode
+from shared.ids import clawback_line_id, commission_line_id
+from shared.topics import key_for
+from tests.reliability.harness import Live, produce, read_topic, running_suite
+
+pytestmark = [pytest.mark.e2e]
+
+RATES = {  # CONTRACT 3, typed in again
+    "platinum": {"new": 1500, "renewal": 2000, "upgrade": 1500},
+    "gold": {"new": 1000, "renewal": 1500, "upgrade": 1000},
+    "silver": {"new": 750, "renewal": 1000, "upgrade": 750},
+    "bronze": {"new": 500, "renewal": 500, "upgrade": 500},
+}
+OVERRIDE_BPS = 200
+RESULTS = Path(".data/reliability")
+
+
+@dataclass
+class Plan:
+    orders: int
+    kills: int
+    broker_restarts: int
+    database_restarts: int
+    seed: int = 7
+
+
+@dataclass
+class Record:
+    kills: list[str] = field(default_factory=list)
+    restarts: list[str] = field(default_factory=list)
+
+
+def _at(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _add_months(when: dt.datetime, months: int) -> dt.datetime:
+    import calendar
+
+    total = when.month - 1 + months
+    year, month = when.year + total // 12, total % 12 + 1
+    day = min(when.day, calendar.monthrange(year, month)[1])
+    return when.replace(year=year, month=month, day=day)
+
+
+def expected_ledger(applied: list[dict[str, Any]], refunds: list[dict[str, Any]]) -> dict[str, int]:
+    """line_id -> amount for every accrual and clawback, from CONTRACT 3 alone."""
+    out: dict[str, int] = {}
+    beneficiaries: dict[tuple[str, str], list[tuple[str, str, int, int]]] = {}
+    for data in applied:
+        order, partner = data["order"], data.get("partner")
+        if order["sales_channel"] != "direct" or partner is None:
+            continue
+        when = _at(order["occurred_at"])
+        if partner["status"] != "active" or order["net_amount_minor"] == 0:
+            continue
+        if when >= _add_months(_at(partner["since"]), 36):
+            continue
+        if order["customer_id"] in partner.get("customer_ids", []):
+            continue
+        net = order["net_amount_minor"]
+        key = (order["order_id"], order["line_id"])
+        roles = [
+            (partner["partner_id"], "partner_of_record", RATES[partner["tier"]][order["kind"]])
+        ]
+        parent = partner.get("parent")
+        if parent and parent.get("status") == "active":
+            roles.append((parent["partner_id"], "distributor_override", OVERRIDE_BPS))
+        for partner_id, role, bps in roles:
+            amount = round(Fraction(net * bps, 10000))
+            out[commission_line_id(order["order_id"], order["line_id"], partner_id, role)] = amount
+            beneficiaries.setdefault(key, []).append((partner_id, role, amount, net))
+    refunded: dict[tuple[str, str], int] = {}
+    for refund in refunds:
+        key = (refund["order_id"], refund["line_id"])
+        before = refunded.get(key, 0)
+        after = before + refund["amount_minor"]
+        refunded[key] = after
+        for partner_id, role, commission, net in beneficiaries.get(key, []):
+            claw = round(Fraction(commission * after, net)) - round(
+                Fraction(commission * before, net)
+            )
+            if claw:
+                out[clawback_line_id(refund["refund_id"], partner_id, role)] = -claw
+    return out
+
+
+def _partners(live: Live, n: int) -> list[dict[str, Any]]:
+    partners = []
+    with live.http() as http:
+        distributor = http.post(
+            f"{live.url('registration')}/v1/admin/partners",
+            headers=live.admin(),
+            json={
+                "display_name": "Fault Distribution",
+                "legal_name": "Fault Distribution AG",
+                "type": "distributor",
+                "tier": "gold",
+                "contact_email": "dist@faults.example",
+                "branding": {},
+                "co_brand_customer_messages": False,
+                "customer_ids": [],
+            },
+        ).json()
+        for i in range(n):
+            r = http.post(
+                f"{live.url('registration')}/v1/admin/partners",
+                headers=live.admin(),
+                json={
+                    "display_name": f"Fault Reseller {i}",
+                    "legal_name": f"Fault Reseller {i} GmbH",
+                    "type": "var",
+                    "tier": ("platinum", "gold", "silver", "bronze")[i % 4],
+                    "parent_partner_id": distributor["partner_id"] if i % 2 else None,
+                    "contact_email": f"r{i}@faults.example",
+                    "branding": {},
+                    "co_brand_customer_messages": False,
+                    "customer_ids": [],
+                },
+            )
+            assert r.status_code == 201, r.text
+            partners.append(r.json())
+    return partners
+
+
+def _chaos(live: Live, plan: Plan, record: Record, stop: threading.Event, span: float) -> None:
+    rng = random.Random(plan.seed)
+    workers = [p for p in live.suite.services if p.name.endswith("-worker")]
+    embedded = {p.name: p for p in live.suite.embedded.processes}
+    actions = ["kill"] * plan.kills + ["broker"] * plan.broker_restarts
+    actions += ["database"] * plan.database_restarts
+    rng.shuffle(actions)
+    for action in actions:
+        if stop.wait(rng.uniform(0.2, 1.0) * span / max(1, len(actions))):
+            return
+        if action == "kill":
+            victim = rng.choice(workers)
+            victim.signal_group(signal.SIGKILL)
+            if victim.proc is not None:
+                victim.proc.wait(timeout=10)
+            record.kills.append(victim.name)
+            victim.start()
+        else:
+            name = next(n for n in embedded if ("mongo" if action == "database" else "kafka") in n)
+            process = embedded[name]
+            process.stop()
+            process.start()
+            record.restarts.append(name)
+            time.sleep(3)
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+    yield from running_suite(tmp_path_factory.mktemp("faults"))
+
+
+def run_faults(live: Live, plan: Plan) -> dict[str, Any]:
+    partners = _partners(live, 6)
+    codes = [p["seller_code"] for p in partners]
+    events = list(Simulator(plan.seed, codes).events(plan.orders))
+    tag = f"-{int(time.time())}"
+    records = []
+    refunds: list[dict[str, Any]] = []
+    order_ids = set()
+    for topic, envelope in events:
+        data = envelope.data
+        # Fresh ids per run, so runs against the same suite never collide.
+        if topic == "checkout.orders.v1":
+            data = data.model_copy(update={"order_id": data.order_id + tag})  # type: ignore[attr-defined]
+            order_ids.add(data.order_id)  # type: ignore[attr-defined]
+        else:
+            data = data.model_copy(
+                update={"order_id": data.order_id + tag, "refund_id": data.refund_id + tag}  # type: ignore[attr-defined]
+            )
+            refunds.append(data.model_dump(mode="json"))
+        envelope = envelope.model_copy(update={"data": data})
+        records.append((topic, key_for(topic, envelope), encode(envelope)))
+    record = Record()
+    stop = threading.Event()
+    started = time.monotonic()
+    # Chaos on this thread: a child's parent-death signal fires when the thread that
+    # started it ends, so restarted processes must be started from the main thread.
+    feeder = threading.Thread(
+        target=lambda: asyncio.run(produce(live.bootstrap, records)), daemon=True
+    )
+    feeder.start()
+    _chaos(live, plan, record, stop, max(20.0, plan.orders / 100))
+    feeder.join(timeout=max(120.0, plan.orders / 20))
+    stop.set()
+    lines = sum(
+        len(e.data.lines)  # type: ignore[attr-defined]
+        for t, e in events
+        if t == "checkout.orders.v1"
+    )
+
+    def mine(value: bytes) -> dict[str, Any] | None:
+        document = json.loads(value)
+        order = document["data"].get("order") or document["data"]
+        return document if order.get("order_id", "").endswith(tag) else None
+
+    applied_records = asyncio.run(
+        read_topic(
+            live.bootstrap,
+            "registration.entitlements.v1",
+            until=lambda rs: (
+                sum(b"order_applied" in r.value and tag.encode() in r.value for r in rs) >= lines
+            ),
+            wait_s=max(120.0, plan.orders / 20),
+        )
+    )
+    applied = [
+        d
+        for r in applied_records
+        if b"order_applied" in r.value and (d := mine(r.value)) is not None
+    ]
+    expected = expected_ledger([d["data"] for d in applied], refunds)
+    ledger_records = asyncio.run(
+        read_topic(
+            live.bootstrap,
+            "commissions.ledger.v1",
+            until=lambda rs: sum(tag.encode() in r.value for r in rs) >= len(expected),
+            wait_s=max(120.0, plan.orders / 20),
+        )
+    )
+    time.sleep(2)
+    ledger_records = asyncio.run(read_topic(live.bootstrap, "commissions.ledger.v1", wait_s=5))
+    ledger = [d for r in ledger_records if (d := mine(r.value)) is not None]
+    accrued = {
+        d["data"]["line_id"]: d["data"]["amount_minor"]
+        for d in ledger
+        if d["event_type"] in ("commission.accrued", "commission.clawed_back")
+    }
+    by_code = {p["seller_code"]: p["partner_id"] for p in partners}
+    sold_by = {
+        (e.data.order_id + tag): by_code.get(e.data.partner_code or "")  # type: ignore[attr-defined]
+        for t, e in events
+        if t == "checkout.orders.v1" and e.data.sales_channel == "partner"  # type: ignore[attr-defined]
+    }
+    return {
+        "plan": plan,
+        "record": record,
+        "seconds": time.monotonic() - started,
+        "orders": len(order_ids),
+        "lines": lines,
+        "refunds": len(refunds),
+        "applied": applied,
+        "ledger": ledger,
+        "accrued": accrued,
+        "expected": expected,
+        "sold_by": sold_by,
+        "alive": [p.name for p in live.suite.services if not p.alive()],
+    }
+
+
+def check(result: dict[str, Any]) -> None:
+    applied, ledger = result["applied"], result["ledger"]
+    # Exactly once: one order_applied per order line, one ledger event per (line, type).
+    applied_keys = Counter(
+        (d["data"]["order"]["order_id"], d["data"]["order"]["line_id"]) for d in applied
+    )
+    assert not [k for k, n in applied_keys.items() if n > 1], "order_applied duplicated"
+    assert len(applied_keys) == result["lines"], (len(applied_keys), result["lines"])
+    ledger_keys = Counter((d["data"]["line_id"], d["event_type"]) for d in ledger)
+    assert not [k for k, n in ledger_keys.items() if n > 1], "ledger line duplicated"
+    # The ledger equals the independent computation: nothing missing, extra or wrong.
+    expected, accrued = result["expected"], result["accrued"]
+    missing = set(expected) - set(accrued)
+    extra = set(accrued) - set(expected)
+    wrong = [k for k in set(expected) & set(accrued) if expected[k] != accrued[k]]
+    assert not missing and not extra and not wrong, (len(missing), len(extra), wrong[:5])
+    # Partner of record: every partner-channel line is attributed to its seller.
+    for d in applied:
+        order = d["data"]["order"]
+        seller = result["sold_by"].get(order["order_id"])
+        if seller is not None:
+            por = d["data"]["partner_of_record"]
+            assert por and por["partner_id"] == seller, order["order_id"]
+    assert not result["alive"], result["alive"]
+
+
+def write_figures(name: str, result: dict[str, Any]) -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    figures = {
+        "orders": result["orders"],
+        "order_lines": result["lines"],
+        "refunds": result["refunds"],
+        "ledger_lines": len(result["accrued"]),
+        "expected_lines": len(result["expected"]),
+        "worker_kills": len(result["record"].kills),
+        "restarts": result["record"].restarts,
+        "kills": Counter(result["record"].kills),
+        "seconds": round(result["seconds"], 1),
+    }
+    (RESULTS / f"{name}.json").write_text(json.dumps(figures, indent=2, default=str))
+
+
+def test_faults_short(live: Live) -> None:
+    result = run_faults(live, Plan(orders=600, kills=3, broker_restarts=0, database_restarts=0))
+    write_figures("faults_short", result)
+    check(result)
+    assert len(result["record"].kills) == 3
+
+
+@pytest.mark.reliability
+def test_faults_long(live: Live) -> None:
+    result = run_faults(live, Plan(orders=20_000, kills=12, broker_restarts=2, database_restarts=2))
+    write_figures("faults_long", result)
+    check(result)

@@ -1,0 +1,536 @@
+"""Security against the running suite: isolation matrix from OpenAPI, secrets at rest,
+seller-code brute force, SSRF guard and redirects (CONTRACT 2, 4).
+
+The matrix is generated from each service's `/openapi.json`, so a new endpoint is
+covered without editing this file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import httpx
+import pytest
+from pymongo import MongoClient
+
+from devkit.processes import ManagedProcess, free_port, wait_until
+from tests.reliability.harness import (
+    ADMIN_TOKEN,
+    Live,
+    dumps,
+    envelope,
+    order_data,
+    produce,
+    running_suite,
+)
+
+pytestmark = [pytest.mark.e2e]
+
+SERVICES = ("registration", "commissions", "notifications")
+METHODS = ("get", "post", "put", "patch", "delete")
+
+
+@dataclass
+class PartnerA:
+    partner: dict[str, Any]
+    license_key: str
+    month: str
+    webhook_secret: str
+    registration_token: str
+    customer_email: str
+    secrets: list[str] = field(default_factory=list)
+
+    def values(self) -> dict[str, str]:
+        """A's resources by the names path parameters and body fields use."""
+        return {
+            "license_key": self.license_key,
+            "partner_id": self.partner["partner_id"],
+            "month": self.month,
+            "code": self.partner["seller_code"],
+            "seller_code": self.partner["seller_code"],
+            "url": "https://partner-a.example/hook",
+        }
+
+    def identifiers(self) -> list[str]:
+        """What B must never see."""
+        return [
+            self.partner["partner_id"],
+            self.partner["seller_code"],
+            self.partner["display_name"],
+            self.partner["contact_email"],
+            self.license_key,
+            self.customer_email,
+        ]
+
+
+def _wait(check: Callable[[], Any], what: str, wait_s: float = 60.0) -> Any:
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        try:
+            result = check()
+        except httpx.HTTPError:
+            result = None
+        if result:
+            return result
+        time.sleep(0.5)
+    raise AssertionError(f"gave up waiting for {what}")
+
+
+def _new_partner(http: httpx.Client, live: Live, name: str) -> dict[str, Any]:
+    response = http.post(
+        f"{live.url('registration')}/v1/admin/partners",
+        headers=live.admin(),
+        json={
+            "display_name": name,
+            "legal_name": f"{name} Ltd",
+            "type": "var",
+            "tier": "gold",
+            "contact_email": f"{name.lower().replace(' ', '-')}@partners.example",
+            "branding": {},
+            "co_brand_customer_messages": True,
+            "customer_ids": [],
+        },
+    )
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+    yield from running_suite(
+        tmp_path_factory.mktemp("security"), {"SELLER_CODE_LOOKUPS_PER_MINUTE": "30"}
+    )
+
+
+@pytest.fixture(scope="module")
+def world(live: Live) -> tuple[PartnerA, dict[str, Any]]:
+    """Partner A with an entitlement, commissions, a webhook and deliveries; partner B."""
+    run = uuid.uuid4().hex[:6].upper()
+    with live.http() as http:
+        a = _new_partner(http, live, f"Alpha {run}")
+        b = _new_partner(http, live, f"Bravo {run}")
+        key_a = {"Authorization": f"Bearer {a['api_key']}"}
+        hook = http.put(
+            f"{live.url('notifications')}/v1/partner/webhook",
+            headers=key_a,
+            json={"url": "http://127.0.0.1:9/a-hook"},
+        )
+        assert hook.status_code == 200, hook.text
+        license_key = f"LK-SEC-{run}"
+        customer_id = f"C-SEC-{run}"
+        sale = envelope(
+            "order.placed",
+            order_data(
+                f"SEC-{run}-1",
+                license_key,
+                channel="partner",
+                partner_code=a["seller_code"],
+                customer_id=customer_id,
+            ),
+            occurred_at="2027-01-05T10:00:00Z",
+        )
+        renewal = envelope(
+            "order.placed",
+            order_data(f"SEC-{run}-2", license_key, kind="renewal", customer_id=customer_id),
+            occurred_at="2027-02-05T10:00:00Z",
+        )
+        asyncio.run(
+            produce(
+                live.bootstrap,
+                [
+                    ("checkout.orders.v1", f"SEC-{run}-1".encode(), dumps(sale)),
+                    ("checkout.orders.v1", f"SEC-{run}-2".encode(), dumps(renewal)),
+                ],
+            )
+        )
+
+        def commissions() -> bool:
+            r = http.get(f"{live.url('commissions')}/v1/partner/commissions", headers=key_a)
+            return r.status_code == 200 and license_key in r.text
+
+        _wait(commissions, "A's commission")
+        customer = sale["data"]["customer"]
+        reg = http.post(
+            f"{live.url('registration')}/v1/registrations",
+            json={"license_key": license_key, "customer": customer},
+        )
+        assert reg.status_code == 201, reg.text
+    partner_a = PartnerA(
+        partner=a,
+        license_key=license_key,
+        month="2027-02",
+        webhook_secret=hook.json()["secret"],
+        registration_token=reg.json()["registration_token"],
+        customer_email=customer["email"],
+    )
+    return partner_a, b
+
+
+def _openapi(live: Live, service: str) -> dict[str, Any]:
+    with live.http() as http:
+        response = http.get(f"{live.url(service)}/openapi.json")
+    assert response.status_code == 200
+    return dict(response.json())
+
+
+def _resolve(spec: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    while "$ref" in schema:
+        name = schema["$ref"].rsplit("/", 1)[-1]
+        schema = spec["components"]["schemas"][name]
+    if "anyOf" in schema:
+        options = [s for s in schema["anyOf"] if s.get("type") != "null"]
+        schema = _resolve(spec, options[0]) if options else schema
+    if "allOf" in schema and len(schema["allOf"]) == 1:
+        schema = _resolve(spec, schema["allOf"][0])
+    return schema
+
+
+def example(spec: dict[str, Any], schema: dict[str, Any], name: str, values: dict[str, str]) -> Any:
+    """A plausible value for `schema`, using A's resources where the field name matches."""
+    schema = _resolve(spec, schema)
+    if name in values:
+        return values[name]
+    if "enum" in schema:
+        return schema["enum"][0]
+    kind = schema.get("type")
+    if kind == "object" or "properties" in schema:
+        return {
+            prop: example(spec, sub, prop, values)
+            for prop, sub in schema.get("properties", {}).items()
+            if prop in schema.get("required", [])
+        }
+    if kind == "array":
+        return []
+    if kind == "integer":
+        return 1
+    if kind == "number":
+        return 1
+    if kind == "boolean":
+        return False
+    if schema.get("format") == "date":
+        return "2027-02-01"
+    if schema.get("format") == "date-time":
+        return "2027-02-01T00:00:00Z"
+    if schema.get("format") == "email":
+        return "b@partners.example"
+    pattern = schema.get("pattern", "")
+    if "[0-9]{4}-" in pattern or name in ("month", "period"):
+        return "2027-02"
+    return "x"
+
+
+@dataclass(frozen=True)
+class Route:
+    service: str
+    method: str
+    path: str
+    operation: dict[str, Any]
+    spec: dict[str, Any]
+
+    def url(self, live: Live, values: dict[str, str]) -> str:
+        path = re.sub(r"\{(\w+)\}", lambda m: values.get(m.group(1), "x"), self.path)
+        return f"{live.url(self.service)}{path}"
+
+    def body(self, values: dict[str, str]) -> Any:
+        content = self.operation.get("requestBody", {}).get("content", {})
+        media = content.get("application/json")
+        return None if media is None else example(self.spec, media["schema"], "", values)
+
+    def query(self, values: dict[str, str]) -> dict[str, str]:
+        params = {}
+        for p in self.operation.get("parameters", []):
+            if p.get("in") == "query" and p.get("required"):
+                params[p["name"]] = str(example(self.spec, p.get("schema", {}), p["name"], values))
+        return params
+
+    def call(self, http: httpx.Client, live: Live, token: str | None, values: dict[str, str]):  # type: ignore[no-untyped-def]
+        headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
+        body = self.body(values)
+        return http.request(
+            self.method.upper(),
+            self.url(live, values),
+            headers=headers,
+            params=self.query(values),
+            json=body,
+        )
+
+
+def routes(live: Live, prefixes: tuple[str, ...]) -> list[Route]:
+    found = []
+    for service in SERVICES:
+        spec = _openapi(live, service)
+        for path, item in spec["paths"].items():
+            if not path.startswith(prefixes):
+                continue
+            for method in METHODS:
+                if method in item:
+                    found.append(Route(service, method, path, item[method], spec))
+    return found
+
+
+def _error_shape(response: httpx.Response) -> bool:
+    try:
+        body = response.json()
+    except ValueError:
+        return False
+    error = body.get("error") if isinstance(body, dict) else None
+    return isinstance(error, dict) and {"code", "message"} <= set(error)
+
+
+def test_admin_and_internal_routes_refuse_partners_and_strangers(
+    live: Live, world: tuple[PartnerA, dict[str, Any]]
+) -> None:
+    a, b = world
+    admin_routes = routes(live, ("/v1/admin/", "/v1/internal/"))
+    assert len(admin_routes) >= 10, [r.path for r in admin_routes]
+    failures = []
+    with live.http() as http:
+        for route in admin_routes:
+            for token, expected in (
+                (None, 401),
+                ("wrong-token", 401),
+                (ADMIN_TOKEN + "x", 401),
+                (b["api_key"], 403),
+            ):
+                response = route.call(http, live, token, a.values())
+                if response.status_code != expected or not _error_shape(response):
+                    failures.append(
+                        f"{route.method.upper()} {route.service}{route.path} with "
+                        f"{'no token' if token is None else 'bad/partner token'}: "
+                        f"{response.status_code} {response.text[:120]}"
+                    )
+    assert not failures, "\n".join(failures)
+
+
+def test_partner_b_never_sees_partner_a(live: Live, world: tuple[PartnerA, dict[str, Any]]) -> None:
+    a, b = world
+    partner_routes = routes(live, ("/v1/partner/",))
+    assert len(partner_routes) >= 5, [r.path for r in partner_routes]
+    failures = []
+    with live.http() as http:
+        for route in partner_routes:
+            # Every partner route refuses strangers and the operator token.
+            for token, expected in ((None, 401), ("wrong-token", 401), (ADMIN_TOKEN, 403)):
+                response = route.call(http, live, token, a.values())
+                if response.status_code != expected:
+                    failures.append(f"{route.path} token={expected}: {response.status_code}")
+            # Partner B with A's resources in the path, query and body.
+            response = route.call(http, live, b["api_key"], a.values())
+            text = response.text
+            leaked = [v for v in a.identifiers() if v and v in text]
+            if leaked:
+                failures.append(f"{route.method.upper()} {route.path}: B saw {leaked}")
+            if response.status_code >= 500:
+                failures.append(f"{route.method.upper()} {route.path}: {response.status_code}")
+            names = set(re.findall(r"\{(\w+)\}", route.path))
+            owned = names & {"license_key", "partner_id", "notification_id", "line_id"}
+            if route.method == "get" and owned and response.status_code != 404:
+                failures.append(
+                    f"GET {route.path} with A's {sorted(owned)}: {response.status_code}, not 404"
+                )
+            # A's own view of the same route works (the matrix is not vacuous).
+        mine = http.get(
+            f"{live.url('registration')}/v1/partner/entitlements/{a.license_key}",
+            headers={"Authorization": f"Bearer {a.partner['api_key']}"},
+        )
+        assert mine.status_code == 200, mine.text
+    assert not failures, "\n".join(failures)
+
+
+def _all_documents(mongo_url: str) -> Iterator[tuple[str, str]]:
+    client: MongoClient[dict[str, Any]] = MongoClient(mongo_url)
+    try:
+        for name in client.list_database_names():
+            if name in ("admin", "local", "config"):
+                continue
+            db = client[name]
+            for collection in db.list_collection_names():
+                for doc in db[collection].find():
+                    yield f"{name}.{collection}", json.dumps(doc, default=str)
+    finally:
+        client.close()
+
+
+def test_secrets_are_not_stored_in_plain_text(
+    live: Live, world: tuple[PartnerA, dict[str, Any]]
+) -> None:
+    a, b = world
+    secrets = {
+        "partner A api key": a.partner["api_key"],
+        "partner B api key": b["api_key"],
+        "registration token": a.registration_token,
+        "webhook secret": a.webhook_secret,
+    }
+    documents = list(_all_documents(live.mongo_url))
+    # The scan is not vacuous: every service's database holds A's records.
+    holders = {where.split(".")[0] for where, text in documents if a.partner["partner_id"] in text}
+    assert len(holders) >= 3, holders
+    found = [
+        f"{what} in {where}"
+        for where, text in documents
+        for what, secret in secrets.items()
+        if secret in text
+    ]
+    assert not found, found
+
+
+def test_seller_code_brute_force_is_stopped(live: Live) -> None:
+    statuses = []
+    with live.http() as http:
+        for i in range(45):
+            r = http.get(f"{live.url('registration')}/v1/seller-codes/{i:04d}-AAAA")
+            statuses.append(r.status_code)
+            if r.status_code == 429:
+                assert r.headers.get("retry-after"), "429 without Retry-After"
+                assert _error_shape(r)
+                break
+    assert statuses[-1] == 429, statuses
+    assert len(statuses) <= 31, f"stopped only after {len(statuses)} lookups"
+
+
+class _Hooks:
+    """Loopback endpoints: `/redirect` answers 302 to `/target`; every request is kept."""
+
+    def __init__(self) -> None:
+        self.hits: list[str] = []
+        hooks = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("content-length", "0")))
+                hooks.hits.append(self.path)
+                if self.path.startswith("/redirect"):
+                    self.send_response(302)
+                    self.send_header("Location", f"http://127.0.0.1:{port}/target")
+                else:
+                    self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        port = self.server.server_address[1]
+        self.base = f"http://127.0.0.1:{port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_webhook_redirects_are_not_followed(
+    live: Live, world: tuple[PartnerA, dict[str, Any]]
+) -> None:
+    hooks = _Hooks()
+    try:
+        with live.http() as http:
+            c = _new_partner(http, live, f"Charlie {uuid.uuid4().hex[:6]}")
+            key = {"Authorization": f"Bearer {c['api_key']}"}
+            r = http.put(
+                f"{live.url('notifications')}/v1/partner/webhook",
+                headers=key,
+                json={"url": f"{hooks.base}/redirect"},
+            )
+            assert r.status_code == 200, r.text
+            # A partner registration makes C partner of record: a partner-facing webhook.
+            run = uuid.uuid4().hex[:6].upper()
+            sale = envelope("order.placed", order_data(f"RED-{run}", f"LK-RED-{run}"))
+            asyncio.run(produce(live.bootstrap, [("checkout.orders.v1", b"RED", dumps(sale))]))
+            _wait(
+                lambda: (
+                    http.get(
+                        f"{live.url('registration')}/v1/admin/entitlements/LK-RED-{run}",
+                        headers=live.admin(),
+                    ).status_code
+                    == 200
+                ),
+                "the entitlement",
+            )
+            reg = http.post(
+                f"{live.url('registration')}/v1/partner/registrations",
+                headers=key,
+                json={"license_key": f"LK-RED-{run}", "customer": sale["data"]["customer"]},
+            )
+            assert reg.status_code in (200, 201), reg.text
+            _wait(lambda: hooks.hits, "a webhook attempt", 60)
+            time.sleep(3)
+        assert all(h.startswith("/redirect") for h in hooks.hits), hooks.hits
+    finally:
+        hooks.close()
+
+
+@pytest.fixture(scope="module")
+def production_notifications(live: Live, world: tuple[PartnerA, dict[str, Any]]) -> Iterator[str]:
+    """A second notifications API on the same stores, with production settings."""
+    port = free_port()
+    api = next(p for p in live.suite.services if p.name == "notifications-api")
+    env = dict(api.env or {})
+    env.update(
+        {
+            "ENVIRONMENT": "production",
+            "WEBHOOK_ALLOW_LOOPBACK": "false",
+            "NOTIFICATIONS_PORT": str(port),
+            "UNSUBSCRIBE_SECRET": "prod-like-unsubscribe-secret-0123456789",
+        }
+    )
+    process = ManagedProcess(
+        "notifications-api-production",
+        [sys.executable, "-m", "services.notifications.entrypoints.api"],
+        log_path=live.data_dir / "logs" / "notifications-api-production.log",
+        env=env,
+    )
+    process.start()
+    try:
+        wait_until(
+            lambda: httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200,
+            timeout=60,
+            process=process,
+        )
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.stop()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8080/hook",
+        "https://127.0.0.1/hook",
+        "https://localhost/hook",
+        "https://[::1]/hook",
+        "https://10.0.0.8/hook",
+        "https://172.16.3.4/hook",
+        "https://192.168.1.1/hook",
+        "https://169.254.169.254/latest/meta-data",
+        "https://[fe80::1]/hook",
+        "https://[::ffff:10.0.0.1]/hook",
+        "https://100.64.0.1/hook",
+        "https://0.0.0.0/hook",
+        "https://2130706433/hook",
+        "https://user:pw@partner.example/hook",
+        "ftp://partner.example/hook",
+    ],
+)
+def test_production_refuses_private_webhook_targets(
+    production_notifications: str, world: tuple[PartnerA, dict[str, Any]], url: str
+) -> None:
+    a, _ = world
+    r = httpx.put(
+        f"{production_notifications}/v1/partner/webhook",
+        headers={"Authorization": f"Bearer {a.partner['api_key']}"},
+        json={"url": url},
+        timeout=15,
+    )
+    assert r.status_code == 422, (url, r.status_code, r.text)
+    assert _error_shape(r)

@@ -1,0 +1,37 @@
+"""Worker metrics travel in heartbeats and render as Prometheus families on the API."""
+
+from __future__ import annotations
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from chassis.metrics import HttpMetrics, WorkerCounters, render
+
+
+def test_worker_counters_gauges_and_histograms_render_per_instance() -> None:
+    counters = WorkerCounters()
+    counters.inc("records_total", topic="checkout.orders.v1")
+    counters.inc("records_total", topic="checkout.orders.v1")
+    counters.inc("dead_letters_total", topic="checkout.orders.v1", reason="unparsable")
+    counters.set_gauge("consumer_lag:checkout.orders.v1", 42)
+    counters.set_gauge("assigned_partitions", 6)
+    counters.observe("batch_seconds", 0.02)
+    counters.observe("batch_seconds", 3.0)
+    beat = {
+        "_id": "worker-1",
+        "counters": counters.snapshot(),
+        "gauges": counters.gauges,
+        "histograms": counters.histograms,
+    }
+    text = render(HttpMetrics("registration"), "registration", [beat]).decode()
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+
+    [records] = families["channelkeep_worker_records"].samples
+    assert records.value == 2 and records.labels["topic"] == "checkout.orders.v1"
+    [dead] = families["channelkeep_worker_dead_letters"].samples
+    assert dead.labels["reason"] == "unparsable" and dead.labels["instance"] == "worker-1"
+    [lag] = families["channelkeep_worker_consumer_lag"].samples
+    assert lag.value == 42 and lag.labels["topic"] == "checkout.orders.v1"
+    batch = families["channelkeep_worker_batch_seconds"].samples
+    count = next(s for s in batch if s.name.endswith("_count"))
+    le_25ms = next(s for s in batch if s.labels.get("le") == "0.025")
+    assert count.value == 2 and le_25ms.value == 1

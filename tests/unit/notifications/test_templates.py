@@ -1,0 +1,124 @@
+"""Every message type renders to a text and an HTML part, partner-branded and vendor-branded."""
+
+from __future__ import annotations
+
+import dataclasses
+from html.parser import HTMLParser
+
+import pytest
+
+from services.notifications.adapters.rendering import Renderer
+from services.notifications.domain import rules
+from services.notifications.domain.messages import compose
+from services.notifications.domain.model import NOTIFICATION_TYPES, PlannedDelivery
+from tests.unit.notifications.builders import ALPENTECH, NORDLICHT, OCCURRED, VENDOR, entitlement
+from tests.unit.notifications.test_isolation import ADVISORY
+from tests.unit.notifications.test_rules import AS_OF, commission_line
+
+RENDERER = Renderer(VENDOR)
+UNSUBSCRIBE = "https://notify.vendor.example/v1/unsubscribe/abc.def"
+
+
+def plan_of(kind: str) -> PlannedDelivery:
+    mine = entitlement("LK-5F2A-0001", NORDLICHT)
+    plans = {
+        "welcome": [rules.plan_welcome(mine, OCCURRED)],
+        "renewal_reminder": rules.plan_reminders([mine], 30, AS_OF, OCCURRED),
+        "renewal_opportunity": rules.plan_renewal_opportunities(
+            NORDLICHT.partner_id, [mine], AS_OF, OCCURRED, ["email"]
+        ),
+        "security_advisory": [rules.plan_security_advisory("ADV-7", [mine], OCCURRED)],
+        "advisory_partner_digest": rules.plan_advisory_digest(
+            "ADV-7", NORDLICHT.partner_id, [mine], 1, OCCURRED, ["email"]
+        ),
+        "commission_earned": rules.plan_commission(
+            "commission.accrued", commission_line(), OCCURRED, ["email"]
+        ),
+        "commission_reversed": rules.plan_commission(
+            "commission.clawed_back", commission_line(amount=-9259), OCCURRED, ["email"]
+        ),
+        "attribution_changed": rules.plan_attribution_changed(
+            mine, ALPENTECH.partner_id, OCCURRED, {}
+        )[1:],
+    }[kind]
+    plan = plans[0]
+    assert plan is not None
+    return plan
+
+
+class _Balance(HTMLParser):
+    VOID = {"meta", "img", "br", "hr", "link", "input"}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stack: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: object) -> None:
+        if tag not in self.VOID:
+            self.stack.append(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        assert self.stack and self.stack[-1] == tag, f"</{tag}> closes {self.stack[-1:]}"
+        self.stack.pop()
+
+
+def assert_well_formed(html: str) -> None:
+    parser = _Balance()
+    parser.feed(html)
+    parser.close()
+    assert parser.stack == []
+
+
+@pytest.mark.parametrize("kind", NOTIFICATION_TYPES)
+@pytest.mark.parametrize("co_brand", [True, False], ids=["partner", "vendor"])
+def test_every_type_renders_text_and_html(kind: str, co_brand: bool) -> None:
+    partner = dataclasses.replace(NORDLICHT, co_brand_customer_messages=co_brand)
+    message = compose(plan_of(kind), {partner.partner_id: partner}, VENDOR)
+    rendered = RENDERER.render(message, advisory=ADVISORY, unsubscribe_url=UNSUBSCRIBE)
+    assert rendered.subject and "\n" not in rendered.subject
+    assert rendered.text.strip() and rendered.html.startswith("<!DOCTYPE html>")
+    assert "{{" not in rendered.text and "{%" not in rendered.html
+    assert_well_formed(rendered.html)
+    assert VENDOR.name in rendered.text and VENDOR.name in rendered.html
+    partner_branded = message.branding.is_partner
+    assert partner_branded == (co_brand and kind in ("welcome", "renewal_reminder"))
+    if partner_branded:
+        for part in (rendered.text, rendered.html):
+            assert "Nordlicht IT" in part and "+49 30 1234567" in part
+            assert "https://nordlicht-it.example" in part
+        assert 'src="https://nordlicht-it.example/logo.png"' in rendered.html
+        assert "background:#0B3D91" in rendered.html
+        assert rendered.subject.startswith("Nordlicht IT: ")
+    else:
+        assert 'src="https://vendor.example/logo.png"' in rendered.html
+        assert f"background:{VENDOR.color}" in rendered.html
+    if kind in ("security_advisory", "advisory_partner_digest"):
+        assert UNSUBSCRIBE not in rendered.text and ADVISORY["url"] in rendered.text
+        assert "security notice" in rendered.text
+    else:
+        assert UNSUBSCRIBE in rendered.text and UNSUBSCRIBE in rendered.html
+    if kind == "security_advisory":
+        assert "Nordlicht" not in rendered.text + rendered.html
+
+
+def test_a_partner_branded_reminder_points_to_the_partner_and_to_renewing_direct() -> None:
+    message = compose(plan_of("renewal_reminder"), {NORDLICHT.partner_id: NORDLICHT}, VENDOR)
+    text = RENDERER.render(message, advisory=None, unsubscribe_url=None).text
+    assert "Your partner Nordlicht IT can renew it" in text
+    assert "renew directly with Channelkeep Software: https://vendor.example/renew" in text
+
+
+def test_money_is_shown_exactly_in_the_currency() -> None:
+    message = compose(plan_of("commission_earned"), {NORDLICHT.partner_id: NORDLICHT}, VENDOR)
+    rendered = RENDERER.render(message, advisory=None, unsubscribe_url=None)
+    assert rendered.subject == "Commission earned: 185.19 EUR on order WEB-100017"
+    assert "1,234.57 EUR at 15.00 %" in rendered.text
+    reversed_ = compose(plan_of("commission_reversed"), {NORDLICHT.partner_id: NORDLICHT}, VENDOR)
+    assert "92.59 EUR" in RENDERER.render(reversed_, advisory=None, unsubscribe_url=None).subject
+
+
+def test_html_escapes_what_partners_and_customers_typed() -> None:
+    evil = dataclasses.replace(NORDLICHT, display_name="<script>alert(1)</script>")
+    message = compose(plan_of("welcome"), {evil.partner_id: evil}, VENDOR)
+    html = RENDERER.render(message, advisory=None, unsubscribe_url=None).html
+    assert "<script>" not in html and "&lt;script&gt;" in html

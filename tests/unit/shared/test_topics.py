@@ -1,0 +1,92 @@
+"""The topic registry covers CONTRACT 1.2 exactly: topics, owners' keys, event types, DLQs."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared import topics
+from shared.envelope import Envelope
+from shared.events import EVENT_MODELS, EventData
+from shared.examples import example_events
+
+pytestmark = pytest.mark.unit
+
+CONTRACT_TOPICS = {
+    "checkout.orders.v1": ("order_id", {"order.placed"}),
+    "checkout.refunds.v1": ("order_id", {"refund.issued"}),
+    "vendor.advisories.v1": ("advisory_id", {"advisory.published"}),
+    "registration.partners.v1": ("partner_id", {"partner.created", "partner.updated"}),
+    "registration.entitlements.v1": (
+        "license_key",
+        {
+            "entitlement.registered",
+            "entitlement.updated",
+            "entitlement.attribution_changed",
+            "entitlement.order_applied",
+        },
+    ),
+    "commissions.ledger.v1": (
+        "partner_id",
+        {"commission.accrued", "commission.clawed_back", "commission.payable", "commission.paid"},
+    ),
+    "notifications.deliveries.v1": (
+        "notification_id",
+        {"delivery.sent", "delivery.failed", "delivery.suppressed"},
+    ),
+}
+
+
+def test_registry_matches_contract_table() -> None:
+    assert {t.name: (t.key_field, set(t.event_types)) for t in topics.ALL_TOPICS} == CONTRACT_TOPICS
+    assert set(topics.TOPICS) == set(CONTRACT_TOPICS)
+
+
+def test_every_event_type_is_on_exactly_one_topic() -> None:
+    carried = [et for t in topics.ALL_TOPICS for et in t.event_types]
+    assert sorted(carried) == sorted(EVENT_MODELS)
+    assert len(carried) == len(set(carried))
+    for t in topics.ALL_TOPICS:
+        for et, model in t.event_types.items():
+            assert model is EVENT_MODELS[et]
+            assert topics.topic_for_event(et) is t
+
+
+def test_constants_name_the_topics() -> None:
+    constants = {
+        topics.CHECKOUT_ORDERS,
+        topics.CHECKOUT_REFUNDS,
+        topics.VENDOR_ADVISORIES,
+        topics.REGISTRATION_PARTNERS,
+        topics.REGISTRATION_ENTITLEMENTS,
+        topics.COMMISSIONS_LEDGER,
+        topics.NOTIFICATIONS_DELIVERIES,
+    }
+    assert constants == set(CONTRACT_TOPICS)
+
+
+def test_external_owners() -> None:
+    external = {t.name for t in topics.ALL_TOPICS if t.external}
+    assert external == {"checkout.orders.v1", "checkout.refunds.v1", "vendor.advisories.v1"}
+
+
+def test_dead_letter_topics() -> None:
+    assert topics.dlq_name("checkout.orders.v1") == "checkout.orders.v1.dlq"
+    assert topics.topic(topics.CHECKOUT_ORDERS).dlq == "checkout.orders.v1.dlq"
+    names = topics.all_topic_names()
+    assert len(names) == 14
+    assert all(f"{name}.dlq" in names for name in CONTRACT_TOPICS)
+    assert topics.all_topic_names(include_dlq=False) == [t.name for t in topics.ALL_TOPICS]
+
+
+def test_key_for_uses_the_registry_key_field() -> None:
+    for topic_name, envelope in example_events():
+        key_field = CONTRACT_TOPICS[topic_name][0]
+        assert topics.key_for(topic_name, envelope) == getattr(envelope.data, key_field).encode()
+
+
+def test_key_for_rejects_event_on_wrong_topic() -> None:
+    order: Envelope[EventData] = example_events()[0][1]
+    with pytest.raises(ValueError, match="not carried"):
+        topics.key_for(topics.COMMISSIONS_LEDGER, order)
+    with pytest.raises(ValueError, match="registry"):
+        topics.key_for("nope.v1", order)
