@@ -148,9 +148,7 @@ def world(live: Live) -> tuple[PartnerA, dict[str, Any]]:
         # partitions and be applied in either order: the renewal only earns a
         # commission once the sale has made A the partner of record, as in life.
         asyncio.run(
-            produce(
-                live.bootstrap, [("checkout.orders.v1", f"SEC-{run}-1".encode(), dumps(sale))]
-            )
+            produce(live.bootstrap, [("checkout.orders.v1", f"SEC-{run}-1".encode(), dumps(sale))])
         )
 
         def attributed() -> bool:
