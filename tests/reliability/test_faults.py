@@ -26,6 +26,8 @@ from typing import Any
 
 import pytest
 
+from devkit.embedded import kafka_answers, mongo_answers
+from devkit.processes import wait_until
 from devkit.simulate import Simulator
 from shared.envelope import encode
 from shared.ids import clawback_line_id, commission_line_id
@@ -170,12 +172,17 @@ def _chaos(live: Live, plan: Plan, record: Record, stop: threading.Event, span: 
             record.kills.append(victim.name)
             victim.start()
         else:
-            name = next(n for n in embedded if ("mongo" if action == "database" else "kafka") in n)
+            name = next(n for n in embedded if n.startswith(action))
             process = embedded[name]
             process.stop()
             process.start()
             record.restarts.append(name)
-            time.sleep(3)
+            answers = (
+                (lambda: kafka_answers(live.bootstrap))
+                if action == "broker"
+                else (lambda: mongo_answers(live.suite.embedded.mongo_url))
+            )
+            wait_until(answers, timeout=60, process=process)
 
 
 @pytest.fixture(scope="module")
