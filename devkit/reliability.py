@@ -20,7 +20,14 @@ Do not edit by hand.
 Covered in CI: bad-input catalogue (every consumed topic, precise DLQ reasons),
 isolation matrix generated from each service's OpenAPI, secrets at rest, seller-code
 brute force (429), SSRF guard in production settings, redirects not followed,
-schemathesis fuzz (no 5xx, contract error shape), a short fault run.
+schemathesis fuzz (no 5xx, contract error shape), a short fault run, a short
+rebalance run (worker instances added and removed mid-stream).
+
+Long runs (`./dev test --reliability`): `faults_long` (20k orders with refunds; workers
+SIGKILLed, broker and database restarted twice each), `rebalance_long`, and load:
+`load_registration_api` (50 concurrent clients for 60 s) and
+`load_commissions_sustained` (80% of the measured maximum for 5 minutes, lag and
+RSS sampled). A section is missing until its run has been made on this checkout.
 """
 
 

@@ -20,6 +20,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from email.parser import BytesHeaderParser
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -27,8 +28,10 @@ from typing import Any
 import pytest
 
 from devkit.embedded import kafka_answers, mongo_answers
-from devkit.processes import wait_until
+from devkit.processes import ManagedProcess, wait_until
 from devkit.simulate import Simulator
+from services.notifications.domain.model import notification_id
+from services.notifications.domain.rules import COMMISSION_TYPES
 from shared.envelope import encode
 from shared.ids import clawback_line_id, commission_line_id
 from shared.topics import key_for
@@ -53,12 +56,16 @@ class Plan:
     broker_restarts: int
     database_restarts: int
     seed: int = 7
+    # Worker instances added mid-stream (each removed again later, gracefully): the
+    # consumer groups rebalance twice per instance.
+    added_workers: int = 0
 
 
 @dataclass
 class Record:
     kills: list[str] = field(default_factory=list)
     restarts: list[str] = field(default_factory=list)
+    rebalances: list[str] = field(default_factory=list)
 
 
 def _at(text: str) -> dt.datetime:
@@ -161,28 +168,69 @@ def _chaos(live: Live, plan: Plan, record: Record, stop: threading.Event, span: 
     actions = ["kill"] * plan.kills + ["broker"] * plan.broker_restarts
     actions += ["database"] * plan.database_restarts
     rng.shuffle(actions)
-    for action in actions:
-        if stop.wait(rng.uniform(0.2, 1.0) * span / max(1, len(actions))):
-            return
-        if action == "kill":
-            victim = rng.choice(workers)
-            victim.signal_group(signal.SIGKILL)
-            if victim.proc is not None:
-                victim.proc.wait(timeout=10)
-            record.kills.append(victim.name)
-            victim.start()
-        else:
-            name = next(n for n in embedded if n.startswith(action))
-            process = embedded[name]
-            process.stop()
-            process.start()
-            record.restarts.append(name)
-            answers = (
-                (lambda: kafka_answers(live.bootstrap))
-                if action == "broker"
-                else (lambda: mongo_answers(live.suite.embedded.mongo_url))
-            )
-            wait_until(answers, timeout=60, process=process)
+    # Each added instance is removed again some steps later, so groups grow and shrink.
+    for _ in range(plan.added_workers):
+        at = rng.randrange(len(actions) + 1)
+        actions.insert(at, "add")
+        actions.insert(rng.randrange(at + 1, len(actions) + 1), "remove")
+    extras: list[ManagedProcess] = []
+    try:
+        for action in actions:
+            if stop.wait(rng.uniform(0.2, 1.0) * span / max(1, len(actions))):
+                return
+            _act(live, action, rng, workers, embedded, extras, record)
+    finally:
+        for extra in extras:
+            extra.stop()
+
+
+def _act(
+    live: Live,
+    action: str,
+    rng: random.Random,
+    workers: list[ManagedProcess],
+    embedded: dict[str, ManagedProcess],
+    extras: list[ManagedProcess],
+    record: Record,
+) -> None:
+    if action == "add":
+        model = rng.choice(workers)
+        number = len(record.rebalances)
+        # A scaled-out replica (Deployment, not StatefulSet): no stable instance id, so
+        # it joins as a dynamic member and leaves its group when stopped.
+        env = {k: v for k, v in (model.env or {}).items() if k != "WORKER_INSTANCE_ID"}
+        extra = ManagedProcess(
+            f"{model.name}+{number}",
+            model.argv,
+            log_path=model.log_path.with_name(f"{model.log_path.stem}+{number}.log"),
+            env=env,
+        )
+        extra.start()
+        extras.append(extra)
+        record.rebalances.append(f"added {extra.name}")
+    elif action == "remove":
+        extra = extras.pop(rng.randrange(len(extras)))
+        extra.stop()  # SIGTERM: the worker leaves its group, the others take over
+        record.rebalances.append(f"removed {extra.name}")
+    elif action == "kill":
+        victim = rng.choice(workers)
+        victim.signal_group(signal.SIGKILL)
+        if victim.proc is not None:
+            victim.proc.wait(timeout=10)
+        record.kills.append(victim.name)
+        victim.start()
+    else:
+        name = next(n for n in embedded if n.startswith(action))
+        process = embedded[name]
+        process.stop()
+        process.start()
+        record.restarts.append(name)
+        answers = (
+            (lambda: kafka_answers(live.bootstrap))
+            if action == "broker"
+            else (lambda: mongo_answers(live.suite.embedded.mongo_url))
+        )
+        wait_until(answers, timeout=60, process=process)
 
 
 @pytest.fixture(scope="module")
@@ -266,6 +314,7 @@ def run_faults(live: Live, plan: Plan) -> dict[str, Any]:
         for d in ledger
         if d["event_type"] in ("commission.accrued", "commission.clawed_back")
     }
+    mail = _mail_check(live, ledger, wait_s=max(120.0, plan.orders / 20))
     by_code = {p["seller_code"]: p["partner_id"] for p in partners}
     sold_by = {
         (e.data.order_id + tag): by_code.get(e.data.partner_code or "")  # type: ignore[attr-defined]
@@ -285,6 +334,44 @@ def run_faults(live: Live, plan: Plan) -> dict[str, Any]:
         "expected": expected,
         "sold_by": sold_by,
         "alive": [p.name for p in live.suite.services if not p.alive()],
+        "mail": mail,
+    }
+
+
+def _mail_check(live: Live, ledger: list[dict[str, Any]], wait_s: float) -> dict[str, int]:
+    """Every ledger line's e-mail to its beneficiary (CONTRACT 4) reached the mail sink.
+
+    The sink keeps one .eml per message received; Message-ID carries the
+    deterministic notification_id, so a copy sent twice shows up as a repeat.
+    """
+    expected = {
+        notification_id(
+            COMMISSION_TYPES[d["event_type"]],
+            d["data"]["line_id"],
+            d["data"]["partner_id"],
+            "email",
+        )
+        for d in ledger
+        if d["event_type"] in COMMISSION_TYPES
+    }
+    mail_dir = live.data_dir / "mail"
+    parser = BytesHeaderParser()
+    seen: Counter[str] = Counter()
+    read: set[Path] = set()
+    deadline = time.monotonic() + wait_s
+    while True:
+        for path in sorted(set(mail_dir.glob("*.eml")) - read):
+            read.add(path)
+            with path.open("rb") as handle:
+                message_id = parser.parse(handle).get("Message-ID", "")
+            seen[message_id.strip("<>").split("@", 1)[0]] += 1
+        if expected <= set(seen) or time.monotonic() > deadline:
+            break
+        time.sleep(1.0)
+    return {
+        "expected": len(expected),
+        "missing": len(expected - set(seen)),
+        "duplicates": sum(n - 1 for key, n in seen.items() if key in expected and n > 1),
     }
 
 
@@ -312,6 +399,13 @@ def check(result: dict[str, Any]) -> None:
             por = d["data"]["partner_of_record"]
             assert por and por["partner_id"] == seller, order["order_id"]
     assert not result["alive"], result["alive"]
+    # Every message that should have gone out went out; a second copy is possible
+    # only where a notifications worker died between handing a message to SMTP and
+    # recording it (CONTRACT 4 dedupes redelivery, SMTP itself cannot be transactional).
+    mail = result["mail"]
+    assert mail["missing"] == 0, mail
+    if "notifications-worker" not in result["record"].kills:
+        assert mail["duplicates"] == 0, mail
 
 
 def write_figures(name: str, result: dict[str, Any]) -> None:
@@ -325,6 +419,10 @@ def write_figures(name: str, result: dict[str, Any]) -> None:
         "worker_kills": len(result["record"].kills),
         "restarts": result["record"].restarts,
         "kills": Counter(result["record"].kills),
+        "rebalances": result["record"].rebalances,
+        "partner_mails_expected": result["mail"]["expected"],
+        "partner_mails_missing": result["mail"]["missing"],
+        "partner_mails_duplicated": result["mail"]["duplicates"],
         "seconds": round(result["seconds"], 1),
     }
     (RESULTS / f"{name}.json").write_text(json.dumps(figures, indent=2, default=str))
@@ -337,7 +435,30 @@ def test_faults_short(live: Live) -> None:
     assert len(result["record"].kills) == 3
 
 
+def test_rebalance_short(live: Live) -> None:
+    """Worker instances join and leave mid-stream: the groups rebalance, nothing is lost."""
+    result = run_faults(
+        live, Plan(orders=600, kills=0, broker_restarts=0, database_restarts=0, added_workers=2)
+    )
+    write_figures("rebalance_short", result)
+    check(result)
+    assert len(result["record"].rebalances) == 4
+
+
 @pytest.mark.reliability
+@pytest.mark.timeout(3600)
+def test_rebalance_long(live: Live) -> None:
+    result = run_faults(
+        live,
+        Plan(orders=5_000, kills=0, broker_restarts=0, database_restarts=0, added_workers=6),
+    )
+    write_figures("rebalance_long", result)
+    check(result)
+    assert len(result["record"].rebalances) == 12
+
+
+@pytest.mark.reliability
+@pytest.mark.timeout(3600)
 def test_faults_long(live: Live) -> None:
     result = run_faults(live, Plan(orders=20_000, kills=12, broker_restarts=2, database_restarts=2))
     write_figures("faults_long", result)

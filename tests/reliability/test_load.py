@@ -1,0 +1,328 @@
+"""Load against the running suite (issue 8), long runs only (`./dev test --reliability`).
+
+- Registration API: 50 concurrent clients for 60 s of `POST /v1/registrations`
+  (fresh licences, half with a seller code): error rate, p50, p99. Asserted: no
+  5xx, no transport error, every registration answered 201.
+- Commissions worker: its maximum measured first (a backlog of order lines
+  drained), then a sustained stream at 80% of it for 5 minutes while the consumer
+  group's lag and the worker's RSS are sampled. Asserted: the lag stays bounded
+  (never more than 30 s of input, drained within 60 s of the end) and memory flat
+  (RSS at the end within 64 MB of RSS after the first minute).
+
+Figures go to `.data/reliability/load_*.json` and, by `python -m devkit.reliability
+report`, to docs/RELIABILITY.md. Times are reported, never asserted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import statistics
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from chassis.kafka import make_producer
+from shared.envelope import encode
+from shared.examples import example_events
+from shared.topics import CHECKOUT_ORDERS, REGISTRATION_ENTITLEMENTS
+from tests.reliability.harness import Live, dumps, envelope, order_data, running_suite
+
+pytestmark = [pytest.mark.e2e, pytest.mark.reliability, pytest.mark.timeout(3600)]
+
+RESULTS = Path(".data/reliability")
+API_CLIENTS, API_SECONDS = 50, 60.0
+SUSTAIN_SECONDS, SUSTAIN_SHARE = 300.0, 0.8
+COMMISSIONS_GROUP = "commissions.worker"
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+    yield from running_suite(tmp_path_factory.mktemp("load"))
+
+
+def _write(name: str, figures: dict[str, Any]) -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{name}.json").write_text(json.dumps(figures, indent=2))
+
+
+async def _send_all(bootstrap: str, records: list[tuple[str, bytes, bytes]]) -> None:
+    producer = make_producer(bootstrap)
+    await producer.start()
+    try:
+        pending = []
+        for topic, key, value in records:
+            pending.append(await producer.send(topic, value, key=key))
+            if len(pending) >= 2000:
+                await asyncio.gather(*pending)
+                pending.clear()
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+
+
+# --- registration API ------------------------------------------------------------
+
+
+def _seed_licences(live: Live, run: str, count: int) -> list[str]:
+    """`count` new entitlements, created the way production creates them: checkout orders."""
+    keys = [f"LK-LOAD-{run}-{i:06d}" for i in range(count)]
+    records = []
+    for start in range(0, count, 50):  # 50 lines an order
+        order_id = f"LOAD-{run}-{start}"
+        data = order_data(order_id, keys[start], customer_id=f"C-LOAD-{run}")
+        template = data["lines"][0]
+        data["lines"] = [
+            {**template, "line_id": str(n + 1), "license_key": key}
+            for n, key in enumerate(keys[start : start + 50])
+        ]
+        records.append((CHECKOUT_ORDERS, order_id.encode(), dumps(envelope("order.placed", data))))
+    asyncio.run(_send_all(live.bootstrap, records))
+    # An order is applied whole: once its last licence is there, all of it is.
+    pending = set(keys[49::50]) | {keys[-1]}
+    deadline = time.monotonic() + max(120.0, count / 50)
+    with live.http() as http:
+        while pending and time.monotonic() < deadline:
+            for key in sorted(pending):
+                found = http.get(
+                    f"{live.url('registration')}/v1/admin/entitlements/{key}",
+                    headers=live.admin(),
+                )
+                if found.status_code == 200:
+                    pending.discard(key)
+            time.sleep(0.5)
+    assert not pending, f"{len(pending)} seeded orders not applied in time"
+    return keys
+
+
+async def _drive_registrations(url: str, keys: list[str], codes: list[str]) -> dict[str, Any]:
+    latencies: list[float] = []
+    statuses: dict[str, int] = {}
+    transport_errors = 0
+    pool = iter(keys)
+    limits = httpx.Limits(max_connections=API_CLIENTS, max_keepalive_connections=API_CLIENTS)
+    async with httpx.AsyncClient(limits=limits, timeout=30) as client:
+        stop_at = time.perf_counter() + API_SECONDS
+
+        async def client_loop(number: int) -> None:
+            nonlocal transport_errors
+            while time.perf_counter() < stop_at:
+                key = next(pool, None)
+                if key is None:
+                    return
+                body: dict[str, Any] = {
+                    "license_key": key,
+                    "customer": {
+                        "customer_id": f"C-{key}",
+                        "org_name": "Load GmbH",
+                        "contact_name": "Lou Load",
+                        "email": f"{key.lower()}@load.example",
+                        "country": "DE",
+                    },
+                }
+                if number % 2:
+                    body["seller_code"] = codes[number % len(codes)]
+                began = time.perf_counter()
+                try:
+                    response = await client.post(url, json=body)
+                except httpx.HTTPError:
+                    transport_errors += 1
+                    continue
+                latencies.append(time.perf_counter() - began)
+                statuses[str(response.status_code)] = statuses.get(str(response.status_code), 0) + 1
+
+        began = time.perf_counter()
+        await asyncio.gather(*(client_loop(n) for n in range(API_CLIENTS)))
+        elapsed = time.perf_counter() - began
+    latencies.sort()
+    answered = len(latencies)
+    return {
+        "clients": API_CLIENTS,
+        "seconds": round(elapsed, 1),
+        "requests": answered + transport_errors,
+        "requests_per_s": round(answered / elapsed, 1),
+        "p50_ms": round(statistics.median(latencies) * 1000, 1) if latencies else None,
+        "p99_ms": round(latencies[min(answered - 1, int(answered * 0.99))] * 1000, 1)
+        if latencies
+        else None,
+        "statuses": statuses,
+        "transport_errors": transport_errors,
+        "error_rate": round(
+            (transport_errors + sum(n for s, n in statuses.items() if s != "201"))
+            / max(1, answered + transport_errors),
+            4,
+        ),
+    }
+
+
+def test_registration_api_under_50_clients(live: Live) -> None:
+    run = uuid.uuid4().hex[:6].upper()
+    with live.http() as http:
+        codes = []
+        for n in range(5):
+            r = http.post(
+                f"{live.url('registration')}/v1/admin/partners",
+                headers=live.admin(),
+                json={
+                    "display_name": f"Load {run} {n}",
+                    "legal_name": f"Load {run} {n} Ltd",
+                    "type": "var",
+                    "tier": "silver",
+                    "contact_email": f"load{n}@partners.example",
+                    "branding": {},
+                    "co_brand_customer_messages": False,
+                    "customer_ids": [],
+                },
+            )
+            assert r.status_code == 201, r.text
+            codes.append(r.json()["seller_code"])
+    keys = _seed_licences(live, run, int(os.environ.get("LOAD_LICENCES", "30000")))
+    figures = asyncio.run(
+        _drive_registrations(f"{live.url('registration')}/v1/registrations", keys, codes)
+    )
+    _write("load_registration_api", figures)
+    assert figures["transport_errors"] == 0, figures
+    assert not [s for s in figures["statuses"] if s.startswith("5")], figures
+    assert set(figures["statuses"]) == {"201"}, figures
+
+
+# --- commissions worker ----------------------------------------------------------
+
+
+def _order_applied_template() -> str:
+    _, example = next(
+        (t, e)
+        for t, e in example_events()
+        if t == REGISTRATION_ENTITLEMENTS and e.event_type == "entitlement.order_applied"
+    )
+    return encode(example).decode()
+
+
+def _lines(run: str, start: int, count: int, template: str) -> list[tuple[str, bytes, bytes]]:
+    event_id = json.loads(template)["event_id"]
+    out = []
+    for i in range(start, start + count):
+        order_id = f"LOAD{run}-{i}"
+        key = f"LK-{order_id}"
+        value = (
+            template.replace("WEB-100017", order_id)
+            .replace("LK-5F2A-0001", key)
+            .replace(event_id, f"load-{run}-{i}")
+        )
+        out.append((REGISTRATION_ENTITLEMENTS, key.encode(), value.encode()))
+    return out
+
+
+async def _lag(admin: AIOKafkaAdminClient, consumer: AIOKafkaConsumer) -> int:
+    committed = await admin.list_consumer_group_offsets(COMMISSIONS_GROUP)
+    partitions = [
+        TopicPartition(REGISTRATION_ENTITLEMENTS, p)
+        for p in consumer.partitions_for_topic(REGISTRATION_ENTITLEMENTS) or ()
+    ]
+    ends = await consumer.end_offsets(partitions)
+    return sum(
+        max(0, end - (committed[tp].offset if tp in committed else 0)) for tp, end in ends.items()
+    )
+
+
+def _worker_rss_mb(live: Live) -> float:
+    """RSS of the commissions worker (the child of its guard process)."""
+    guard = next(p for p in live.suite.services if p.name == "commissions-worker")
+    assert guard.pid is not None
+    total = 0
+    for child in Path(f"/proc/{guard.pid}/task/{guard.pid}/children").read_text().split():
+        for line in Path(f"/proc/{child}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1])
+    return total / 1024
+
+
+async def _commissions_load(live: Live) -> dict[str, Any]:
+    run = uuid.uuid4().hex[:6].upper()
+    template = _order_applied_template()
+    admin = AIOKafkaAdminClient(bootstrap_servers=live.bootstrap)
+    probe = AIOKafkaConsumer(bootstrap_servers=live.bootstrap)
+    producer = make_producer(live.bootstrap)
+    await admin.start()
+    await probe.start()
+    await producer.start()
+    try:
+        await probe.topics()
+
+        async def drained(timeout_s: float) -> float | None:
+            began = time.monotonic()
+            while time.monotonic() - began < timeout_s:
+                if await _lag(admin, probe) == 0:
+                    return time.monotonic() - began
+                await asyncio.sleep(0.5)
+            return None
+
+        assert await drained(120) is not None, "the commissions worker never caught up"
+        # 1. The maximum: a backlog, drained as fast as the worker goes.
+        backlog = int(os.environ.get("LOAD_BACKLOG", "20000"))
+        records = _lines(run, 0, backlog, template)
+        began = time.monotonic()
+        pending = [await producer.send(t, v, key=k) for t, k, v in records]
+        await asyncio.gather(*pending)
+        took = await drained(600)
+        assert took is not None, "the backlog was not drained in 10 minutes"
+        maximum = backlog / (time.monotonic() - began)
+        # 2. Sustained at 80% of it, lag and RSS sampled every 5 s.
+        rate = maximum * SUSTAIN_SHARE
+        samples: list[dict[str, float]] = []
+        sent, next_id = 0, backlog
+        began = time.monotonic()
+        next_sample = began
+        while (now := time.monotonic()) - began < SUSTAIN_SECONDS:
+            due = int((now - began) * rate) - sent
+            if due > 0:
+                batch = _lines(run, next_id, due, template)
+                await asyncio.gather(*[await producer.send(t, v, key=k) for t, k, v in batch])
+                sent, next_id = sent + due, next_id + due
+            if now >= next_sample:
+                samples.append(
+                    {
+                        "t": round(now - began, 1),
+                        "lag": await _lag(admin, probe),
+                        "rss_mb": round(_worker_rss_mb(live), 1),
+                    }
+                )
+                next_sample += 5.0
+            await asyncio.sleep(0.2)
+        drain = await drained(60)
+    finally:
+        await producer.stop()
+        await probe.stop()
+        await admin.close()
+    lags = [s["lag"] for s in samples]
+    after_minute = next(s["rss_mb"] for s in samples if s["t"] >= 60)
+    return {
+        "max_lines_per_s": round(maximum),
+        "sustained_target_per_s": round(rate),
+        "sustained_sent_per_s": round(sent / SUSTAIN_SECONDS),
+        "sustained_seconds": SUSTAIN_SECONDS,
+        "lag_median": statistics.median(lags),
+        "lag_max": max(lags),
+        "lag_max_seconds_of_input": round(max(lags) / rate, 1),
+        "drained_after_end_s": None if drain is None else round(drain, 1),
+        "rss_mb_after_1_min": after_minute,
+        "rss_mb_end": samples[-1]["rss_mb"],
+        "rss_mb_max": max(s["rss_mb"] for s in samples),
+        "samples": len(samples),
+    }
+
+
+def test_commissions_worker_sustained_at_80_percent(live: Live) -> None:
+    figures = asyncio.run(_commissions_load(live))
+    _write("load_commissions_sustained", figures)
+    assert figures["lag_max_seconds_of_input"] <= 30, figures
+    assert figures["drained_after_end_s"] is not None, figures
+    assert figures["rss_mb_end"] <= figures["rss_mb_after_1_min"] + 64, figures
