@@ -36,6 +36,18 @@ def instance_id(settings: ServiceSettings) -> str:
     return settings.worker_instance_id or f"{socket.gethostname()}-{os.getpid()}"
 
 
+def static_member_id(settings: ServiceSettings, member: str) -> str | None:
+    """The consumer's `group.instance.id` when the operator gave a stable instance id.
+
+    Static membership (KIP-345) lets a restarted worker (a StatefulSet pod, a worker of
+    `./dev up` after a crash) take its partitions back at once instead of waiting for the
+    group to expire its dead predecessor; the embedded broker never expires one at all,
+    so without it one SIGKILLed dynamic member stalls its group. Throwaway host-pid ids
+    stay dynamic: they would only leave ghost members behind.
+    """
+    return member if settings.worker_instance_id else None
+
+
 async def _retry(what: str, attempt: Callable[[], Awaitable[Any]], stop: asyncio.Event) -> bool:
     """Retries `attempt` with backoff; False as soon as `stop` is set, even mid-attempt.
 
