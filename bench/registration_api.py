@@ -83,6 +83,22 @@ async def seed(db: Any, keys: int) -> list[str]:
     return codes
 
 
+def cpu_of(pid: int) -> float:
+    """User + system CPU seconds of `pid` and its children (Linux; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return 0.0
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return own + sum(cpu_of(int(child)) for child in children)
+
+
+def database_pid(suite: EmbeddedSuite) -> int:
+    found = [p.proc.pid for p in suite.processes if "database" in p.name and p.proc is not None]
+    return found[0] if found else 0
+
+
 def start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     with log.open("wb") as out:
         return subprocess.Popen(
@@ -202,21 +218,38 @@ async def main() -> None:
                     f"{'clients':>7}  {'baseline req/s':>14} {'p50':>7} {'p99':>7}   "
                     f"{'registration req/s':>18} {'p50':>7} {'p99':>7}   ratio"
                 )
+                db_pid = database_pid(suite)
+                cpu_lines = []
                 for level in levels:
+                    cpu_0 = (cpu_of(processes[1].pid), cpu_of(db_pid))
                     b = await drive(
                         f"http://127.0.0.1:{base_port}/baseline", base_bodies, level, args.seconds
                     )
+                    cpu_1 = (cpu_of(processes[0].pid), cpu_of(db_pid), cpu_of(processes[1].pid))
                     r = await drive(
                         f"http://127.0.0.1:{api_port}/v1/registrations",
                         reg_bodies,
                         level,
                         args.seconds,
                     )
+                    cpu_2 = (cpu_of(processes[0].pid), cpu_of(db_pid))
                     print(
                         f"{level:>7}  {b[0]:>14.0f} {b[1]:>6.1f}ms {b[2]:>6.1f}ms   "
                         f"{r[0]:>18.0f} {r[1]:>6.1f}ms {r[2]:>6.1f}ms   {r[0] / b[0]:.2f}"
                         + (f"   ({b[3]}/{r[3]} non-2xx)" if b[3] or r[3] else "")
                     )
+                    # On a shared machine wall time follows whatever else runs; CPU per
+                    # request does not. The registration process includes its relay.
+                    done_b, done_r = b[0] * args.seconds, r[0] * args.seconds
+                    base_proc = cpu_1[2] - cpu_0[0]
+                    cpu_lines.append(
+                        f"{level:>7}  CPU ms/request: baseline process"
+                        f" {1000 * base_proc / done_b:.2f} database"
+                        f" {1000 * (cpu_1[1] - cpu_0[1]) / done_b:.2f};  registration process"
+                        f" {1000 * (cpu_2[0] - cpu_1[0]) / done_r:.2f} database"
+                        f" {1000 * (cpu_2[1] - cpu_1[1]) / done_r:.2f}"
+                    )
+                print("\n".join(cpu_lines))
                 outbox = client[db_name]["outbox"]
                 unsent = await outbox.count_documents({"sent_at": None})
                 total = await outbox.count_documents({})

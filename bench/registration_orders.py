@@ -10,7 +10,9 @@ produces `entitlement.order_applied` (plus `updated` / `attribution_changed`)
 in its Kafka transaction. Prints orders/s for each, over several rounds, the
 medians and the ratio.
 
-    .venv/bin/python bench/registration_orders.py [--orders 20000] [--rounds 3]
+    .venv/bin/python bench/registration_orders.py [--orders 20000] [--rounds 3] [--batch 500]
+
+`--batch` is the records per poll of both loops (the worker's CONSUMER_BATCH_MAX).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import os
 import random
 import statistics
 import tempfile
@@ -107,6 +110,36 @@ async def fill(bootstrap: str, topic: str, orders: list[OrderPlaced]) -> None:
         await producer.stop()
 
 
+def _cpu_of(pid: int) -> float:
+    """User + system CPU seconds of `pid` and its children (Linux; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return 0.0
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return own + sum(_cpu_of(int(child)) for child in children)
+
+
+def cpu_seconds(suite: EmbeddedSuite) -> dict[str, float]:
+    """CPU used so far by this process (the loop under test), the database and the broker.
+
+    On a shared machine wall time follows whatever else runs; CPU per order does not.
+    """
+    times = os.times()
+    found = {"loop": times.user + times.system}
+    for process in suite.processes:
+        label = "database" if "database" in process.name else "broker"
+        found[label] = _cpu_of(process.proc.pid) if process.proc is not None else 0.0
+    return found
+
+
+def per_order_ms(before: dict[str, float], after: dict[str, float], orders: int) -> str:
+    return " ".join(
+        f"{label} {1000 * (after[label] - before[label]) / orders:.2f}" for label in sorted(after)
+    )
+
+
 async def registration_worker(
     settings: Settings, db: Any, source: str, out: str, events: int
 ) -> float:
@@ -119,8 +152,11 @@ async def registration_worker(
         topic_map={REGISTRATION_ENTITLEMENTS: out},
     )(db, counters, "bench")
     await processor.start()
-    started = time.perf_counter()
     task = asyncio.create_task(processor.run())
+    # Like the passthrough, the clock starts at the first batch (not at the group join).
+    while counters.get("records_total", topic=source) == 0 and not task.done():  # noqa: ASYNC110
+        await asyncio.sleep(0.005)
+    started = time.perf_counter()
     while counters.get("orders_applied_total") < events and not task.done():  # noqa: ASYNC110
         await asyncio.sleep(0.01)
     elapsed = time.perf_counter() - started
@@ -138,6 +174,7 @@ async def main() -> None:
     parser.add_argument("--orders", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--keys", type=int, default=0, help="licence-key pool (default orders/2)")
+    parser.add_argument("--batch", type=int, default=BATCH, help="records per poll, both loops")
     args = parser.parse_args()
     keys = args.keys or max(1, args.orders // 2)
     with tempfile.TemporaryDirectory() as tmp:
@@ -151,7 +188,7 @@ async def main() -> None:
                     admin_token="bench-admin-token",  # noqa: S106 - a throwaway local token
                     kafka_bootstrap=bootstrap,
                     mongo_url=suite.mongo_url,
-                    consumer_batch_max=BATCH,
+                    consumer_batch_max=args.batch,
                     **{"REGISTRATION_MONGO_DB": f"bench_{run}"},
                 )
                 client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
@@ -180,10 +217,13 @@ async def main() -> None:
                 await ensure_topics(bootstrap, [src_a, src_b, out_a, out_b], partitions=6)
                 await fill(bootstrap, src_a, orders)
                 await fill(bootstrap, src_b, orders)
+                cpu_0 = cpu_seconds(suite)
                 raw = await raw_transactional_passthrough(
-                    bootstrap, src_a, out_a, args.orders, BATCH
+                    bootstrap, src_a, out_a, args.orders, args.batch
                 )
+                cpu_1 = cpu_seconds(suite)
                 ours = await registration_worker(settings, db, src_b, out_b, args.orders)
+                cpu_2 = cpu_seconds(suite)
                 await client.drop_database(db.name)
                 await client.close()
                 raw_rates.append(raw)
@@ -192,9 +232,14 @@ async def main() -> None:
                     f"round {round_no}: raw passthrough {raw:8.0f} orders/s   "
                     f"registration worker {ours:8.0f} orders/s   ratio {ours / raw:.2f}"
                 )
+                print(
+                    f"  CPU ms/order: passthrough {per_order_ms(cpu_0, cpu_1, args.orders)};"
+                    f" registration {per_order_ms(cpu_1, cpu_2, args.orders)}"
+                )
             raw_m, ours_m = statistics.median(raw_rates), statistics.median(ours_rates)
             print(
-                f"median ({args.rounds} rounds, {args.orders} orders each, {keys} licence keys): "
+                f"median ({args.rounds} rounds, {args.orders} orders each, {keys} licence keys,"
+                f" batches of {args.batch}): "
                 f"raw {raw_m:.0f} orders/s, registration {ours_m:.0f} orders/s, "
                 f"ratio {ours_m / raw_m:.2f}"
             )

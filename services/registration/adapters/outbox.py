@@ -43,7 +43,7 @@ class OutboxRelay:
         owner: str,
         batch_size: int = 100,
         poll_interval_s: float = 0.5,
-        linger_s: float = 0.01,
+        linger_s: float = 0.05,
         lease_s: float = 15.0,
         retention: dt.timedelta = dt.timedelta(days=7),
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
@@ -87,6 +87,8 @@ class OutboxRelay:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), delay)
             # Let a burst of commits gather: one read and one mark for many events.
+            # Each cycle costs a read and a durable update (the mark); 50 ms keeps
+            # that to a few per second under load for at most 50 ms of delay.
             await asyncio.sleep(self._linger_s)
 
     async def hold_lease(self) -> bool:

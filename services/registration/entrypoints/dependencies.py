@@ -31,7 +31,9 @@ class Services:
         return PartnerPrincipal(partner_id) if partner_id is not None else None
 
 
-def services(request: Request) -> Services:
+async def services(request: Request) -> Services:
+    # async: FastAPI runs a plain `def` dependency in its thread pool, a thread
+    # hop per request for a dictionary lookup.
     found: Services = request.app.state.registration
     return found
 

@@ -38,8 +38,13 @@ async def claim_partner_of_record(
     *,
     window_months: int,
     now: dt.datetime,
+    conflict_is_new: bool = False,
 ) -> ClaimResult:
-    """Decide the claim by CONTRACT 2.1; apply it or record the conflict."""
+    """Decide the claim by CONTRACT 2.1; apply it or record the conflict.
+
+    `conflict_is_new`: the claim is made once (an order line), so its conflict
+    record, whose id derives from the claim, cannot exist yet.
+    """
     current = entitlement.partner_of_record
     current_active = False
     if current is not None:
@@ -56,7 +61,7 @@ async def claim_partner_of_record(
         recorded_at=now,
     )
     if conflict is not None:
-        uow.conflicts.add(conflict)
+        uow.conflicts.add(conflict, known_new=conflict_is_new)
     return ClaimResult(decision, change)
 
 

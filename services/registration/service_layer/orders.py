@@ -204,8 +204,15 @@ class OrderApplier:
                     via="order",
                     ref=f"{order.order_id}/{line.line_id}",
                 )
+                # The processed-order record, committed with this, makes the
+                # line's claim (and its conflict id) happen once.
                 claimed = await claim_partner_of_record(
-                    uow, entitlement, claim, window_months=self._window_months, now=now
+                    uow,
+                    entitlement,
+                    claim,
+                    window_months=self._window_months,
+                    now=now,
+                    conflict_is_new=True,
                 )
             lines.append(
                 {

@@ -215,9 +215,17 @@ class EntitlementRepository(TrackingRepository[Entitlement], abc.ABC):
 class ConflictRepository(abc.ABC):
     def __init__(self) -> None:
         self.added: list[AttributionConflict] = []
+        self.known_new: set[str] = set()
 
-    def add(self, conflict: AttributionConflict) -> None:
+    def add(self, conflict: AttributionConflict, *, known_new: bool = False) -> None:
+        """Record a conflict; ids are deterministic, so recording one again replaces it.
+
+        `known_new`: the caller guarantees the id was never recorded (an order's
+        line is applied once), so it may be inserted rather than upserted.
+        """
         self.added.append(conflict)
+        if known_new:
+            self.known_new.add(conflict.conflict_id)
 
     @abc.abstractmethod
     async def query(

@@ -155,6 +155,10 @@ class FakeUnitOfWork(UnitOfWork):
         for e in changed_e:
             if store.entitlements[e.license_key].version != e.version:
                 raise ConcurrentUpdate(e.license_key)
+        for c in self.conflicts.added:
+            # Inserted, not upserted, by the database: an id recorded before fails.
+            if c.conflict_id in self.conflicts.known_new and c.conflict_id in store.conflicts:
+                raise ConcurrentUpdate(f"duplicate conflict {c.conflict_id}")
         for p in (*new_p, *changed_p):
             p.version = 1 if p in new_p else p.version + 1
             store.partners[p.partner_id] = copy.deepcopy(p)

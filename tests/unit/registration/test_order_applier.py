@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from typing import Any
@@ -310,3 +311,27 @@ async def test_a_multi_line_order_emits_per_line(applier: OrderApplier) -> None:
         ("LK-1", "1"),
         ("LK-2", "2"),
     ]
+
+
+async def test_an_order_lines_conflict_is_recorded_once_whatever_the_redelivery(
+    applier: OrderApplier, partners: PartnerService, store: Store
+) -> None:
+    _, code_a, _ = await enrol(partners, "A")
+    b, code_b, _ = await enrol(partners, "B")
+    await applier.apply(
+        [incoming(order("P-1", line("LK-1"), channel="partner", partner_code=code_a))]
+    )
+    weaker = incoming(
+        order("W-2", line("LK-1", "renewal"), seller_code=code_b),
+        "2026-02-01T00:00:00Z",
+        position="orders:0:900",
+    )
+    await applier.apply([weaker])
+    [conflict] = store.conflicts.values()
+    assert conflict.claimant_partner_id == b
+    # The conflict is inserted as new (the fake, like the database, refuses a known
+    # id inserted again): a replay and a redelivery elsewhere apply nothing again.
+    replay = await applier.apply([weaker])
+    moved = await applier.apply([dataclasses.replace(weaker, position="orders:0:901")])
+    assert (replay.replayed, moved.duplicates) == (1, 1)
+    assert list(store.conflicts) == [conflict.conflict_id]

@@ -249,6 +249,22 @@ async def test_partner_registration_sets_then_refuses_another_partner(
     assert not again.first_time
 
 
+async def test_a_partner_refused_twice_has_one_conflict_record(
+    registrations: RegistrationService, partners: PartnerService, store: Store, clock: Clock
+) -> None:
+    a, _, _ = await enrol(partners, "A")
+    b, _, _ = await enrol(partners, "B")
+    await sold(store, clock, "LK-1")
+    await registrations.register_by_partner(a, "LK-1", None)
+    for _ in range(2):
+        clock.advance(minutes=1)
+        with pytest.raises(UseCaseError):
+            await registrations.register_by_partner(b, "LK-1", None)
+    # Same claim, same id: recorded again (not as a new record), the later time kept.
+    [conflict] = store.conflicts.values()
+    assert conflict.recorded_at == clock.now
+
+
 async def test_partner_registration_beats_a_customer_seller_code(
     registrations: RegistrationService, partners: PartnerService, store: Store, clock: Clock
 ) -> None:
