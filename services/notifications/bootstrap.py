@@ -18,7 +18,7 @@ from chassis.http import create_app
 from chassis.kafka import make_producer
 from chassis.metrics import WorkerCounters
 from chassis.partner_keys import RegistrationKeyIntrospector
-from chassis.worker import BackgroundTask, ProcessorFactory, instance_id
+from chassis.worker import BackgroundTask, ProcessorFactory, instance_id, static_member_id
 from services.notifications.adapters.mongo import (
     MongoAdvisoryJobs,
     MongoDeliveries,
@@ -202,6 +202,7 @@ def build_processors(
                 schema_of=consumed,
                 group_id=group_id,
                 transactional_id=f"{group_id}-{instance}",
+                group_instance_id=static_member_id(settings, f"{group_id}-{instance}"),
                 handler=handler,
                 counters=counters,
                 max_records=settings.consumer_batch_max,

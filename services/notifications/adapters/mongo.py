@@ -11,7 +11,7 @@ import datetime as dt
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from typing import Any
 
-from pymongo import ASCENDING, UpdateOne
+from pymongo import ASCENDING, UpdateMany, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
@@ -177,25 +177,50 @@ class MongoProjections:
         return await self.entitlements.count_documents(self._affected(products, not_before))
 
     async def affected_page(
-        self, products: Sequence[str], not_before: dt.date, after_contact: str, limit: int
-    ) -> list[Entitlement]:
-        """The next contacts' affected entitlements, whole contacts only, at most ~`limit`."""
-        query = {**self._affected(products, not_before), "contact_id": {"$gt": after_contact}}
+        self,
+        products: Sequence[str],
+        not_before: dt.date,
+        after_contact: str,
+        limit: int,
+        up_to: str | None = None,
+    ) -> tuple[list[Entitlement], str | None, bool]:
+        """The next contacts' affected entitlements, whole contacts only, ~`limit` read.
+
+        Only contacts in (`after_contact`, `up_to`] (no upper end if None): the
+        embedded database reads the whole range before it limits, so the caller
+        keeps it small. Returns the entitlements, the last contact read (affected
+        or not: where the next page starts) and whether the range holds nothing
+        more. The term is checked here, not in the query: with it the embedded
+        database scans the whole collection instead of the `(product, contact_id)`
+        index.
+        """
+        contacts: Doc = {"$gt": after_contact}
+        if up_to is not None:
+            contacts["$lte"] = up_to
         docs = [
             doc
-            async for doc in self.entitlements.find(query)
+            async for doc in self.entitlements.find(
+                {"product": self._products(products), "contact_id": contacts}
+            )
             .sort([("contact_id", ASCENDING), ("_id", ASCENDING)])
             .limit(limit)
         ]
-        if len(docs) == limit:
+        exhausted = len(docs) < limit
+        if not exhausted:
             # The page may have cut the last contact in two: fetch the rest of it.
             last = docs[-1]["contact_id"]
             docs = [d for d in docs if d["contact_id"] != last]
             rest = self.entitlements.find(
-                {**self._affected(products, not_before), "contact_id": last}
+                {"product": self._products(products), "contact_id": last}
             ).sort([("_id", ASCENDING)])
             docs.extend([doc async for doc in rest])
-        return [entitlement_from_doc(d) for d in docs]
+        floor = not_before.isoformat()
+        page = [entitlement_from_doc(d) for d in docs if str(d.get("term_end", "")) >= floor]
+        return page, (docs[-1]["contact_id"] if docs else None), exhausted
+
+    @staticmethod
+    def _products(products: Sequence[str]) -> Any:
+        return products[0] if len(products) == 1 else {"$in": list(products)}
 
     async def affected_partners(self, products: Sequence[str], not_before: dt.date) -> list[str]:
         query = {**self._affected(products, not_before), "por": {"$ne": None}}
@@ -204,10 +229,21 @@ class MongoProjections:
     async def affected_of_partner(
         self, partner_id: str, products: Sequence[str], not_before: dt.date, limit: int
     ) -> tuple[list[Entitlement], int]:
-        query = {**self._affected(products, not_before), "por": partner_id}
-        total = await self.entitlements.count_documents(query)
-        cursor = self.entitlements.find(query).sort([("_id", ASCENDING)]).limit(limit)
-        return [entitlement_from_doc(d) async for d in cursor], total
+        # One read of the partner's entitlements by the `(por, product)` index, the
+        # term checked here: a count with the term in it scans the whole collection.
+        floor = not_before.isoformat()
+        cursor = self.entitlements.find(
+            {"por": partner_id, "product": self._products(products)}
+        ).sort([("_id", ASCENDING)])
+        listed: list[Entitlement] = []
+        total = 0
+        async for doc in cursor:
+            if str(doc.get("term_end", "")) < floor:
+                continue
+            total += 1
+            if len(listed) < limit:
+                listed.append(entitlement_from_doc(doc))
+        return listed, total
 
 
 # --- delivery records ------------------------------------------------------------------------
@@ -312,6 +348,8 @@ class MongoDeliveries:
         return len(result.inserted_ids)
 
     async def due(self, now: dt.datetime, limit: int) -> list[DeliveryState]:
+        # The embedded database reads the whole index range before it sorts and
+        # limits: the dispatcher keeps `now` close to the oldest due record.
         cursor = (
             self.collection.find({"status": "pending", "next_attempt_at": {"$lte": now}})
             .sort([("next_attempt_at", ASCENDING)])
@@ -320,25 +358,42 @@ class MongoDeliveries:
         return [delivery_from_doc(doc) async for doc in cursor]
 
     async def settle(self, states: Sequence[DeliveryState], *, published: bool) -> None:
+        """Write each record's new state, if it is still pending, in as few statements as can be.
+
+        Records that end the same way (status, attempts, error, time) share one
+        `update_many` by id: on the embedded database every statement is a
+        transaction commit, so a wave costs one, not one per message. A retried
+        record keeps its own next attempt time and so its own statement.
+        """
         if not states:
             return
-        writes = []
+        finals: dict[tuple[Any, ...], list[str]] = {}
+        writes: list[UpdateOne | UpdateMany] = []
         for state in states:
-            fields: Doc = {
-                "status": state.status,
-                "attempts": state.attempts,
-                "error": state.error,
-                "next_attempt_at": state.next_attempt_at,
-            }
-            if state.status != "pending":
-                fields["finished_at"] = state.finished_at
-                if not published:
-                    fields["outbox"] = True
-            writes.append(
-                UpdateOne(
-                    {"_id": state.planned.notification_id, "status": "pending"}, {"$set": fields}
+            notification_id = state.planned.notification_id
+            if state.status == "pending":
+                fields: Doc = {
+                    "status": state.status,
+                    "attempts": state.attempts,
+                    "error": state.error,
+                    "next_attempt_at": state.next_attempt_at,
+                }
+                writes.append(
+                    UpdateOne({"_id": notification_id, "status": "pending"}, {"$set": fields})
                 )
-            )
+                continue
+            key = (state.status, state.attempts, state.error, state.finished_at)
+            finals.setdefault(key, []).append(notification_id)
+        for (status, attempts, error, finished_at), ids in finals.items():
+            fields = {
+                "status": status,
+                "attempts": attempts,
+                "error": error,
+                "finished_at": finished_at,
+            }
+            if not published:
+                fields["outbox"] = True
+            writes.append(UpdateMany({"_id": {"$in": ids}, "status": "pending"}, {"$set": fields}))
         await self.collection.bulk_write(writes, ordered=False)
 
     async def unpublished(self, limit: int) -> list[DeliveryState]:
@@ -347,9 +402,8 @@ class MongoDeliveries:
 
     async def mark_published(self, notification_ids: Sequence[str]) -> None:
         if notification_ids:
-            await self.collection.bulk_write(
-                [UpdateOne({"_id": i}, {"$unset": {"outbox": ""}}) for i in notification_ids],
-                ordered=False,
+            await self.collection.update_many(
+                {"_id": {"$in": list(notification_ids)}}, {"$unset": {"outbox": ""}}
             )
 
     async def get(self, notification_id: str) -> DeliveryState | None:

@@ -11,6 +11,7 @@ it planned twice plan nothing new (deterministic notification ids).
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from collections.abc import Mapping, Sequence
 from itertools import groupby
 from typing import Any, Protocol
@@ -24,13 +25,45 @@ from services.notifications.domain.rules import (
 )
 from services.notifications.service_layer.ports import Clock, Counters, Deliveries, Webhooks
 
+_UUID_SPACE = 1 << 128
+
+
+def contact_window_end(after: str, total: int, page_size: int) -> str | None:
+    """Where a page that starts after contact `after` should end: ~`page_size` of `total`.
+
+    Contact ids are UUIDs, spread evenly over their range, so a slice of the
+    range holds about its share of the entitlements; reading a slice rather
+    than "everything after `after`" keeps each page's read bounded (see
+    `affected_page`). None: read to the end (the last slice, or ids that are
+    not UUIDs).
+    """
+    if after:
+        try:
+            start = uuid.UUID(after).int
+        except ValueError:
+            return None
+    else:
+        start = -1
+    step = max(1, _UUID_SPACE * page_size * 4 // (5 * max(total, 1)))
+    end = start + step
+    if end >= _UUID_SPACE - 1:
+        return None
+    return str(uuid.UUID(int=end))
+
 
 class AffectedEntitlements(Protocol):
     async def count_affected(self, products: Sequence[str], not_before: dt.date) -> int: ...
 
     async def affected_page(
-        self, products: Sequence[str], not_before: dt.date, after_contact: str, limit: int
-    ) -> list[Entitlement]: ...
+        self,
+        products: Sequence[str],
+        not_before: dt.date,
+        after_contact: str,
+        limit: int,
+        up_to: str | None = None,
+    ) -> tuple[list[Entitlement], str | None, bool]:
+        """Whole contacts in (`after_contact`, `up_to`]: the affected entitlements, the
+        last contact read, and True when the range holds no more."""
 
     async def affected_partners(
         self, products: Sequence[str], not_before: dt.date
@@ -102,12 +135,11 @@ class AdvisoryFanout:
         not_before: dt.date,
         occurred_at: dt.datetime,
     ) -> None:
-        page = await self.entitlements.affected_page(
-            products, not_before, job["contact_cursor"], self.page_size
+        cursor = str(job["contact_cursor"])
+        up_to = contact_window_end(cursor, int(job["total"] or 0), self.page_size)
+        page, last_contact, exhausted = await self.entitlements.affected_page(
+            products, not_before, cursor, self.page_size, up_to
         )
-        if not page:
-            await self.jobs.update(advisory_id, {"phase": "partners"})
-            return
         planned: list[PlannedDelivery] = []
         contacts = 0
         for _, group in groupby(page, key=lambda e: e.customer.contact_id):
@@ -116,9 +148,18 @@ class AdvisoryFanout:
                 planned.append(plan)
                 contacts += 1
         new = await self.deliveries.plan(planned, self.clock.now())
+        fields: dict[str, Any] = {}
+        if not exhausted and last_contact is not None:
+            fields["contact_cursor"] = last_contact
+        elif up_to is not None:
+            fields["contact_cursor"] = up_to
+        else:
+            fields["phase"] = "partners"
+            if last_contact is not None:
+                fields["contact_cursor"] = last_contact
         await self.jobs.update(
             advisory_id,
-            {"contact_cursor": page[-1].customer.contact_id},
+            fields,
             {"planned": new, "contacts": contacts, "entitlements": len(page)},
         )
         done = int(job.get("entitlements", 0)) + len(page)

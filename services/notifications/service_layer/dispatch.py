@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime as dt
 import email.utils
 import logging
 import random
@@ -48,6 +49,10 @@ from services.notifications.service_layer.ports import (
 )
 
 log = logging.getLogger(__name__)
+
+INITIAL_HORIZON_SPAN = dt.timedelta(seconds=1)
+MIN_HORIZON_SPAN = dt.timedelta(milliseconds=1)
+MAX_HORIZON_SPAN = dt.timedelta(days=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +120,8 @@ class Dispatcher:
         self.settings = settings
         self.jitter = jitter
         self.stop = stop
+        self._horizon: dt.datetime | None = None  # see `_due`
+        self._span = INITIAL_HORIZON_SPAN
 
     async def run_once(self) -> int:
         """One batch of due records; returns how many were handled (0: nothing due).
@@ -124,7 +131,7 @@ class Dispatcher:
         sent again after a crash (see the README).
         """
         await self.publish_outcomes()
-        batch = await self.deliveries.due(self.clock.now(), self.settings.batch_size)
+        batch = await self._due()
         if not batch:
             return 0
         context = await self._context(batch)
@@ -132,12 +139,44 @@ class Dispatcher:
         size = self.settings.concurrency
         for start in range(0, len(batch), size):
             if self.stop is not None and self.stop.is_set():
+                self._horizon = None
                 break  # shutting down: the rest stays pending for the next run
             wave = batch[start : start + size]
             outcomes = await asyncio.gather(*(self.attempt(s, context) for s in wave))
-            await self._settle([self._settled(s, o) for s, o in zip(wave, outcomes, strict=True)])
+            now = self.clock.now()  # one time per wave: its records settle together
+            await self._settle(
+                [self._settled(s, o, now) for s, o in zip(wave, outcomes, strict=True)]
+            )
             handled += len(wave)
         return handled
+
+    async def _due(self) -> list[DeliveryState]:
+        """The oldest due records, asking the database about a bounded time range.
+
+        The embedded database reads every record in the asked range before it
+        sorts and limits, so asking for everything due up to now costs the whole
+        backlog on each batch and a 100k fan-out turns quadratic. While there is
+        a backlog the dispatcher asks up to a horizon a little past the last
+        record it got (widened while answers come back short, narrowed while
+        they are full) rather than up to now. There is no lower bound: a record
+        planned late with an older time is still the first one found.
+        """
+        now = self.clock.now()
+        limit = self.settings.batch_size
+        while True:
+            horizon = now if self._horizon is None else min(now, self._horizon)
+            batch = await self.deliveries.due(horizon, limit)
+            if len(batch) >= limit:
+                self._span = max(self._span / 2, MIN_HORIZON_SPAN)
+                self._horizon = batch[-1].next_attempt_at + self._span
+                return batch
+            self._span = min(self._span * 2, MAX_HORIZON_SPAN)
+            if horizon >= now:
+                self._horizon = None  # caught up
+                return batch
+            self._horizon = horizon + self._span
+            if batch:
+                return batch
 
     async def publish_outcomes(self) -> int:
         published = 0
@@ -283,11 +322,10 @@ class Dispatcher:
             name = f"{message.branding.name} via {self.vendor.name}"
         return email.utils.formataddr((name or self.vendor.name, address))
 
-    def _settled(self, state: DeliveryState, outcome: Outcome) -> DeliveryState:
+    def _settled(self, state: DeliveryState, outcome: Outcome, now: dt.datetime) -> DeliveryState:
         """The record after this attempt: final, or pending with its next attempt time."""
         planned = state.planned
         attempts = state.attempts + (1 if outcome.attempted else 0)
-        now = self.clock.now()
         if outcome.status == "retry":
             policy = (
                 self.settings.webhook_retry

@@ -46,6 +46,7 @@ class FakeDeliveries:
     def __init__(self) -> None:
         self.records: dict[str, DeliveryState] = {}
         self.outbox: set[str] = set()
+        self.due_asked: list[dt.datetime] = []
 
     async def plan(self, planned: Sequence[PlannedDelivery], now: dt.datetime) -> int:
         new = 0
@@ -56,6 +57,7 @@ class FakeDeliveries:
         return new
 
     async def due(self, now: dt.datetime, limit: int) -> list[DeliveryState]:
+        self.due_asked.append(now)
         due = [
             s for s in self.records.values() if s.status == "pending" and s.next_attempt_at <= now
         ]

@@ -9,7 +9,7 @@ import pytest
 
 from services.notifications.adapters.rendering import Renderer
 from services.notifications.domain import rules
-from services.notifications.domain.model import ListedEntitlement, contact_id
+from services.notifications.domain.model import ListedEntitlement, PlannedDelivery, contact_id
 from services.notifications.domain.retry import RetryPolicy
 from services.notifications.service_layer.dispatch import Dispatcher, DispatchSettings
 from services.notifications.service_layer.ports import DeliveryError, WebhookConfig
@@ -211,3 +211,47 @@ async def test_a_webhook_delivery_without_a_webhook_is_suppressed() -> None:
     await world.dispatcher.run_once()
     assert world.deliveries.records[hook.notification_id].error == "no_webhook"
     assert world.status(hook.notification_id) == "suppressed"
+
+
+def advisory_for(n: int) -> PlannedDelivery:
+    who = dataclasses.replace(JANA, customer_id=f"C-{n}", email=f"contact{n}@customer.example")
+    plan = rules.plan_security_advisory(
+        "ADV-7", [entitlement(f"LK-{n:04d}", None, customer=who)], OCCURRED
+    )
+    assert plan is not None
+    return plan
+
+
+async def test_a_backlog_is_read_a_window_at_a_time_and_every_record_goes_once() -> None:
+    world = World()
+    world.dispatcher.settings = dataclasses.replace(
+        world.dispatcher.settings, batch_size=5, concurrency=2
+    )
+    # Forty records planned over the last four seconds, ten at a time.
+    planned = [advisory_for(n) for n in range(40)]
+    for page in range(4):
+        at = NOW - dt.timedelta(seconds=4 - page)
+        await world.deliveries.plan(planned[page * 10 : page * 10 + 10], at)
+    runs = 0
+    while await world.dispatcher.run_once():
+        runs += 1
+        if runs == 3:
+            # Planned late with an older time (another clock, a slow insert): not skipped.
+            late = advisory_for(99)
+            await world.deliveries.plan([late], NOW - dt.timedelta(seconds=10))
+            planned.append(late)
+    sent = [m.notification_id for m in world.email.sent]
+    assert sorted(sent) == sorted(p.notification_id for p in planned)
+    assert all(world.status(p.notification_id) == "sent" for p in planned)
+    # While there was a backlog, the database was not asked for everything up to now.
+    assert any(asked < NOW for asked in world.deliveries.due_asked)
+    assert world.deliveries.due_asked[-1] == NOW  # caught up: up to now again
+
+
+async def test_a_wave_settles_with_one_time_for_all_its_records() -> None:
+    world = World()
+    planned = [advisory_for(n) for n in range(6)]
+    await world.deliveries.plan(planned, NOW)
+    await world.dispatcher.run_once()
+    finished = {world.deliveries.records[p.notification_id].finished_at for p in planned}
+    assert finished == {NOW}
