@@ -18,7 +18,7 @@ from chassis.consumer import BatchHandler, HandlerResult, Inbound, Transactional
 from chassis.http import create_app
 from chassis.kafka import OutRecord
 from chassis.metrics import WorkerCounters
-from chassis.worker import ProcessorFactory
+from chassis.worker import ProcessorFactory, static_member_id
 from services.registration.adapters.mongo import MongoUnitOfWork, ensure_indexes
 from services.registration.adapters.outbox import OutboxRelay
 from services.registration.config import Settings
@@ -195,6 +195,7 @@ def build_processors(
                 topics=topics or CONSUMES,
                 group_id=group_id,
                 transactional_id=f"{group_id}-{instance}",
+                group_instance_id=static_member_id(settings, f"{group_id}-{instance}"),
                 handler=order_handler(db, counters, settings, topic_map=topic_map),
                 counters=counters,
                 max_records=settings.consumer_batch_max,
