@@ -10,8 +10,10 @@ on the same embedded broker in the same run:
   with exactly-once on: it parses, decides, writes the database in bulk and commits
   the ledger events with its offsets.
 
-Prints order lines/s for both, their ratio, the ledger events out, and the worker's
-peak RSS (VmHWM). With --scale it repeats the worker run at 10k, 100k and 1M lines.
+Prints order lines/s for both, their ratio, the worker's peak RSS (VmHWM), and the
+ledger read back with read_committed: committed events and distinct event ids, both
+2 per order line when exactly once held. With --scale it repeats the worker run at
+10k, 100k and 1M lines (--scale-up-to 100000 stops before 1M).
 
     .venv/bin/python bench/commissions_throughput.py [--events 20000] [--scale]
 """
@@ -176,6 +178,9 @@ async def worker_run(
         worker.terminate()
         worker.wait(30)
         await admin.close()
+    ledger_records, ledger_ids = (
+        await ledger_count(suite.kafka_bootstrap, ledger) if events <= 100_000 else (0, 0)
+    )
     quarter = len(rss_samples) // 4
     measured = max(1, events - first_done)
     cpu_ms = {
@@ -188,6 +193,8 @@ async def worker_run(
             rss_samples[min(len(rss_samples) - 1, len(rss_samples) * q // 4)] for q in range(1, 5)
         ],
         "events": events,
+        "ledger_records": ledger_records,
+        "ledger_ids": ledger_ids,
         "rate": (events - first_done) / elapsed if elapsed else float("nan"),
         "seconds": elapsed,
         "fill_s": fill_s,
@@ -197,13 +204,32 @@ async def worker_run(
     }
 
 
-async def ledger_count(bootstrap: str, topic: str) -> int:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_committed")
+async def ledger_count(bootstrap: str, topic: str) -> tuple[int, int]:
+    """Committed ledger records and distinct event ids in them (equal when exactly once)."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        isolation_level="read_committed",
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=64 * 1024 * 1024,
+    )
     await consumer.start()
     try:
         partitions = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
         ends = await consumer.end_offsets(partitions)
-        return sum(ends.values())
+        records, ids = 0, set()
+        while True:
+            batches = await consumer.getmany(timeout_ms=1000, max_records=20_000)
+            for batch in batches.values():
+                for record in batch:
+                    records += 1
+                    ids.add(json.loads(record.value)["event_id"])
+            positions = [await consumer.position(tp) for tp in partitions]
+            if not batches and all(
+                pos >= ends[tp] for pos, tp in zip(positions, partitions, strict=True)
+            ):
+                return records, len(ids)
     finally:
         await consumer.stop()
 
@@ -213,6 +239,9 @@ async def main() -> None:
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--batch", type=int, default=2000, help="worker CONSUMER_BATCH_MAX")
     parser.add_argument("--scale", action="store_true", help="also 10k, 100k and 1M lines")
+    parser.add_argument(
+        "--scale-up-to", type=int, default=1_000_000, help="largest --scale run (e.g. 100000)"
+    )
     parser.add_argument(
         "--paced",
         type=float,
@@ -253,6 +282,10 @@ async def main() -> None:
                 f"(ratio {ours['rate'] / raw:.2f}), peak RSS {ours['peak_rss_mb']:.0f} MB"
             )
             print(
+                f"ledger: {ours['ledger_records']:,} committed events,"
+                f" {ours['ledger_ids']:,} distinct event ids (expected {2 * args.events:,})"
+            )
+            print(
                 f"CPU per 1000 lines, passthrough: client {raw_client_ms:.0f} ms,"
                 f" broker {raw_broker_ms:.0f} ms"
             )
@@ -265,12 +298,18 @@ async def main() -> None:
                 )
             )
             if args.scale:
-                for events in (10_000, 100_000, 1_000_000):
+                for events in [n for n in (10_000, 100_000, 1_000_000) if n <= args.scale_up_to]:
                     result = await worker_run(suite, events, uuid.uuid4().hex[:8], args.batch)
                     print(
                         f"scale {events:>9,}: {result['rate']:8,.0f} lines/s in "
                         f"{result['seconds']:7.1f} s; RSS early {result['rss_early_mb']:.0f} MB,"
                         f" late {result['rss_late_mb']:.0f} MB, peak {result['peak_rss_mb']:.0f} MB"
+                        + (
+                            f"; ledger {result['ledger_records']:,} events,"
+                            f" {result['ledger_ids']:,} distinct"
+                            if result["ledger_records"]
+                            else ""
+                        )
                     )
 
 

@@ -92,15 +92,22 @@ async def ensure_topics(
         await admin.close()
 
 
-def make_producer(bootstrap: str, *, transactional_id: str | None = None) -> AIOKafkaProducer:
-    """An idempotent producer (acks=all); transactional when given an id."""
+def make_producer(
+    bootstrap: str, *, transactional_id: str | None = None, max_batch_bytes: int = 16384
+) -> AIOKafkaProducer:
+    """An idempotent producer (acks=all); transactional when given an id.
+
+    `max_batch_bytes` bounds one partition's record batch: a loop that produces thousands
+    of records per transaction sends fewer, larger requests with a larger one.
+    """
     return AIOKafkaProducer(
         bootstrap_servers=bootstrap,
         enable_idempotence=True,
         acks="all",
         linger_ms=5,
         transactional_id=transactional_id,
-        max_request_size=1_000_000,
+        max_request_size=max(1_000_000, max_batch_bytes + 64 * 1024),
+        max_batch_size=max_batch_bytes,
     )
 
 

@@ -31,6 +31,13 @@ class ServiceSettings(BaseSettings):
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     consumer_batch_max: int = Field(500, ge=1, le=10_000, description="records per poll")
+    consumer_empty_fetch_backoff_ms: int = Field(
+        50,
+        ge=0,
+        le=5000,
+        description="after a fetch that brought nothing, wait this long before the next (0:"
+        " not at all); a broker that does not hold empty fetches is not asked in a tight loop",
+    )
     worker_heartbeat_seconds: float = Field(2.0, gt=0, le=60)
     worker_instance_id: str = Field(
         "", description="stable id of this worker (transactional id); default host-pid"

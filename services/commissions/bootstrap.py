@@ -192,6 +192,12 @@ def build_processors(settings: Settings) -> ProcessorFactory:
                 handler=handle,
                 counters=counters,
                 max_records=settings.consumer_batch_max,
+                empty_fetch_backoff_ms=settings.consumer_empty_fetch_backoff_ms,
+                producer_batch_bytes=settings.producer_batch_bytes,
+                # The ingest is safe against a concurrent writer of the same order lines
+                # (version checks, conflict rounds) and idempotent per input record, so
+                # the next batch may be handled while this one waits for the database.
+                max_in_flight=settings.batches_in_flight,
                 schema_of={
                     settings.entitlements_topic: REGISTRATION_ENTITLEMENTS,
                     settings.refunds_topic: CHECKOUT_REFUNDS,

@@ -35,6 +35,22 @@ class Settings(ServiceSettings):
         description="consume loops per worker process (same group, partitions shared out):"
         " one's CPU work overlaps another's database wait",
     )
+    producer_batch_bytes: int = Field(
+        256 * 1024,
+        ge=16 * 1024,
+        le=900 * 1024,
+        validation_alias="COMMISSIONS_PRODUCER_BATCH_BYTES",
+        description="largest record batch per ledger partition: a consumed batch's thousands"
+        " of ledger events go out in a few produce requests instead of one per 16 KiB",
+    )
+    batches_in_flight: int = Field(
+        2,
+        ge=1,
+        le=4,
+        validation_alias="COMMISSIONS_BATCHES_IN_FLIGHT",
+        description="batches a consume loop handles at once (their Kafka transactions still"
+        " commit one at a time, in order): one's CPU work overlaps another's database write",
+    )
     relay_interval_seconds: float = Field(
         0.5, gt=0, le=60, description="how often the outbox relay looks for transitions"
     )

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 from typing import Any
 
 from chassis.kafka import OutRecord
 from services.commissions.domain.decisions import OrderApplied, ParentAtOrder, PartnerAtOrder
+from services.commissions.domain.ids import derive_id
 from services.commissions.domain.order_line import LedgerLine, RefundIssued
 from shared import events
 from shared.envelope import encode, new_envelope
 from shared.events import format_timestamp
-from shared.ids import derive_id
 
 PRODUCER = "commissions"
 
@@ -111,6 +112,10 @@ def ledger_event(
     return OutRecord(topic=topic, key=line.partner_id.encode(), value=encode(envelope))
 
 
+# The lines of an order share their instants (and a batch often its days): formatted once.
+_stamp = functools.lru_cache(maxsize=4096)(format_timestamp)
+
+
 def fast_entry_value(line: LedgerLine) -> bytes:
     """`entry_event`'s value without the pydantic round trip: the hot path's encoder.
 
@@ -119,8 +124,8 @@ def fast_entry_value(line: LedgerLine) -> bytes:
     """
     clawback = line.is_clawback
     event_type = "commission.clawed_back" if clawback else "commission.accrued"
-    occurred_at = format_timestamp(line.occurred_at)
-    payable_at = None if clawback or line.payable_at is None else format_timestamp(line.payable_at)
+    occurred_at = _stamp(line.occurred_at)
+    payable_at = None if clawback or line.payable_at is None else _stamp(line.payable_at)
     document = {
         "event_id": event_id_of(event_type, line.line_id),
         "event_type": event_type,

@@ -1,0 +1,347 @@
+"""What makes the worker fast must not change what it computes or commits.
+
+The id helpers, the slimmer stored lines and the cached timestamps give the same
+results as before; the consume loop (chassis, used here by the commissions worker)
+hands pipelined batches to the handler one at a time and commits them in poll order,
+and rewinds all of them on a failure; the empty-fetch throttle only ever delays.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import datetime as dt
+import json
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from aiokafka import TopicPartition
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from chassis import consumer as chassis_consumer
+from chassis.consumer import (
+    HandlerResult,
+    Inbound,
+    TransactionalProcessor,
+    check_limits,
+    throttle_empty_fetches,
+)
+from chassis.kafka import OutRecord
+from chassis.metrics import WorkerCounters
+from services.commissions.adapters.documents import aggregate_from_doc, aggregate_to_doc
+from services.commissions.domain import ids
+from services.commissions.domain.periods import Month
+from services.commissions.service_layer.translate import fast_entry_value
+from shared import ids as shared_ids
+from shared.envelope import EventValidationError, encode
+from shared.events import format_timestamp
+from shared.examples import example_events
+from shared.topics import REGISTRATION_ENTITLEMENTS
+from tests.unit.commissions.builders import (
+    POLICY,
+    RATES,
+    aggregate_for,
+    at,
+    order,
+    partner,
+    raw,
+    refund,
+    refund_into,
+    source,
+)
+
+NOW = at("2027-06-01T00:00:00Z")
+PARTS = st.text(min_size=0, max_size=40)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(PARTS, min_size=1, max_size=5))
+def test_the_fast_ids_are_the_shared_ids(parts: list[str]) -> None:
+    assert ids.derive_id(*parts) == shared_ids.derive_id(*parts)
+
+
+@settings(max_examples=100, deadline=None)
+@given(PARTS, PARTS, PARTS, PARTS)
+def test_the_fast_line_ids_are_the_shared_line_ids(a: str, b: str, c: str, d: str) -> None:
+    assert ids.commission_line_id(a, b, c, d) == shared_ids.commission_line_id(a, b, c, d)
+    assert ids.clawback_line_id(a, b, c) == shared_ids.clawback_line_id(a, b, c)
+
+
+def _busy_aggregate() -> Any:
+    line = aggregate_for(order())
+    held = refund("RF-0", 5, currency="USD")
+    line.apply_refund(held, source("r"), raw(held))
+    line.apply_order(order(por=partner(customer_ids=("C-1",))), source(), RATES, POLICY)
+    refund_into(line, refund("RF-1", 61728))
+    line.release_payables(at("2027-03-01T00:00:00Z"), NOW)
+    line.mark_paid("P-GOLD", Month(2027, 1), NOW)
+    line.version = 3
+    return line
+
+
+def test_stored_lines_leave_out_what_their_order_says_and_unset_fields() -> None:
+    aggregate = _busy_aggregate()
+    doc = aggregate_to_doc(aggregate, 3)
+    for line, stored in zip(aggregate.lines, doc["lines"], strict=True):
+        for name in ("order_id", "line_ref", "license_key", "kind", "currency", "withheld"):
+            assert name not in stored
+        assert ("paid_at" in stored) == (line.paid_at is not None)
+        assert ("refund_id" in stored) == line.is_clawback
+    assert {line.paid_at is None for line in aggregate.lines} == {True, False}
+
+
+def test_lines_stored_in_full_by_earlier_versions_still_read_the_same() -> None:
+    aggregate = _busy_aggregate()
+    doc = aggregate_to_doc(aggregate, 3)
+    # The earlier form: every field of every line written out.
+    doc["lines"] = [
+        {
+            "line_id": line.line_id,
+            "partner_id": line.partner_id,
+            "role": line.role,
+            "order_id": line.order_id,
+            "line_ref": line.line_ref,
+            "license_key": line.license_key,
+            "refund_id": line.refund_id,
+            "kind": line.kind,
+            "tier": line.tier,
+            "base_amount_minor": line.base_amount_minor,
+            "rate_bps": line.rate_bps,
+            "amount_minor": line.amount_minor,
+            "currency": line.currency,
+            "status": line.status,
+            "rate_table_version": line.rate_table_version,
+            "occurred_at": line.occurred_at,
+            "payable_at": line.payable_at,
+            "payable_marked_at": line.payable_marked_at,
+            "paid_at": line.paid_at,
+            "withheld": line.withheld,
+            "src": stored["src"],
+        }
+        for line, stored in zip(aggregate.lines, doc["lines"], strict=True)
+    ]
+    assert aggregate_from_doc(doc) == aggregate
+
+
+def test_a_line_that_differs_from_its_order_keeps_its_own_fields() -> None:
+    aggregate = _busy_aggregate()
+    aggregate.lines[0] = dataclasses.replace(aggregate.lines[0], license_key="LK-OTHER")
+    doc = aggregate_to_doc(aggregate, 3)
+    assert doc["lines"][0]["license_key"] == "LK-OTHER"
+    assert aggregate_from_doc(doc) == aggregate
+
+
+def test_equal_instants_in_any_zone_encode_the_same() -> None:
+    line = _busy_aggregate().lines[0]
+    plus_two = dt.timezone(dt.timedelta(hours=2))
+    shifted = dataclasses.replace(line, occurred_at=line.occurred_at.astimezone(plus_two))
+    assert fast_entry_value(shifted) == fast_entry_value(line)
+    value = json.loads(fast_entry_value(line))
+    assert value["occurred_at"] == format_timestamp(line.occurred_at)
+
+
+_LONG_DIGITS = re.compile(rb"\d{19,}")
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.sampled_from([b"1", b"9", b"0", b"a", b'"', b":", b"\xd9\xa3"]), max_size=60))
+def test_the_long_number_scan_finds_a_run_of_19_digits_as_the_regex_does(
+    pieces: list[bytes],
+) -> None:
+    value = b"".join(pieces)
+    found = chassis_consumer._LONG_RUN in value.translate(chassis_consumer._DIGITS_AS_ZERO)
+    assert found == bool(_LONG_DIGITS.search(value))
+
+
+def test_an_integer_beyond_64_bits_is_still_a_schema_violation() -> None:
+    envelope: Any = type("E", (), {"schema_version": 1})()
+    with pytest.raises(EventValidationError) as caught:
+        check_limits(b'{"data":{"n":123456789012345678901}}', envelope, 10_000)
+    assert caught.value.reason == "schema_violation"
+    check_limits(b'{"data":{"n":1234567890123456789}}', envelope, 10_000)
+
+
+# --- the empty-fetch throttle --------------------------------------------------------------
+
+
+class _Fetcher:
+    def __init__(self, answers: list[bool]) -> None:
+        self.answers = answers
+
+    async def _proc_fetch_request(self, *_: Any) -> bool:
+        return self.answers.pop(0)
+
+
+class _WithFetcher:
+    def __init__(self, fetcher: _Fetcher) -> None:
+        self._fetcher = fetcher
+
+
+async def test_an_empty_fetch_is_followed_by_a_pause_and_a_fruitful_one_is_not() -> None:
+    fetcher = _Fetcher([False, True])
+    assert throttle_empty_fetches(_WithFetcher(fetcher), 0.2)  # type: ignore[arg-type]
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    assert await fetcher._proc_fetch_request() is False
+    assert loop.time() - started >= 0.19
+    started = loop.time()
+    assert await fetcher._proc_fetch_request() is True
+    assert loop.time() - started < 0.1
+
+
+async def test_a_throttled_fetch_cancelled_in_its_pause_ends_quietly() -> None:
+    fetcher = _Fetcher([False])
+    throttle_empty_fetches(_WithFetcher(fetcher), 30)  # type: ignore[arg-type]
+    task = asyncio.ensure_future(fetcher._proc_fetch_request())
+    await asyncio.sleep(0.05)
+    task.cancel()
+    assert await task is False
+
+
+def test_a_consumer_without_the_hook_is_left_alone() -> None:
+    assert throttle_empty_fetches(object(), 0.1) is False  # type: ignore[arg-type]
+
+
+# --- the pipelined consume loop ----------------------------------------------------------
+
+TOPIC = "commissions.test.entitlements"
+TP = TopicPartition(TOPIC, 0)
+
+
+def _event_value(number: int) -> bytes:
+    _, envelope = next(
+        (t, e)
+        for t, e in example_events()
+        if t == REGISTRATION_ENTITLEMENTS and e.event_type == "entitlement.order_applied"
+    )
+    return encode(envelope.model_copy(update={"event_id": f"evt-{number}"}))
+
+
+@dataclasses.dataclass
+class _Record:
+    offset: int
+    value: bytes
+    key: bytes | None = b"k"
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+
+class _Consumer:
+    def __init__(self, polls: list[list[int]], processor: TransactionalProcessor) -> None:
+        self.all_polls = list(polls)
+        self.polls = polls
+        self.processor = processor
+        self.seeks: list[tuple[TopicPartition, int]] = []
+
+    async def getmany(self, timeout_ms: int, max_records: int) -> dict[TopicPartition, Any]:
+        if not self.polls:
+            if timeout_ms:
+                self.processor.request_stop()
+            await asyncio.sleep(0)
+            return {}
+        offsets = self.polls.pop(0)
+        return {TP: [_Record(o, _event_value(o)) for o in offsets]}
+
+    def assignment(self) -> set[TopicPartition]:
+        return {TP}
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        """Redelivers from `offset`, as the broker would."""
+        self.seeks.append((tp, offset))
+        self.polls = [batch for batch in self.all_polls if batch[0] >= offset]
+
+    def highwater(self, tp: TopicPartition) -> None:
+        return None
+
+
+class _Producer:
+    def __init__(self) -> None:
+        self.on_commit: Any = lambda offset: None
+        self.commits: list[tuple[list[bytes], int]] = []
+        self._pending: list[bytes] = []
+        self._offset = -1
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        self._pending, self._offset = [], -1
+        yield
+        await asyncio.sleep(0.01)  # the broker
+        self.commits.append((self._pending, self._offset))
+        self.on_commit(self._offset)
+
+    async def send(self, topic: str, value: bytes, **_: Any) -> asyncio.Future[None]:
+        self._pending.append(value)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+    async def send_offsets_to_transaction(self, offsets: dict[Any, Any], group: str) -> None:
+        self._offset = offsets[TP].offset
+
+
+def _processor(handler: Any, polls: list[list[int]]) -> tuple[Any, _Consumer, _Producer]:
+    processor = TransactionalProcessor(
+        bootstrap="127.0.0.1:1",
+        topics=[TOPIC],
+        group_id="g",
+        transactional_id="t",
+        handler=handler,
+        counters=WorkerCounters(),
+        retry_backoff_s=0,
+        schema_of={TOPIC: REGISTRATION_ENTITLEMENTS},
+        max_in_flight=3,
+    )
+    consumer, producer = _Consumer(polls, processor), _Producer()
+    processor._consumer = consumer  # type: ignore[assignment]
+    processor._producer = producer  # type: ignore[assignment]
+    return processor, consumer, producer
+
+
+def _output(batch: list[Inbound]) -> HandlerResult:
+    return HandlerResult(produce=[OutRecord("ledger", None, str(i.offset).encode()) for i in batch])
+
+
+async def test_pipelined_batches_are_handled_one_at_a_time_and_committed_in_poll_order() -> None:
+    running: list[int] = []
+    events: list[str] = []
+
+    async def handler(batch: list[Inbound]) -> HandlerResult:
+        running.append(batch[0].offset)
+        assert len(running) == 1, "two handlers ran at once"
+        events.append(f"handle {batch[0].offset}")
+        await asyncio.sleep(0.02)  # the database
+        running.pop()
+        return _output(batch)
+
+    processor, _, producer = _processor(handler, [[0, 1], [2, 3], [4]])
+    producer.on_commit = lambda offset: events.append(f"commit {offset}")
+    await asyncio.wait_for(processor.run(), 5)
+    assert producer.commits == [([b"0", b"1"], 2), ([b"2", b"3"], 4), ([b"4"], 5)]
+    handled = [e for e in events if e.startswith("handle")]
+    assert handled == ["handle 0", "handle 2", "handle 4"]
+    # The next batch's handler ran while the previous one's transaction committed.
+    assert events.index("handle 2") < events.index("commit 2")
+
+
+async def test_a_failed_batch_stops_the_batches_behind_it_and_all_are_retried_in_order() -> None:
+    failures = [True]
+    handled: list[int] = []
+
+    async def handler(batch: list[Inbound]) -> HandlerResult:
+        handled.append(batch[0].offset)
+        await asyncio.sleep(0.02)
+        if batch[0].offset == 0 and failures:
+            failures.pop()
+            raise RuntimeError("database down")
+        return _output(batch)
+
+    processor, consumer, producer = _processor(handler, [[0, 1], [2, 3]])
+    await asyncio.wait_for(processor.run(), 5)
+    # The batch behind the failed one never reached its handler: nothing of it was
+    # written ahead of the retried one. Both were rewound, and committed once after.
+    assert handled == [0, 0, 2]
+    assert consumer.seeks == [(TP, 0)]
+    assert producer.commits == [([b"0", b"1"], 2), ([b"2", b"3"], 4)]
