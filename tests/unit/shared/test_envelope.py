@@ -299,3 +299,33 @@ def test_detail_never_echoes_input_values() -> None:
         parse_event(CHECKOUT_ORDERS, _raw(document))
     assert "data.customer.email" in caught.value.detail
     assert "not-an-address" not in caught.value.detail
+
+
+# --- the one-parse path ---------------------------------------------------------
+
+
+def test_an_event_type_named_only_inside_data_is_still_missing() -> None:
+    document = _order_document()
+    del document["event_type"]
+    document["data"]["customer"]["event_type"] = "order.placed"  # ignored extra field
+    with pytest.raises(EventValidationError) as caught:
+        parse_event(CHECKOUT_ORDERS, _raw(document))
+    assert (caught.value.reason, caught.value.detail) == (
+        "schema_violation",
+        "event_type: Field required",
+    )
+
+
+def test_a_second_event_type_inside_data_takes_the_full_path_to_the_same_event() -> None:
+    document = _order_document()
+    plain = parse_event(CHECKOUT_ORDERS, _raw(document))
+    document["data"]["customer"]["event_type"] = "refund.issued"
+    assert parse_event(CHECKOUT_ORDERS, _raw(document)) == plain
+
+
+def test_nan_inside_a_valid_looking_event_is_unparsable() -> None:
+    raw = _raw(_order_document()).replace(b'"quantity": 1', b'"quantity": NaN', 1)
+    assert b"NaN" in raw
+    with pytest.raises(EventValidationError) as caught:
+        parse_event(CHECKOUT_ORDERS, raw)
+    assert caught.value.reason == "unparsable"
