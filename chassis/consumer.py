@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
 from chassis.kafka import OutRecord, dead_letter, make_producer, send_all
@@ -172,6 +172,28 @@ class _Prepared:
     offsets: dict[TopicPartition, OffsetAndMetadata]
 
 
+class _FinishBeforeRevoking(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Hands partitions over only once the batch in hand is committed or given up.
+
+    Every member revokes before any member is assigned, so the next owner of a
+    partition reads the offset our last transaction committed, never one from before
+    it: without this, a batch handled during a rebalance is handled twice, once here
+    and once by the new owner, and its output is produced twice. (aiokafka's
+    `send_offsets_to_transaction` takes no group generation, so the broker cannot
+    fence the old owner's commit for us.)
+    """
+
+    def __init__(self, processor: TransactionalProcessor) -> None:
+        self._processor = processor
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        self._processor._revoking = True
+        await self._processor._idle.wait()
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        self._processor._revoking = False
+
+
 class TransactionalProcessor:
     """Consumes `topics` as consumer group `group_id` and hands batches to `handler`."""
 
@@ -210,7 +232,6 @@ class TransactionalProcessor:
         self._poll_timeout_ms = poll_timeout_ms
         self._retry_backoff_s = retry_backoff_s
         self._consumer = AIOKafkaConsumer(
-            *self.topics,
             bootstrap_servers=bootstrap,
             group_id=group_id,
             enable_auto_commit=False,
@@ -226,7 +247,12 @@ class TransactionalProcessor:
         self._producer = make_producer(
             bootstrap, transactional_id=transactional_id, max_batch_bytes=producer_batch_bytes
         )
+        self._consumer.subscribe(self.topics, listener=_FinishBeforeRevoking(self))
         self._stopping = asyncio.Event()
+        # Set while no batch is in hand; `_revoking` while a rebalance waits for that.
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._revoking = False
 
     def assignment(self) -> list[str]:
         return sorted(f"{tp.topic}:{tp.partition}" for tp in self._consumer.assignment())
@@ -258,14 +284,19 @@ class TransactionalProcessor:
             if self._stopping.is_set():
                 # Not processed, not committed: the next owner of these partitions reads them.
                 return
-            if not batches:
+            if not batches or self._revoking:
+                # Fetched before a rebalance began: the partitions' next owner (maybe us
+                # again) reads these records from the committed offset.
                 continue
+            self._idle.clear()
             try:
                 await self._process(batches)
             except Exception:
                 if self._stopping.is_set():
                     return
                 await self._rewind([batches])
+            finally:
+                self._idle.set()
 
     async def _run_pipelined(self) -> None:
         """`run` with up to `max_in_flight` batches in flight, committed in poll order.
@@ -286,15 +317,23 @@ class TransactionalProcessor:
             while not self._stopping.is_set():
                 # With work in flight, take only what is already fetched: the oldest batch's
                 # commit must not wait for a poll timeout.
+                if self._revoking and not in_flight:
+                    # Our partitions are being handed over: take nothing new till then.
+                    self._idle.set()
+                    await asyncio.sleep(0.01)
+                    continue
                 batches = {}
-                if len(in_flight) < self._max_in_flight:
+                if len(in_flight) < self._max_in_flight and not self._revoking:
                     batches = await self._consumer.getmany(
                         timeout_ms=0 if in_flight else self._poll_timeout_ms,
                         max_records=self._max_records,
                     )
                 if self._stopping.is_set():
                     return
+                if self._revoking:
+                    batches = {}  # see `run`: the next owner reads them
                 if batches:
+                    self._idle.clear()
                     turn = _Turn()
                     task = asyncio.create_task(self._prepare(batches, last_turn, turn))
                     in_flight.append((batches, task))
@@ -304,6 +343,7 @@ class TransactionalProcessor:
                         await asyncio.sleep(0)
                         continue
                 if not in_flight:
+                    self._idle.set()
                     continue
                 _, task = in_flight[0]
                 try:
@@ -317,8 +357,11 @@ class TransactionalProcessor:
                     await self._drain(in_flight)
                     last_turn = None  # every handler in flight has finished
                     await self._rewind(failed)
+                if not in_flight:
+                    self._idle.set()
         finally:
             await self._drain(in_flight)
+            self._idle.set()
 
     @staticmethod
     async def _drain(

@@ -27,6 +27,7 @@ from chassis.consumer import (
     HandlerResult,
     Inbound,
     TransactionalProcessor,
+    _FinishBeforeRevoking,
     check_limits,
     throttle_empty_fetches,
 )
@@ -282,7 +283,9 @@ class _Producer:
         self._offset = offsets[TP].offset
 
 
-def _processor(handler: Any, polls: list[list[int]]) -> tuple[Any, _Consumer, _Producer]:
+def _processor(
+    handler: Any, polls: list[list[int]], max_in_flight: int = 3
+) -> tuple[Any, _Consumer, _Producer]:
     processor = TransactionalProcessor(
         bootstrap="127.0.0.1:1",
         topics=[TOPIC],
@@ -292,7 +295,7 @@ def _processor(handler: Any, polls: list[list[int]]) -> tuple[Any, _Consumer, _P
         counters=WorkerCounters(),
         retry_backoff_s=0,
         schema_of={TOPIC: REGISTRATION_ENTITLEMENTS},
-        max_in_flight=3,
+        max_in_flight=max_in_flight,
     )
     consumer, producer = _Consumer(polls, processor), _Producer()
     processor._consumer = consumer  # type: ignore[assignment]
@@ -345,3 +348,37 @@ async def test_a_failed_batch_stops_the_batches_behind_it_and_all_are_retried_in
     assert handled == [0, 0, 2]
     assert consumer.seeks == [(TP, 0)]
     assert producer.commits == [([b"0", b"1"], 2), ([b"2", b"3"], 4)]
+
+
+@pytest.mark.parametrize("max_in_flight", [1, 3])
+async def test_a_rebalance_waits_until_the_batches_in_hand_are_committed(
+    max_in_flight: int,
+) -> None:
+    release, started = asyncio.Event(), asyncio.Event()
+    handled: list[int] = []
+
+    async def handler(batch: list[Inbound]) -> HandlerResult:
+        handled.append(batch[0].offset)
+        started.set()
+        if batch[0].offset == 0:
+            await release.wait()  # a slow database while the group rebalances
+        return _output(batch)
+
+    processor, _, producer = _processor(handler, [[0, 1], [2, 3], [4]], max_in_flight)
+    runner = asyncio.create_task(processor.run())
+    await asyncio.wait_for(started.wait(), 2)
+    listener = _FinishBeforeRevoking(processor)
+    revoke = asyncio.create_task(listener.on_partitions_revoked({TP}))
+    await asyncio.sleep(0.05)
+    assert not revoke.done(), "partitions handed over with a batch in hand"
+    release.set()
+    await asyncio.wait_for(revoke, 2)
+    # Everything handled so far is committed before the next owner reads the offsets,
+    # and nothing new is taken on while the rebalance goes on.
+    committed = {values[0] for values, _ in producer.commits}
+    assert {str(o).encode() for o in handled} <= committed
+    taken = list(handled)
+    await asyncio.sleep(0.05)
+    assert handled == taken
+    await listener.on_partitions_assigned({TP})
+    await asyncio.wait_for(runner, 5)
