@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from _passthrough import raw_transactional_passthrough
+from _report import figure
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
@@ -250,7 +251,10 @@ async def main() -> None:
         " backlog builds up; the embedded broker ignores fetch size limits and hands a"
         " consumer its whole backlog in one response, which would hide the worker's own RSS",
     )
+    parser.add_argument("--quick", action="store_true", help="5,000 order lines, no scale runs")
     args = parser.parse_args()
+    if args.quick:
+        args.events, args.scale = 5_000, False
     with tempfile.TemporaryDirectory() as tmp:
         env = {"EMBEDDED_KAFKA_PORT": str(free_port()), "EMBEDDED_MONGO_PORT": str(free_port())}
         with EmbeddedSuite(data_dir=Path(tmp), env=env, with_smtp=False) as suite:
@@ -281,6 +285,15 @@ async def main() -> None:
                 f"commissions worker {ours['rate']:,.0f} lines/s "
                 f"(ratio {ours['rate'] / raw:.2f}), peak RSS {ours['peak_rss_mb']:.0f} MB"
             )
+            figure(
+                "order_applied in to commissions.ledger.v1 out (exactly-once)",
+                ours["rate"],
+                "lines/s",
+                baseline=raw,
+                baseline_name="raw transactional passthrough",
+                aim=">= 0.50 and >= 5,000 lines/s",
+            )
+            figure("commissions worker peak RSS", ours["peak_rss_mb"], "MB")
             print(
                 f"ledger: {ours['ledger_records']:,} committed events,"
                 f" {ours['ledger_ids']:,} distinct event ids (expected {2 * args.events:,})"

@@ -3,7 +3,7 @@
 Starts the embedded broker and database, seeds partners and entitlements, then
 runs the registration API (`python -m services.registration.entrypoints.api`,
 its outbox relay included) and a bare FastAPI endpoint doing one indexed
-insert (`bench/registration_baseline.py`) as separate processes. At 1, 10 and
+insert (`bench/_registration_baseline.py`) as separate processes. At 1, 10 and
 50 concurrent clients it drives each for `--seconds` and prints requests/s,
 p50 and p99, and the ratio of the registration API to the baseline. Half of the
 registrations carry a seller code. Each request registers a fresh licence.
@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from _report import figure
 from pymongo import AsyncMongoClient
 
 from devkit.embedded import EmbeddedSuite
@@ -153,7 +154,10 @@ async def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--levels", default="1,10,50")
     parser.add_argument("--keys", type=int, default=40_000)
+    parser.add_argument("--quick", action="store_true", help="2 s at 10 and 50 clients")
     args = parser.parse_args()
+    if args.quick:
+        args.seconds, args.levels, args.keys = 2.0, "10,50", 10_000
     levels = [int(x) for x in args.levels.split(",")]
     with tempfile.TemporaryDirectory() as tmp:
         env = {"EMBEDDED_KAFKA_PORT": str(free_port()), "EMBEDDED_MONGO_PORT": str(free_port())}
@@ -181,7 +185,7 @@ async def main() -> None:
                 ),
                 start(
                     [
-                        "bench/registration_baseline.py",
+                        "bench/_registration_baseline.py",
                         "--port",
                         str(base_port),
                         "--mongo",
@@ -238,6 +242,15 @@ async def main() -> None:
                         f"{r[0]:>18.0f} {r[1]:>6.1f}ms {r[2]:>6.1f}ms   {r[0] / b[0]:.2f}"
                         + (f"   ({b[3]}/{r[3]} non-2xx)" if b[3] or r[3] else "")
                     )
+                    figure(
+                        f"POST /v1/registrations, {level} clients",
+                        r[0],
+                        "req/s",
+                        baseline=b[0],
+                        baseline_name="bare FastAPI + one insert",
+                        aim=">= 0.50" + (", p99 < 50 ms" if level == 50 else ""),
+                    )
+                    figure(f"p99 at {level} clients", r[2], "ms", baseline=b[2])
                     # On a shared machine wall time follows whatever else runs; CPU per
                     # request does not. The registration process includes its relay.
                     done_b, done_r = b[0] * args.seconds, r[0] * args.seconds

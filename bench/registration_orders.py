@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from _passthrough import raw_transactional_passthrough
+from _report import figure
 from pymongo import AsyncMongoClient
 
 from chassis.kafka import ensure_topics, make_producer
@@ -175,7 +176,10 @@ async def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--keys", type=int, default=0, help="licence-key pool (default orders/2)")
     parser.add_argument("--batch", type=int, default=BATCH, help="records per poll, both loops")
+    parser.add_argument("--quick", action="store_true", help="5,000 orders, one round")
     args = parser.parse_args()
+    if args.quick:
+        args.orders, args.rounds = 5_000, 1
     keys = args.keys or max(1, args.orders // 2)
     with tempfile.TemporaryDirectory() as tmp:
         env = {"EMBEDDED_KAFKA_PORT": str(free_port()), "EMBEDDED_MONGO_PORT": str(free_port())}
@@ -242,6 +246,14 @@ async def main() -> None:
                 f" batches of {args.batch}): "
                 f"raw {raw_m:.0f} orders/s, registration {ours_m:.0f} orders/s, "
                 f"ratio {ours_m / raw_m:.2f}"
+            )
+            figure(
+                "orders in to entitlement.order_applied out",
+                ours_m,
+                "orders/s",
+                baseline=raw_m,
+                baseline_name="raw passthrough",
+                aim=">= 0.40",
             )
 
 
