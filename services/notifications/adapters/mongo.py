@@ -64,10 +64,15 @@ async def ensure_indexes(db: Db) -> None:
 async def _upsert_if_not_older(
     collection: AsyncCollection[Doc], key: str, version: dt.datetime, fields: Doc
 ) -> bool:
-    """Apply `fields` unless a newer version is stored. Equal versions re-apply (a replay)."""
+    """Apply `fields` unless a newer version is stored. Equal versions re-apply (a replay).
+
+    "Not newer" is `$not: {$gt}` (which also matches a document without a version),
+    not an `$or`: the embedded database answers an `$or` by scanning the collection
+    (4 upserts/s at 20k entitlements, against 314/s this way).
+    """
     try:
         await collection.update_one(
-            {"_id": key, "$or": [{"version": {"$lte": version}}, {"version": {"$exists": False}}]},
+            {"_id": key, "version": {"$not": {"$gt": version}}},
             {"$set": {**fields, "version": version}},
             upsert=True,
         )
