@@ -28,6 +28,27 @@ SIGKILLed, broker and database restarted twice each), `rebalance_long`, and load
 `load_registration_api` (50 concurrent clients for 60 s) and
 `load_commissions_sustained` (80% of the measured maximum for 5 minutes, lag and
 RSS sampled). A section is missing until its run has been made on this checkout.
+
+Last long runs (2026-11-23, on the 2-core box, embedded broker and database):
+- `faults_long`: every order line applied exactly once, every partner of record right,
+  every partner mail sent once (0 duplicates); 173 of 8,525 ledger lines missing. Cause,
+  measured: the embedded broker (noida-db 0.2.3) lost records it had acknowledged in
+  committed transactions when it was restarted, and reused their offsets for new
+  records (the commissions database holds those lines, from offsets whose records on
+  the topic now carry other event ids). No exactly-once design survives a broker that
+  loses committed data; against Kafka with `acks=all` and replication this does not
+  arise. Found and fixed on the way: order_applied produced twice across a rebalance;
+  a SIGKILLed dynamic member stalling its group forever; a projection upsert scanning
+  the whole collection.
+- `rebalance_long`: no duplicates, but the group stalled after several dynamic members
+  had left (600 of 5,000 lines not applied): the embedded broker kept waiting for
+  members that had left. `rebalance_short` passes in CI.
+- `load_registration_api`: 2 of 2,358 requests timed out (30 s) at 50 clients; p99
+  5.6 s. The database serialises concurrent transactions (the bare-insert baseline's
+  p99 is seconds too at 50 clients).
+- `load_commissions_sustained` (in the full suite, notifications consuming beside it):
+  lag bounded and drained 36 s after the end, RSS 111 -> 126 MB over 5 minutes; the
+  assertion's 30 s-of-input bound was missed at 36 s.
 """
 
 
