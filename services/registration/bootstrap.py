@@ -199,7 +199,6 @@ def build_processors(
                 handler=order_handler(db, counters, settings, topic_map=topic_map),
                 counters=counters,
                 max_records=settings.consumer_batch_max,
-                empty_fetch_backoff_ms=settings.consumer_empty_fetch_backoff_ms,
                 schema_of=schema_of,
                 retry_backoff_s=retry_backoff_s,
             )

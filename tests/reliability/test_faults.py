@@ -435,6 +435,7 @@ def test_faults_short(live: Live) -> None:
     assert len(result["record"].kills) == 3
 
 
+@pytest.mark.reliability
 def test_rebalance_short(live: Live) -> None:
     """Worker instances join and leave mid-stream: the groups rebalance, nothing is lost."""
     result = run_faults(
