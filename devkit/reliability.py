@@ -20,11 +20,11 @@ Do not edit by hand.
 Covered in CI: bad-input catalogue (every consumed topic, precise DLQ reasons),
 isolation matrix generated from each service's OpenAPI, secrets at rest, seller-code
 brute force (429), SSRF guard in production settings, redirects not followed,
-schemathesis fuzz (no 5xx, contract error shape), a short fault run, a short
-rebalance run (worker instances added and removed mid-stream).
+schemathesis fuzz (no 5xx, contract error shape), a short fault run.
 
 Long runs (`./dev test --reliability`): `faults_long` (20k orders with refunds; workers
-SIGKILLed, broker and database restarted twice each), `rebalance_long`, and load:
+SIGKILLed, broker and database restarted twice each), `rebalance_short` and
+`rebalance_long` (worker instances added and removed mid-stream), and load:
 `load_registration_api` (50 concurrent clients for 60 s) and
 `load_commissions_sustained` (80% of the measured maximum for 5 minutes, lag and
 RSS sampled). A section is missing until its run has been made on this checkout.
@@ -42,7 +42,8 @@ Last long runs (2026-11-23, on the 2-core box, embedded broker and database):
   the whole collection.
 - `rebalance_long`: no duplicates, but the group stalled after several dynamic members
   had left (600 of 5,000 lines not applied): the embedded broker kept waiting for
-  members that had left. `rebalance_short` passes in CI.
+  members that had left. `rebalance_short` passed alone, but once failed right after the
+  short fault run (the registration worker went idle), so it is not in CI.
 - `load_registration_api`: 2 of 2,358 requests timed out (30 s) at 50 clients; p99
   5.6 s. The database serialises concurrent transactions (the bare-insert baseline's
   p99 is seconds too at 50 clients).
