@@ -12,6 +12,7 @@ import pytest
 
 from chassis import heartbeat
 from chassis.auth import PartnerPrincipal
+from services.commissions.adapters.mongo import prepare
 from services.commissions.bootstrap import build_api, build_ingest
 from services.commissions.config import Settings
 from services.commissions.domain.statements import CSV_COLUMNS
@@ -56,6 +57,10 @@ async def api(
     kafka_bootstrap: str, mongo_url: str, mongo_db: Any, names: Names
 ) -> AsyncIterator[Api]:
     settings = settings_for(names, kafka_bootstrap, mongo_url, mongo_db.name)
+    # The API prepares its collections in the background; this test feeds events at
+    # once, and the embedded database can livelock when a collection is created by an
+    # index build and an insert at the same moment. Prepared first, the two never race.
+    await prepare(mongo_db)
     app = build_api(
         settings,
         partner_keys=partner_keys,
