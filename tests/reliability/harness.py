@@ -6,6 +6,7 @@ import asyncio
 import datetime as dt
 import json
 import os
+import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -125,14 +126,24 @@ def dumps(document: Any) -> bytes:
     return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
-async def produce(bootstrap: str, records: list[tuple[str, bytes | None, bytes]]) -> None:
+async def produce(
+    bootstrap: str,
+    records: list[tuple[str, bytes | None, bytes]],
+    gate: threading.Lock | None = None,
+) -> None:
+    """Each record acknowledged before the next; while another thread holds `gate`, none."""
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap, max_request_size=2_000_000, enable_idempotence=True
     )
     await producer.start()
     try:
         for topic, key, value in records:
-            await producer.send_and_wait(topic, value, key=key)
+            if gate is None:
+                await producer.send_and_wait(topic, value, key=key)
+                continue
+            # Blocks this thread's loop while the gate is held: it serves nothing else.
+            with gate:
+                await producer.send_and_wait(topic, value, key=key)
     finally:
         await producer.stop()
 

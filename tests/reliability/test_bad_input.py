@@ -345,6 +345,11 @@ def test_bad_input_lands_on_dlq_and_the_stream_goes_on(live: Live) -> None:
     conflicting["event_id"] = str(uuid.uuid4())
     conflicting["data"]["lines"][0]["net_amount_minor"] = 99
     add(ORDERS, [("duplicate order_id, other content", conflicting, "conflicting_duplicate_order")])
+    # An applied event_id reused for another order: processed once, and not silently.
+    reused = copy.deepcopy(base_order)
+    reused["data"]["order_id"] = f"{reused['data']['order_id']}-REUSED"
+    reused["data"]["lines"][0]["license_key"] = f"{reused['data']['lines'][0]['license_key']}-R"
+    add(ORDERS, [("reused event_id, other content", reused, "conflicting_duplicate_event")])
     exact = copy.deepcopy(base_order)
     exact["event_id"] = str(uuid.uuid4())
     exact_key = f"bad-{run}-exact-duplicate".encode()

@@ -12,7 +12,8 @@ produced, in the same database transaction as the entitlement changes. A
 record seen again at the same position is a replay of a batch whose Kafka
 transaction did not commit: its stored records are produced again (same
 event ids). Seen at another position it is a duplicate: nothing is produced,
-unless its data differ, which is a `conflicting_duplicate_order`.
+unless its data differ, which is a `conflicting_duplicate_order` (or, for a reused
+`event_id`, a `conflicting_duplicate_event`).
 """
 
 from __future__ import annotations
@@ -159,21 +160,28 @@ class OrderApplier:
         digest = data_hash(order)
         seen = by_event.get(incoming.event_id) or by_order.get(order.order_id)
         if seen is not None:
-            if seen.event_id == incoming.event_id or seen.data_hash == digest:
+            if seen.data_hash == digest:
                 if seen.position == incoming.position:
                     result.records.extend(seen.outputs)
                     result.replayed += 1
                 else:
                     result.duplicates += 1
                 return
-            result.rejections.append(
-                Rejection(
-                    incoming.index,
+            if seen.event_id == incoming.event_id:
+                # A reused event_id: processed once (CONTRACT 1.1), but not dropped
+                # silently either (1.4): the producer has a bug to hear about.
+                reason, detail = (
+                    "conflicting_duplicate_event",
+                    f"event_id {incoming.event_id} was applied before with different data"
+                    f" (order_id {seen.order_id})",
+                )
+            else:
+                reason, detail = (
                     "conflicting_duplicate_order",
                     f"order_id {order.order_id} was applied before with different data"
                     f" (event_id {seen.event_id})",
                 )
-            )
+            result.rejections.append(Rejection(incoming.index, reason, detail))
             return
 
         attribution = await self._attribution(uow, incoming)

@@ -210,6 +210,16 @@ async def test_duplicates_are_no_ops_and_a_changed_duplicate_is_rejected(
     assert len(store.processed) == 1
 
 
+async def test_a_reused_event_id_with_other_data_is_rejected_not_dropped(
+    applier: OrderApplier, store: Store
+) -> None:
+    await applier.apply([incoming(order("W-1"), event_id="e-1")])
+    reused = await applier.apply([incoming(order("W-2", line("LK-2")), event_id="e-1", index=0)])
+    assert [r.reason for r in reused.rejections] == ["conflicting_duplicate_event"]
+    assert "e-1" in reused.rejections[0].detail and not reused.records
+    assert len(store.processed) == 1
+
+
 async def test_duplicates_inside_one_batch(applier: OrderApplier) -> None:
     placed = order("W-1")
     result = await applier.apply(
