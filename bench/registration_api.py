@@ -122,10 +122,11 @@ async def wait_up(url: str, timeout_s: float = 60) -> None:
 
 async def drive(
     url: str, bodies: Iterator[dict[str, Any]], concurrency: int, seconds: float
-) -> tuple[float, float, float, int]:
-    """(requests/s, p50 ms, p99 ms, non-2xx answers)."""
+) -> tuple[float, float, float, int, float, dict[int | str, int]]:
+    """(requests/s, p50 ms, p99 ms, non-2xx answers, max ms, answers by status)."""
     latencies: list[float] = []
     failures = 0
+    statuses: dict[int | str, int] = {}
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(limits=limits, timeout=30) as client:
         stop_at = time.perf_counter() + seconds
@@ -135,9 +136,14 @@ async def drive(
             while time.perf_counter() < stop_at:
                 body = next(bodies)
                 began = time.perf_counter()
-                response = await client.post(url, json=body)
+                status: int | str
+                try:
+                    status = (await client.post(url, json=body)).status_code
+                except httpx.TransportError as error:  # the 30 s timeout, a reset: by name
+                    status = type(error).__name__
                 latencies.append(time.perf_counter() - began)
-                if response.status_code >= 300:
+                statuses[status] = statuses.get(status, 0) + 1
+                if not isinstance(status, int) or not 200 <= status < 300:
                     failures += 1
 
         began = time.perf_counter()
@@ -146,7 +152,7 @@ async def drive(
     latencies.sort()
     p50 = statistics.median(latencies) * 1000
     p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000
-    return len(latencies) / elapsed, p50, p99, failures
+    return len(latencies) / elapsed, p50, p99, failures, latencies[-1] * 1000, statuses
 
 
 async def main() -> None:
@@ -155,10 +161,20 @@ async def main() -> None:
     parser.add_argument("--levels", default="1,10,50")
     parser.add_argument("--keys", type=int, default=40_000)
     parser.add_argument("--quick", action="store_true", help="2 s at 10 and 50 clients")
+    parser.add_argument(
+        "--compare-concurrency",
+        default="",
+        help="A/B: e.g. 256,8 runs one API per API_DB_CONCURRENCY value, interleaved per level"
+        " and round (no baseline), and prints each run and the medians",
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of --compare-concurrency")
     args = parser.parse_args()
     if args.quick:
         args.seconds, args.levels, args.keys = 2.0, "10,50", 10_000
     levels = [int(x) for x in args.levels.split(",")]
+    if args.compare_concurrency:
+        await compare(args, levels, [int(x) for x in args.compare_concurrency.split(",")])
+        return
     with tempfile.TemporaryDirectory() as tmp:
         env = {"EMBEDDED_KAFKA_PORT": str(free_port()), "EMBEDDED_MONGO_PORT": str(free_port())}
         with EmbeddedSuite(data_dir=Path(tmp), env=env, with_smtp=False) as suite:
@@ -219,8 +235,8 @@ async def main() -> None:
                 await drive(f"http://127.0.0.1:{base_port}/baseline", base_bodies, 4, 1.0)
                 await drive(f"http://127.0.0.1:{api_port}/v1/registrations", reg_bodies, 4, 1.0)
                 print(
-                    f"{'clients':>7}  {'baseline req/s':>14} {'p50':>7} {'p99':>7}   "
-                    f"{'registration req/s':>18} {'p50':>7} {'p99':>7}   ratio"
+                    f"{'clients':>7}  {'baseline req/s':>14} {'p50':>7} {'p99':>8} {'max':>8}   "
+                    f"{'registration req/s':>18} {'p50':>7} {'p99':>8} {'max':>8}   ratio"
                 )
                 db_pid = database_pid(suite)
                 cpu_lines = []
@@ -238,9 +254,10 @@ async def main() -> None:
                     )
                     cpu_2 = (cpu_of(processes[0].pid), cpu_of(db_pid))
                     print(
-                        f"{level:>7}  {b[0]:>14.0f} {b[1]:>6.1f}ms {b[2]:>6.1f}ms   "
-                        f"{r[0]:>18.0f} {r[1]:>6.1f}ms {r[2]:>6.1f}ms   {r[0] / b[0]:.2f}"
-                        + (f"   ({b[3]}/{r[3]} non-2xx)" if b[3] or r[3] else "")
+                        f"{level:>7}  {b[0]:>14.0f} {b[1]:>5.0f}ms {b[2]:>6.0f}ms {b[4]:>6.0f}ms   "
+                        f"{r[0]:>18.0f} {r[1]:>5.0f}ms {r[2]:>6.0f}ms {r[4]:>6.0f}ms   "
+                        f"{r[0] / b[0]:.2f}"
+                        + (f"   (non-2xx {b[3]}/{r[3]}: {r[5]})" if b[3] or r[3] else "")
                     )
                     figure(
                         f"POST /v1/registrations, {level} clients",
@@ -267,6 +284,87 @@ async def main() -> None:
                 unsent = await outbox.count_documents({"sent_at": None})
                 total = await outbox.count_documents({})
                 print(f"outbox: {total} events written, {unsent} not yet relayed at the end")
+            finally:
+                for process in processes:
+                    process.terminate()
+                for process in processes:
+                    try:
+                        process.wait(timeout=10)
+                    except subprocess.TimeoutExpired:
+                        process.kill()
+                await client.close()
+
+
+async def compare(args: argparse.Namespace, levels: list[int], variants: list[int]) -> None:
+    """Registration APIs differing only in API_DB_CONCURRENCY, driven in turn, same database."""
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {"EMBEDDED_KAFKA_PORT": str(free_port()), "EMBEDDED_MONGO_PORT": str(free_port())}
+        with EmbeddedSuite(data_dir=Path(tmp), env=env, with_smtp=False) as suite:
+            db_name = f"bench_api_{uuid.uuid4().hex[:8]}"
+            client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+                suite.mongo_url, tz_aware=True
+            )
+            codes = await seed(client[db_name], args.keys)
+            ports = [free_port() for _ in variants]
+            processes = [
+                start(
+                    ["-m", "services.registration.entrypoints.api"],
+                    {
+                        **os.environ,
+                        "ADMIN_TOKEN": ADMIN_TOKEN,
+                        "KAFKA_BOOTSTRAP": suite.kafka_bootstrap,
+                        "MONGO_URL": suite.mongo_url,
+                        "REGISTRATION_MONGO_DB": db_name,
+                        "REGISTRATION_PORT": str(port),
+                        "API_DB_CONCURRENCY": str(variant),
+                        "LOG_LEVEL": "WARNING",
+                    },
+                    Path(tmp) / f"api-{port}.log",
+                )
+                for variant, port in zip(variants, ports, strict=True)
+            ]
+            try:
+                for port in ports:
+                    await wait_up(f"http://127.0.0.1:{port}/healthz")
+                keys = (f"LK-{i:07d}" for i in itertools.count())
+
+                def registrations() -> Iterator[dict[str, Any]]:
+                    for n, key in enumerate(keys):
+                        body: dict[str, Any] = {"license_key": key, "customer": CUSTOMER}
+                        if n % 2 == 0:
+                            body["seller_code"] = codes[n % len(codes)]
+                        yield body
+
+                bodies = registrations()
+                for port in ports:
+                    await drive(f"http://127.0.0.1:{port}/v1/registrations", bodies, 4, 1.0)
+                runs: dict[tuple[int, int], list[tuple[float, ...]]] = {}
+                print(
+                    f"{'round':>5} {'clients':>7} {'API_DB_CONCURRENCY':>18}"
+                    "  req/s    p50    p99    max (ms)"
+                )
+                for round_ in range(args.rounds):
+                    for level in levels:
+                        for variant, port in zip(variants, ports, strict=True):
+                            r = await drive(
+                                f"http://127.0.0.1:{port}/v1/registrations",
+                                bodies,
+                                level,
+                                args.seconds,
+                            )
+                            runs.setdefault((level, variant), []).append((*r[:3], r[4]))
+                            print(
+                                f"{round_:>5} {level:>7} {variant:>18} {r[0]:>6.1f} {r[1]:>6.0f}"
+                                f" {r[2]:>6.0f} {r[4]:>6.0f}"
+                                + (f"   non-2xx {r[5]}" if r[3] else "")
+                            )
+                print("medians")
+                for (level, variant), found in runs.items():
+                    med = [statistics.median(column) for column in zip(*found, strict=True)]
+                    print(
+                        f"{'':>5} {level:>7} {variant:>18} {med[0]:>6.1f} {med[1]:>6.0f}"
+                        f" {med[2]:>6.0f} {med[3]:>6.0f}"
+                    )
             finally:
                 for process in processes:
                     process.terminate()

@@ -24,6 +24,7 @@ from services.registration.adapters.outbox import OutboxRelay
 from services.registration.config import Settings
 from services.registration.entrypoints import api
 from services.registration.entrypoints.dependencies import Services
+from services.registration.service_layer.admission import Admission
 from services.registration.service_layer.entitlements import EntitlementService
 from services.registration.service_layer.orders import IncomingOrder, OrderApplier
 from services.registration.service_layer.partners import PartnerService
@@ -49,9 +50,11 @@ def utc_now() -> dt.datetime:
 
 
 def uow_factory(
-    db: AsyncDatabase[dict[str, Any]], on_events: Callable[[], None] | None = None
+    db: AsyncDatabase[dict[str, Any]],
+    on_events: Callable[[], None] | None = None,
+    admission: Admission | None = None,
 ) -> UnitOfWorkFactory:
-    return lambda: MongoUnitOfWork(db, on_events_committed=on_events)
+    return lambda: MongoUnitOfWork(db, on_events_committed=on_events, admission=admission)
 
 
 def build_services(settings: Settings, uow: UnitOfWorkFactory, clock: Clock) -> Services:
@@ -93,7 +96,10 @@ def build_api(settings: Settings, *, clock: Clock = utc_now, run_relay: bool = T
             owner=f"{socket.gethostname()}-{os.getpid()}-{id(app)}",
         )
         app.state.outbox_relay = relay
-        app.state.registration = build_services(settings, uow_factory(db, relay.wake), clock)
+        admission = Admission(settings.api_db_concurrency, max_wait_s=settings.api_db_queue_s)
+        app.state.registration = build_services(
+            settings, uow_factory(db, relay.wake, admission), clock
+        )
         background: list[asyncio.Task[None]] = []
         indexes = asyncio.create_task(_indexes_with_retry(db))
         with contextlib.suppress(TimeoutError):

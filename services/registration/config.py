@@ -16,3 +16,7 @@ class Settings(ServiceSettings):
     seller_code_lookups_per_minute: int = Field(30, ge=1)
     late_seller_code_days: int = Field(90, ge=0)
     attribution_window_months: int = Field(36, ge=1)
+    # Units of work of one API process using the database at once, and how long a
+    # request may queue for a place before it answers 503 (service_layer/admission.py).
+    api_db_concurrency: int = Field(8, ge=1, le=256)
+    api_db_queue_s: float = Field(10.0, gt=0)

@@ -12,7 +12,8 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
 
 from pymongo import ASCENDING, DESCENDING, DeleteMany, IndexModel, InsertOne, ReplaceOne
 from pymongo.asynchronous.client_session import AsyncClientSession
@@ -28,6 +29,7 @@ from pymongo.errors import (
 from services.registration.adapters import documents
 from services.registration.domain.entitlements import AttributionConflict, Entitlement
 from services.registration.domain.partners import Partner
+from services.registration.service_layer.admission import Admission
 from services.registration.service_layer.unit_of_work import (
     ConcurrentUpdate,
     ConflictRepository,
@@ -414,15 +416,36 @@ class MongoUnitOfWork(UnitOfWork):
         db: Db,
         *,
         on_events_committed: Callable[[], None] | None = None,
+        admission: Admission | None = None,
     ) -> None:
         super().__init__()
         self._db = db
         self._on_events_committed = on_events_committed
+        # The API's units of work take a place first (service_layer/admission.py);
+        # the worker's batches run one at a time and need none.
+        self._admission = admission
+        self._admitted = False
         self.partners = MongoPartnerRepository(db)
         self._entitlements = MongoEntitlementRepository(db)
         self.entitlements = self._entitlements
         self.conflicts = MongoConflictRepository(db)
         self.processed_orders = MongoProcessedOrderRepository(db)
+
+    async def __aenter__(self) -> Self:
+        if self._admission is not None:
+            await self._admission.acquire()
+            self._admitted = True
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._admitted and self._admission is not None:
+            self._admitted = False
+            self._admission.release()
 
     async def _commit(self) -> None:
         new_partners, changed_partners = self.partners.pending()

@@ -6,6 +6,8 @@ them and the mapping of use-case errors to the contract's error shape.
 
 from __future__ import annotations
 
+import math
+
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
@@ -29,6 +31,7 @@ STATUS = {
     "unauthorized": 401,
     "forbidden": 403,
     "rate_limited": 429,
+    "unavailable": 503,
 }
 
 
@@ -46,11 +49,15 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(UseCaseError)
     async def _use_case_error(_: Request, exc: UseCaseError) -> JSONResponse:
         extra = {"field": exc.field} if exc.field else {}
-        headers = {"WWW-Authenticate": "Bearer"} if exc.kind == "unauthorized" else None
+        headers: dict[str, str] = {}
+        if exc.kind == "unauthorized":
+            headers["WWW-Authenticate"] = "Bearer"
+        if exc.retry_after_s is not None:
+            headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after_s)))
         return JSONResponse(
             error_body(exc.code, exc.message, **extra),
             status_code=STATUS[exc.kind],
-            headers=headers,
+            headers=headers or None,
         )
 
 

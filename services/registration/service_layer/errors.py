@@ -4,16 +4,27 @@ from __future__ import annotations
 
 from typing import Literal
 
-Kind = Literal["invalid", "not_found", "conflict", "unauthorized", "forbidden", "rate_limited"]
+Kind = Literal[
+    "invalid", "not_found", "conflict", "unauthorized", "forbidden", "rate_limited", "unavailable"
+]
 
 
 class UseCaseError(Exception):
-    def __init__(self, kind: Kind, code: str, message: str, field: str | None = None) -> None:
+    def __init__(
+        self,
+        kind: Kind,
+        code: str,
+        message: str,
+        field: str | None = None,
+        *,
+        retry_after_s: float | None = None,
+    ) -> None:
         super().__init__(message)
         self.kind: Kind = kind
         self.code = code
         self.message = message
         self.field = field
+        self.retry_after_s = retry_after_s
 
 
 def not_found(code: str, message: str) -> UseCaseError:

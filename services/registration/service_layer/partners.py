@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
+import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -32,17 +34,29 @@ log = logging.getLogger(__name__)
 ResultT = TypeVar("ResultT")
 
 
-async def retrying(attempt: Callable[[], Awaitable[ResultT]], times: int = 5) -> ResultT:
-    """Run a use case again when another writer got to an aggregate first."""
-    for _ in range(times - 1):
+async def retrying(
+    attempt: Callable[[], Awaitable[ResultT]], times: int = 5, backoff_s: float = 0.02
+) -> ResultT:
+    """Run a use case again when another writer got to an aggregate first.
+
+    Bounded: between attempts a random pause of up to `backoff_s` doubled per
+    attempt (writers that collided do not collide again in step), and after
+    `times` attempts a 503 `concurrent_update` with Retry-After, never an
+    open-ended wait. Nothing is written by a failed attempt.
+    """
+    for n in range(times):
         try:
             return await attempt()
         except ConcurrentUpdate:
-            continue
-    try:
-        return await attempt()
-    except ConcurrentUpdate:
-        raise conflict("concurrent_update", "the record changed meanwhile; try again") from None
+            if n + 1 < times:
+                await asyncio.sleep(random.uniform(0, backoff_s * 2**n))
+    log.warning("use case gave up after concurrent updates", extra={"attempts": times})
+    raise UseCaseError(
+        "unavailable",
+        "concurrent_update",
+        "the record changed meanwhile; try again",
+        retry_after_s=1,
+    )
 
 
 @dataclass(frozen=True)

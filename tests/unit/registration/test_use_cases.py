@@ -135,7 +135,9 @@ async def test_a_concurrent_update_is_retried(partners: PartnerService, store: S
     store.fail_next_commits = 10
     with pytest.raises(UseCaseError) as error:
         await partners.update(pid, PartnerChanges(tier="bronze"))
-    assert error.value.code == "concurrent_update"
+    # Bounded: a 503 the caller may retry, not an open-ended wait.
+    assert (error.value.kind, error.value.code) == ("unavailable", "concurrent_update")
+    assert error.value.retry_after_s is not None
 
 
 async def test_seller_code_lookup(partners: PartnerService) -> None:
