@@ -53,12 +53,23 @@ Last long runs (2026-11-23, on the 2-core box, embedded broker and database):
 """
 
 
+def _cell(value: object) -> str:
+    """A figure as one table cell; a series of samples shortened to a dozen of them."""
+    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        step = max(1, len(value) // 12)
+        shown = "; ".join(
+            " ".join(f"{k}={v}" for k, v in sample.items()) for sample in value[::step]
+        )
+        return f"{len(value)} samples (every {step}th shown): {shown}"
+    return str(value)
+
+
 def report(results: Path = RESULTS, doc: Path = DOC) -> str:
     sections = [HEADER]
     for path in sorted(results.glob("*.json")):
         figures = json.loads(path.read_text())
         sections.append(f"\n## {path.stem}\n\n| figure | value |\n|---|---|")
-        sections.extend(f"| {name} | {value} |" for name, value in figures.items())
+        sections.extend(f"| {name} | {_cell(value)} |" for name, value in figures.items())
     text = "\n".join(sections) + "\n"
     doc.write_text(text)
     return text

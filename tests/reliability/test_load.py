@@ -6,8 +6,10 @@
 - Commissions worker: its maximum measured first (a backlog of order lines
   drained), then a sustained stream at 80% of it for 5 minutes while the consumer
   group's lag and the worker's RSS are sampled. Asserted: the lag stays bounded
-  (never more than 30 s of input, drained within 60 s of the end) and memory flat
-  (RSS at the end within 64 MB of RSS after the first minute).
+  (no upward trend after the first minute: its least-squares slope over minutes 2-5
+  below 2% of the input rate; never more than 60 s of input; drained within 60 s of
+  the end) and memory flat (RSS at the end within 64 MB of RSS after the first
+  minute). The samples are kept with the figures.
 
 Figures go to `.data/reliability/load_*.json` and, by `python -m devkit.reliability
 report`, to docs/RELIABILITY.md. Times are reported, never asserted.
@@ -107,6 +109,7 @@ async def _drive_registrations(url: str, keys: list[str], codes: list[str]) -> d
     latencies: list[float] = []
     statuses: dict[str, int] = {}
     transport_errors = 0
+    error_kinds: dict[str, int] = {}
     pool = iter(keys)
     limits = httpx.Limits(max_connections=API_CLIENTS, max_keepalive_connections=API_CLIENTS)
     async with httpx.AsyncClient(limits=limits, timeout=30) as client:
@@ -133,8 +136,10 @@ async def _drive_registrations(url: str, keys: list[str], codes: list[str]) -> d
                 began = time.perf_counter()
                 try:
                     response = await client.post(url, json=body)
-                except httpx.HTTPError:
+                except httpx.HTTPError as error:
                     transport_errors += 1
+                    kind = type(error).__name__
+                    error_kinds[kind] = error_kinds.get(kind, 0) + 1
                     continue
                 latencies.append(time.perf_counter() - began)
                 statuses[str(response.status_code)] = statuses.get(str(response.status_code), 0) + 1
@@ -153,8 +158,10 @@ async def _drive_registrations(url: str, keys: list[str], codes: list[str]) -> d
         "p99_ms": round(latencies[min(answered - 1, int(answered * 0.99))] * 1000, 1)
         if latencies
         else None,
+        "max_ms": round(latencies[-1] * 1000, 1) if latencies else None,
         "statuses": statuses,
         "transport_errors": transport_errors,
+        "transport_errors_by_kind": error_kinds,
         "error_rate": round(
             (transport_errors + sum(n for s, n in statuses.items() if s != "201"))
             / max(1, answered + transport_errors),
@@ -304,6 +311,7 @@ async def _commissions_load(live: Live) -> dict[str, Any]:
         await admin.close()
     lags = [s["lag"] for s in samples]
     after_minute = next(s["rss_mb"] for s in samples if s["t"] >= 60)
+    settled = [(s["t"], s["lag"]) for s in samples if s["t"] >= 60]
     return {
         "max_lines_per_s": round(maximum),
         "sustained_target_per_s": round(rate),
@@ -316,13 +324,26 @@ async def _commissions_load(live: Live) -> dict[str, Any]:
         "rss_mb_after_1_min": after_minute,
         "rss_mb_end": samples[-1]["rss_mb"],
         "rss_mb_max": max(s["rss_mb"] for s in samples),
-        "samples": len(samples),
+        "lag_slope_per_s_after_1_min": round(_slope(settled), 1),
+        "lag_slope_share_of_input": round(_slope(settled) / rate, 4),
+        "samples": samples,
     }
+
+
+def _slope(points: list[tuple[float, float]]) -> float:
+    """Least-squares slope of (t, value): how fast the lag grows, records per second."""
+    n = len(points)
+    mean_t = sum(t for t, _ in points) / n
+    mean_v = sum(v for _, v in points) / n
+    spread = sum((t - mean_t) ** 2 for t, _ in points)
+    return sum((t - mean_t) * (v - mean_v) for t, v in points) / spread if spread else 0.0
 
 
 def test_commissions_worker_sustained_at_80_percent(live: Live) -> None:
     figures = asyncio.run(_commissions_load(live))
     _write("load_commissions_sustained", figures)
-    assert figures["lag_max_seconds_of_input"] <= 30, figures
-    assert figures["drained_after_end_s"] is not None, figures
-    assert figures["rss_mb_end"] <= figures["rss_mb_after_1_min"] + 64, figures
+    brief = {k: v for k, v in figures.items() if k != "samples"}
+    assert figures["lag_slope_share_of_input"] < 0.02, brief
+    assert figures["lag_max_seconds_of_input"] <= 60, brief
+    assert figures["drained_after_end_s"] is not None, brief
+    assert figures["rss_mb_end"] <= figures["rss_mb_after_1_min"] + 64, brief
