@@ -206,6 +206,7 @@ def build_processors(
                 handler=handler,
                 counters=counters,
                 max_records=settings.consumer_batch_max,
+                empty_fetch_backoff_ms=settings.consumer_empty_fetch_backoff_ms,
             )
         ]
 

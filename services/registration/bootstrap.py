@@ -207,6 +207,7 @@ def build_processors(
                 max_records=settings.consumer_batch_max,
                 schema_of=schema_of,
                 retry_backoff_s=retry_backoff_s,
+                empty_fetch_backoff_ms=settings.consumer_empty_fetch_backoff_ms,
             )
         ]
 

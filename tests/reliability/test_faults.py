@@ -414,6 +414,8 @@ def _mail_check(live: Live, ledger: list[dict[str, Any]], wait_s: float) -> dict
 
     The sink keeps one .eml per message received; Message-ID carries the
     deterministic notification_id, so a copy sent twice shows up as a repeat.
+    Waits `wait_s`, and beyond it for as long as mail keeps arriving (a backlog
+    still being sent is slow, not lost), giving up after 3 minutes without any.
     """
     expected = {
         notification_id(
@@ -431,11 +433,14 @@ def _mail_check(live: Live, ledger: list[dict[str, Any]], wait_s: float) -> dict
     read: set[Path] = set()
     deadline = time.monotonic() + wait_s
     while True:
-        for path in sorted(set(mail_dir.glob("*.eml")) - read):
+        arrived = sorted(set(mail_dir.glob("*.eml")) - read)
+        for path in arrived:
             read.add(path)
             with path.open("rb") as handle:
                 message_id = parser.parse(handle).get("Message-ID", "")
             seen[message_id.strip("<>").split("@", 1)[0]] += 1
+        if arrived:
+            deadline = max(deadline, time.monotonic() + 180.0)
         if expected <= set(seen) or time.monotonic() > deadline:
             break
         time.sleep(1.0)

@@ -14,7 +14,7 @@ from typing import Any
 from pymongo import ASCENDING, UpdateMany, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 
 from services.notifications.domain.model import (
     Customer,
@@ -24,7 +24,7 @@ from services.notifications.domain.model import (
     PlannedDelivery,
     contact_id,
 )
-from services.notifications.service_layer.ports import DeliveryState, WebhookConfig
+from services.notifications.service_layer.ports import FINAL_STATUSES, DeliveryState, WebhookConfig
 
 Doc = dict[str, Any]
 Db = AsyncDatabase[Doc]
@@ -32,12 +32,46 @@ Db = AsyncDatabase[Doc]
 PARTNERS = "partners"
 ENTITLEMENTS = "entitlements"
 DELIVERIES = "deliveries"
+DELIVERY_OUTBOX = "delivery_outbox"
 UNSUBSCRIBES = "unsubscribes"
 WEBHOOKS = "webhooks"
 ADVISORY_JOBS = "advisory_jobs"
 LEASES = "leases"
 REMINDER_RUNS = "reminder_runs"
 _DUPLICATE_KEY = 11000
+_INDEX_NOT_FOUND = 27
+# Indexes of older versions, dropped at start-up: `recipient` and `(partner_id,
+# created_at)` gave way to `(recipient, created_at)`, the `outbox` flag to a collection.
+_LEGACY_OUTBOX_INDEX = "outbox_1"
+_OBSOLETE_DELIVERY_INDEXES = frozenset(
+    {"recipient_1", "partner_id_1_created_at_1", _LEGACY_OUTBOX_INDEX}
+)
+
+
+def recipient_query(recipient: str) -> Doc:
+    """Deliveries to `recipient`, an e-mail address (any case) or a partner id.
+
+    A customer record's `recipient` is the lower-cased address, a partner
+    record's the partner id (= its `partner_id`). One equality or `$in` on
+    `recipient`, so the embedded database reads it by the `(recipient,
+    created_at)` index: it answers an `$or`, or a second field next to it,
+    by scanning the collection.
+    """
+    address = recipient.strip().lower()
+    return {"recipient": address if address == recipient else {"$in": [address, recipient]}}
+
+
+def partner_log_query(partner_id: str) -> Doc:
+    """A partner's own deliveries (partner-facing records addressed to it).
+
+    A customer record's `recipient` is lower-cased, so only partner records can
+    hold a partner id with an upper-case letter (registration issues `P-` and
+    upper-case hex): `recipient` alone selects them, by the index. Any other id
+    names the audience too (correct, but a scan on the embedded database).
+    """
+    if partner_id != partner_id.lower():
+        return {"recipient": partner_id}
+    return {"recipient": partner_id, "audience": "partner"}
 
 
 async def ensure_indexes(db: Db) -> None:
@@ -53,12 +87,29 @@ async def ensure_indexes(db: Db) -> None:
     await entitlements.create_index([("product", ASCENDING), ("contact_id", ASCENDING)])
     # Partner digests: one partner's affected entitlements.
     await entitlements.create_index([("por", ASCENDING), ("product", ASCENDING)])
+    # Every write of a delivery record (its insert, then its mark) maintains every one
+    # of these, and the embedded database rewrites each of them on every update: only
+    # what a query uses. The due read; the admin search by licence; and one
+    # `(recipient, created_at)` for both the admin search by recipient and a
+    # partner's delivery log (see `recipient_query`). The outbox is a collection of
+    # its own (`MongoDeliveries.settle`), not an indexed flag on every record.
     deliveries = db[DELIVERIES]
     await deliveries.create_index([("status", ASCENDING), ("next_attempt_at", ASCENDING)])
-    await deliveries.create_index([("outbox", ASCENDING)], sparse=True)
     await deliveries.create_index([("license_keys", ASCENDING)])
-    await deliveries.create_index([("recipient", ASCENDING)])
-    await deliveries.create_index([("partner_id", ASCENDING), ("created_at", ASCENDING)])
+    await deliveries.create_index([("recipient", ASCENDING), ("created_at", ASCENDING)])
+    existing = set(await deliveries.index_information())
+    if _LEGACY_OUTBOX_INDEX in existing:
+        # Records an older version left flagged: into the outbox collection first.
+        flagged = [doc["_id"] async for doc in deliveries.find({"outbox": True}, {"_id": 1})]
+        await _into_outbox(db[DELIVERY_OUTBOX], flagged)
+        if flagged:
+            await deliveries.update_many({"outbox": True}, {"$unset": {"outbox": ""}})
+    for obsolete in _OBSOLETE_DELIVERY_INDEXES & existing:
+        try:
+            await deliveries.drop_index(obsolete)
+        except OperationFailure as error:
+            if error.code != _INDEX_NOT_FOUND:  # the API and the worker start together
+                raise
 
 
 async def _upsert_if_not_older(
@@ -254,6 +305,16 @@ class MongoProjections:
 # --- delivery records ------------------------------------------------------------------------
 
 
+async def _into_outbox(outbox: AsyncCollection[Doc], notification_ids: Sequence[str]) -> None:
+    if not notification_ids:
+        return
+    try:
+        await outbox.insert_many([{"_id": i} for i in notification_ids], ordered=False)
+    except BulkWriteError as error:
+        if any(e["code"] != _DUPLICATE_KEY for e in error.details.get("writeErrors", [])):
+            raise
+
+
 def _listed_to_doc(e: ListedEntitlement) -> Doc:
     return {
         "license_key": e.license_key,
@@ -336,6 +397,7 @@ class MongoDeliveries:
 
     def __init__(self, db: Db) -> None:
         self.collection = db[DELIVERIES]
+        self.outbox = db[DELIVERY_OUTBOX]
 
     async def plan(self, planned: Sequence[PlannedDelivery], now: dt.datetime) -> int:
         if not planned:
@@ -369,9 +431,19 @@ class MongoDeliveries:
         `update_many` by id: on the embedded database every statement is a
         transaction commit, so a wave costs one, not one per message. A retried
         record keeps its own next attempt time and so its own statement.
+
+        Final records whose outcome is not `published` go into the outbox
+        collection first (one more write, only while the broker is failing): a
+        crash in between leaves an outbox entry for a record still pending,
+        which `unpublished` drops (it is sent again and settled then).
         """
         if not states:
             return
+        if not published:
+            await _into_outbox(
+                self.outbox,
+                [s.planned.notification_id for s in states if s.status in FINAL_STATUSES],
+            )
         finals: dict[tuple[Any, ...], list[str]] = {}
         writes: list[UpdateOne | UpdateMany] = []
         for state in states:
@@ -396,20 +468,26 @@ class MongoDeliveries:
                 "error": error,
                 "finished_at": finished_at,
             }
-            if not published:
-                fields["outbox"] = True
             writes.append(UpdateMany({"_id": {"$in": ids}, "status": "pending"}, {"$set": fields}))
         await self.collection.bulk_write(writes, ordered=False)
 
     async def unpublished(self, limit: int) -> list[DeliveryState]:
-        cursor = self.collection.find({"outbox": True}).limit(limit)
-        return [delivery_from_doc(doc) async for doc in cursor]
+        while True:
+            ids = [doc["_id"] async for doc in self.outbox.find({}).limit(limit)]
+            if not ids:
+                return []
+            cursor = self.collection.find({"_id": {"$in": ids}})
+            found = [delivery_from_doc(doc) async for doc in cursor]
+            final = [s for s in found if s.status in FINAL_STATUSES]
+            if final:
+                return final
+            # Only records still pending (a crash between the outbox and the settle
+            # write): their outcome comes when they are settled, not from here.
+            await self.outbox.delete_many({"_id": {"$in": ids}})
 
     async def mark_published(self, notification_ids: Sequence[str]) -> None:
         if notification_ids:
-            await self.collection.update_many(
-                {"_id": {"$in": list(notification_ids)}}, {"$unset": {"outbox": ""}}
-            )
+            await self.outbox.delete_many({"_id": {"$in": list(notification_ids)}})
 
     async def get(self, notification_id: str) -> DeliveryState | None:
         doc = await self.collection.find_one({"_id": notification_id})

@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 
 from chassis.auth import PartnerPrincipal, require_admin, require_partner
 from chassis.errors import ApiError
+from services.notifications.adapters.mongo import partner_log_query, recipient_query
 from services.notifications.adapters.webhooks import (
     HttpWebhookSender,
     new_signing_secret,
@@ -203,7 +204,7 @@ async def partner_deliveries(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> Any:
-    query = {"audience": "partner", "partner_id": caller.partner_id}
+    query = partner_log_query(caller.partner_id)
     docs = await s.deliveries.search(query, limit, offset)
     return DeliveriesOut(
         deliveries=[_delivery(d, with_recipient=False) for d in docs],
@@ -252,7 +253,7 @@ async def admin_deliveries(
     if license_key:
         query["license_keys"] = license_key
     if recipient:
-        query["$or"] = [{"recipient": recipient.strip().lower()}, {"partner_id": recipient}]
+        query.update(recipient_query(recipient))
     docs = await s.deliveries.search(query, limit, offset)
     return DeliveriesOut(
         deliveries=[_delivery(d, with_recipient=True) for d in docs],

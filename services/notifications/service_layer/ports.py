@@ -59,8 +59,9 @@ class Deliveries(Protocol):
     async def due(self, now: dt.datetime, limit: int) -> list[DeliveryState]: ...
 
     async def settle(self, states: Sequence[DeliveryState], *, published: bool) -> None:
-        """Store attempts in one write: final ones (into the outbox unless `published`)
-        and pending ones with their attempt count and next attempt time."""
+        """Store attempts in one write: final ones and pending ones with their attempt
+        count and next attempt time; unless `published`, the final ones are listed in
+        the outbox first (a second write, only while publishing fails)."""
 
     async def unpublished(self, limit: int) -> list[DeliveryState]: ...
 
