@@ -4,8 +4,9 @@ commissions.ledger.v1 (read_committed) must equal an independent computation fro
 CONTRACT section 3, every partner-channel line must carry its seller as partner of
 record, and every event must appear exactly once.
 
-The short variant runs in CI; the long one (20k orders, >= 10 kills, broker and
-database restarted twice each) only with `--reliability`.
+The short fault and rebalance runs are in CI; the long ones (20k orders, >= 10 kills,
+broker and database restarted twice each; 5,000 orders, 12 membership changes) only
+with `--reliability`.
 """
 
 from __future__ import annotations
@@ -511,7 +512,6 @@ def test_faults_short(live: Live) -> None:
     assert len(result["record"].kills) == 3
 
 
-@pytest.mark.reliability
 def test_rebalance_short(live: Live) -> None:
     """Worker instances join and leave mid-stream: the groups rebalance, nothing is lost."""
     result = run_faults(
