@@ -285,14 +285,19 @@ async def main() -> None:
                 total = await outbox.count_documents({})
                 print(f"outbox: {total} events written, {unsent} not yet relayed at the end")
             finally:
-                for process in processes:
-                    process.terminate()
-                for process in processes:
-                    try:
-                        process.wait(timeout=10)
-                    except subprocess.TimeoutExpired:
-                        process.kill()
+                _stop(processes)
                 await client.close()
+
+
+def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM every server, then SIGKILL whichever has not exited within 10 s."""
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
 
 
 async def compare(args: argparse.Namespace, levels: list[int], variants: list[int]) -> None:
@@ -366,13 +371,7 @@ async def compare(args: argparse.Namespace, levels: list[int], variants: list[in
                         f" {med[2]:>6.0f} {med[3]:>6.0f}"
                     )
             finally:
-                for process in processes:
-                    process.terminate()
-                for process in processes:
-                    try:
-                        process.wait(timeout=10)
-                    except subprocess.TimeoutExpired:
-                        process.kill()
+                _stop(processes)
                 await client.close()
 
 
