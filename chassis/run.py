@@ -22,6 +22,7 @@ def serve_api(settings: ServiceSettings, build: Callable[[ServiceSettings], Fast
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=5,
+        timeout_keep_alive=settings.http_keep_alive_seconds,
         server_header=False,
     )
 

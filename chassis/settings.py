@@ -26,6 +26,14 @@ class ServiceSettings(BaseSettings):
     topic_replication_factor: int = Field(1, ge=1, le=5)
     http_host: str = Field("127.0.0.1", description="address the API binds")
     max_body_bytes: int = Field(64 * 1024, ge=1024, description="largest accepted request body")
+    http_keep_alive_seconds: int = Field(
+        75,
+        ge=1,
+        le=3600,
+        description="how long the API keeps an idle connection open; longer than any client's"
+        " or load balancer's own idle limit (httpx 5 s, typical balancers 60 s), so a client"
+        " never sends a request on a connection the server is closing at that moment",
+    )
     registration_url: str = Field(
         "http://127.0.0.1:8001", description="registration API, for partner key introspection"
     )
