@@ -184,15 +184,7 @@ async def main() -> None:
             )
             codes = await seed(client[db_name], args.keys)
             api_port, base_port = free_port(), free_port()
-            service_env = {
-                **os.environ,
-                "ADMIN_TOKEN": ADMIN_TOKEN,
-                "KAFKA_BOOTSTRAP": suite.kafka_bootstrap,
-                "MONGO_URL": suite.mongo_url,
-                "REGISTRATION_MONGO_DB": db_name,
-                "REGISTRATION_PORT": str(api_port),
-                "LOG_LEVEL": "WARNING",
-            }
+            service_env = _api_env(suite, db_name, api_port)
             processes = [
                 start(
                     ["-m", "services.registration.entrypoints.api"],
@@ -289,6 +281,20 @@ async def main() -> None:
                 await client.close()
 
 
+def _api_env(suite: EmbeddedSuite, db_name: str, port: int, **extra: str) -> dict[str, str]:
+    """The registration API's environment against `suite`, on `port`."""
+    return {
+        **os.environ,
+        "ADMIN_TOKEN": ADMIN_TOKEN,
+        "KAFKA_BOOTSTRAP": suite.kafka_bootstrap,
+        "MONGO_URL": suite.mongo_url,
+        "REGISTRATION_MONGO_DB": db_name,
+        "REGISTRATION_PORT": str(port),
+        "LOG_LEVEL": "WARNING",
+        **extra,
+    }
+
+
 def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
     """SIGTERM every server, then SIGKILL whichever has not exited within 10 s."""
     for process in processes:
@@ -314,16 +320,7 @@ async def compare(args: argparse.Namespace, levels: list[int], variants: list[in
             processes = [
                 start(
                     ["-m", "services.registration.entrypoints.api"],
-                    {
-                        **os.environ,
-                        "ADMIN_TOKEN": ADMIN_TOKEN,
-                        "KAFKA_BOOTSTRAP": suite.kafka_bootstrap,
-                        "MONGO_URL": suite.mongo_url,
-                        "REGISTRATION_MONGO_DB": db_name,
-                        "REGISTRATION_PORT": str(port),
-                        "API_DB_CONCURRENCY": str(variant),
-                        "LOG_LEVEL": "WARNING",
-                    },
+                    _api_env(suite, db_name, port, API_DB_CONCURRENCY=str(variant)),
                     Path(tmp) / f"api-{port}.log",
                 )
                 for variant, port in zip(variants, ports, strict=True)
