@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import itertools
 import os
@@ -24,7 +25,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -175,6 +176,109 @@ async def main() -> None:
     if args.compare_concurrency:
         await compare(args, levels, [int(x) for x in args.compare_concurrency.split(",")])
         return
+    async with _seeded(args.keys) as (tmp, suite, client, db_name, codes):
+        api_port, base_port = free_port(), free_port()
+        service_env = _api_env(suite, db_name, api_port)
+        processes = [
+            start(
+                ["-m", "services.registration.entrypoints.api"],
+                service_env,
+                Path(tmp) / "api.log",
+            ),
+            start(
+                [
+                    "bench/_registration_baseline.py",
+                    "--port",
+                    str(base_port),
+                    "--mongo",
+                    suite.mongo_url,
+                    "--db",
+                    db_name,
+                ],
+                service_env,
+                Path(tmp) / "baseline.log",
+            ),
+        ]
+        try:
+            await wait_up(f"http://127.0.0.1:{api_port}/healthz")
+            await wait_up(f"http://127.0.0.1:{base_port}/docs")
+            keys = (f"LK-{i:07d}" for i in itertools.count())
+            baseline_keys = (f"BL-{i:07d}" for i in itertools.count())
+
+            def registrations() -> Iterator[dict[str, Any]]:
+                for n, key in enumerate(keys):
+                    body: dict[str, Any] = {"license_key": key, "customer": CUSTOMER}
+                    if n % 2 == 0:
+                        body["seller_code"] = codes[n % len(codes)]
+                    yield body
+
+            def baseline_bodies() -> Iterator[dict[str, Any]]:
+                for key in baseline_keys:
+                    yield {"license_key": key, "customer": CUSTOMER}
+
+            reg_bodies, base_bodies = registrations(), baseline_bodies()
+            # Warm both up (connections, first-request imports).
+            await drive(f"http://127.0.0.1:{base_port}/baseline", base_bodies, 4, 1.0)
+            await drive(f"http://127.0.0.1:{api_port}/v1/registrations", reg_bodies, 4, 1.0)
+            print(
+                f"{'clients':>7}  {'baseline req/s':>14} {'p50':>7} {'p99':>8} {'max':>8}   "
+                f"{'registration req/s':>18} {'p50':>7} {'p99':>8} {'max':>8}   ratio"
+            )
+            db_pid = database_pid(suite)
+            cpu_lines = []
+            for level in levels:
+                cpu_0 = (cpu_of(processes[1].pid), cpu_of(db_pid))
+                b = await drive(
+                    f"http://127.0.0.1:{base_port}/baseline", base_bodies, level, args.seconds
+                )
+                cpu_1 = (cpu_of(processes[0].pid), cpu_of(db_pid), cpu_of(processes[1].pid))
+                r = await drive(
+                    f"http://127.0.0.1:{api_port}/v1/registrations",
+                    reg_bodies,
+                    level,
+                    args.seconds,
+                )
+                cpu_2 = (cpu_of(processes[0].pid), cpu_of(db_pid))
+                print(
+                    f"{level:>7}  {b[0]:>14.0f} {b[1]:>5.0f}ms {b[2]:>6.0f}ms {b[4]:>6.0f}ms   "
+                    f"{r[0]:>18.0f} {r[1]:>5.0f}ms {r[2]:>6.0f}ms {r[4]:>6.0f}ms   "
+                    f"{r[0] / b[0]:.2f}"
+                    + (f"   (non-2xx {b[3]}/{r[3]}: {r[5]})" if b[3] or r[3] else "")
+                )
+                figure(
+                    f"POST /v1/registrations, {level} clients",
+                    r[0],
+                    "req/s",
+                    baseline=b[0],
+                    baseline_name="bare FastAPI + one insert",
+                    aim=">= 0.50" + (", p99 < 50 ms" if level == 50 else ""),
+                )
+                figure(f"p99 at {level} clients", r[2], "ms", baseline=b[2])
+                # On a shared machine wall time follows whatever else runs; CPU per
+                # request does not. The registration process includes its relay.
+                done_b, done_r = b[0] * args.seconds, r[0] * args.seconds
+                base_proc = cpu_1[2] - cpu_0[0]
+                cpu_lines.append(
+                    f"{level:>7}  CPU ms/request: baseline process"
+                    f" {1000 * base_proc / done_b:.2f} database"
+                    f" {1000 * (cpu_1[1] - cpu_0[1]) / done_b:.2f};  registration process"
+                    f" {1000 * (cpu_2[0] - cpu_1[0]) / done_r:.2f} database"
+                    f" {1000 * (cpu_2[1] - cpu_1[1]) / done_r:.2f}"
+                )
+            print("\n".join(cpu_lines))
+            outbox = client[db_name]["outbox"]
+            unsent = await outbox.count_documents({"sent_at": None})
+            total = await outbox.count_documents({})
+            print(f"outbox: {total} events written, {unsent} not yet relayed at the end")
+        finally:
+            _stop(processes)
+
+
+@contextlib.asynccontextmanager
+async def _seeded(
+    keys: int,
+) -> AsyncIterator[tuple[Path, EmbeddedSuite, AsyncMongoClient[dict[str, Any]], str, list[str]]]:
+    """A private broker and database, a fresh database seeded with `keys` licences."""
     with tempfile.TemporaryDirectory() as tmp:
         env = {"EMBEDDED_KAFKA_PORT": str(free_port()), "EMBEDDED_MONGO_PORT": str(free_port())}
         with EmbeddedSuite(data_dir=Path(tmp), env=env, with_smtp=False) as suite:
@@ -182,102 +286,10 @@ async def main() -> None:
             client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
                 suite.mongo_url, tz_aware=True
             )
-            codes = await seed(client[db_name], args.keys)
-            api_port, base_port = free_port(), free_port()
-            service_env = _api_env(suite, db_name, api_port)
-            processes = [
-                start(
-                    ["-m", "services.registration.entrypoints.api"],
-                    service_env,
-                    Path(tmp) / "api.log",
-                ),
-                start(
-                    [
-                        "bench/_registration_baseline.py",
-                        "--port",
-                        str(base_port),
-                        "--mongo",
-                        suite.mongo_url,
-                        "--db",
-                        db_name,
-                    ],
-                    service_env,
-                    Path(tmp) / "baseline.log",
-                ),
-            ]
             try:
-                await wait_up(f"http://127.0.0.1:{api_port}/healthz")
-                await wait_up(f"http://127.0.0.1:{base_port}/docs")
-                keys = (f"LK-{i:07d}" for i in itertools.count())
-                baseline_keys = (f"BL-{i:07d}" for i in itertools.count())
-
-                def registrations() -> Iterator[dict[str, Any]]:
-                    for n, key in enumerate(keys):
-                        body: dict[str, Any] = {"license_key": key, "customer": CUSTOMER}
-                        if n % 2 == 0:
-                            body["seller_code"] = codes[n % len(codes)]
-                        yield body
-
-                def baseline_bodies() -> Iterator[dict[str, Any]]:
-                    for key in baseline_keys:
-                        yield {"license_key": key, "customer": CUSTOMER}
-
-                reg_bodies, base_bodies = registrations(), baseline_bodies()
-                # Warm both up (connections, first-request imports).
-                await drive(f"http://127.0.0.1:{base_port}/baseline", base_bodies, 4, 1.0)
-                await drive(f"http://127.0.0.1:{api_port}/v1/registrations", reg_bodies, 4, 1.0)
-                print(
-                    f"{'clients':>7}  {'baseline req/s':>14} {'p50':>7} {'p99':>8} {'max':>8}   "
-                    f"{'registration req/s':>18} {'p50':>7} {'p99':>8} {'max':>8}   ratio"
-                )
-                db_pid = database_pid(suite)
-                cpu_lines = []
-                for level in levels:
-                    cpu_0 = (cpu_of(processes[1].pid), cpu_of(db_pid))
-                    b = await drive(
-                        f"http://127.0.0.1:{base_port}/baseline", base_bodies, level, args.seconds
-                    )
-                    cpu_1 = (cpu_of(processes[0].pid), cpu_of(db_pid), cpu_of(processes[1].pid))
-                    r = await drive(
-                        f"http://127.0.0.1:{api_port}/v1/registrations",
-                        reg_bodies,
-                        level,
-                        args.seconds,
-                    )
-                    cpu_2 = (cpu_of(processes[0].pid), cpu_of(db_pid))
-                    print(
-                        f"{level:>7}  {b[0]:>14.0f} {b[1]:>5.0f}ms {b[2]:>6.0f}ms {b[4]:>6.0f}ms   "
-                        f"{r[0]:>18.0f} {r[1]:>5.0f}ms {r[2]:>6.0f}ms {r[4]:>6.0f}ms   "
-                        f"{r[0] / b[0]:.2f}"
-                        + (f"   (non-2xx {b[3]}/{r[3]}: {r[5]})" if b[3] or r[3] else "")
-                    )
-                    figure(
-                        f"POST /v1/registrations, {level} clients",
-                        r[0],
-                        "req/s",
-                        baseline=b[0],
-                        baseline_name="bare FastAPI + one insert",
-                        aim=">= 0.50" + (", p99 < 50 ms" if level == 50 else ""),
-                    )
-                    figure(f"p99 at {level} clients", r[2], "ms", baseline=b[2])
-                    # On a shared machine wall time follows whatever else runs; CPU per
-                    # request does not. The registration process includes its relay.
-                    done_b, done_r = b[0] * args.seconds, r[0] * args.seconds
-                    base_proc = cpu_1[2] - cpu_0[0]
-                    cpu_lines.append(
-                        f"{level:>7}  CPU ms/request: baseline process"
-                        f" {1000 * base_proc / done_b:.2f} database"
-                        f" {1000 * (cpu_1[1] - cpu_0[1]) / done_b:.2f};  registration process"
-                        f" {1000 * (cpu_2[0] - cpu_1[0]) / done_r:.2f} database"
-                        f" {1000 * (cpu_2[1] - cpu_1[1]) / done_r:.2f}"
-                    )
-                print("\n".join(cpu_lines))
-                outbox = client[db_name]["outbox"]
-                unsent = await outbox.count_documents({"sent_at": None})
-                total = await outbox.count_documents({})
-                print(f"outbox: {total} events written, {unsent} not yet relayed at the end")
+                codes = await seed(client[db_name], keys)
+                yield Path(tmp), suite, client, db_name, codes
             finally:
-                _stop(processes)
                 await client.close()
 
 
@@ -308,68 +320,59 @@ def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
 
 async def compare(args: argparse.Namespace, levels: list[int], variants: list[int]) -> None:
     """Registration APIs differing only in API_DB_CONCURRENCY, driven in turn, same database."""
-    with tempfile.TemporaryDirectory() as tmp:
-        env = {"EMBEDDED_KAFKA_PORT": str(free_port()), "EMBEDDED_MONGO_PORT": str(free_port())}
-        with EmbeddedSuite(data_dir=Path(tmp), env=env, with_smtp=False) as suite:
-            db_name = f"bench_api_{uuid.uuid4().hex[:8]}"
-            client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
-                suite.mongo_url, tz_aware=True
+    async with _seeded(args.keys) as (tmp, suite, _, db_name, codes):
+        ports = [free_port() for _ in variants]
+        processes = [
+            start(
+                ["-m", "services.registration.entrypoints.api"],
+                _api_env(suite, db_name, port, API_DB_CONCURRENCY=str(variant)),
+                Path(tmp) / f"api-{port}.log",
             )
-            codes = await seed(client[db_name], args.keys)
-            ports = [free_port() for _ in variants]
-            processes = [
-                start(
-                    ["-m", "services.registration.entrypoints.api"],
-                    _api_env(suite, db_name, port, API_DB_CONCURRENCY=str(variant)),
-                    Path(tmp) / f"api-{port}.log",
-                )
-                for variant, port in zip(variants, ports, strict=True)
-            ]
-            try:
-                for port in ports:
-                    await wait_up(f"http://127.0.0.1:{port}/healthz")
-                keys = (f"LK-{i:07d}" for i in itertools.count())
+            for variant, port in zip(variants, ports, strict=True)
+        ]
+        try:
+            for port in ports:
+                await wait_up(f"http://127.0.0.1:{port}/healthz")
+            keys = (f"LK-{i:07d}" for i in itertools.count())
 
-                def registrations() -> Iterator[dict[str, Any]]:
-                    for n, key in enumerate(keys):
-                        body: dict[str, Any] = {"license_key": key, "customer": CUSTOMER}
-                        if n % 2 == 0:
-                            body["seller_code"] = codes[n % len(codes)]
-                        yield body
+            def registrations() -> Iterator[dict[str, Any]]:
+                for n, key in enumerate(keys):
+                    body: dict[str, Any] = {"license_key": key, "customer": CUSTOMER}
+                    if n % 2 == 0:
+                        body["seller_code"] = codes[n % len(codes)]
+                    yield body
 
-                bodies = registrations()
-                for port in ports:
-                    await drive(f"http://127.0.0.1:{port}/v1/registrations", bodies, 4, 1.0)
-                runs: dict[tuple[int, int], list[tuple[float, ...]]] = {}
+            bodies = registrations()
+            for port in ports:
+                await drive(f"http://127.0.0.1:{port}/v1/registrations", bodies, 4, 1.0)
+            runs: dict[tuple[int, int], list[tuple[float, ...]]] = {}
+            print(
+                f"{'round':>5} {'clients':>7} {'API_DB_CONCURRENCY':>18}"
+                "  req/s    p50    p99    max (ms)"
+            )
+            for round_ in range(args.rounds):
+                for level in levels:
+                    for variant, port in zip(variants, ports, strict=True):
+                        r = await drive(
+                            f"http://127.0.0.1:{port}/v1/registrations",
+                            bodies,
+                            level,
+                            args.seconds,
+                        )
+                        runs.setdefault((level, variant), []).append((*r[:3], r[4]))
+                        print(
+                            f"{round_:>5} {level:>7} {variant:>18} {r[0]:>6.1f} {r[1]:>6.0f}"
+                            f" {r[2]:>6.0f} {r[4]:>6.0f}" + (f"   non-2xx {r[5]}" if r[3] else "")
+                        )
+            print("medians")
+            for (level, variant), found in runs.items():
+                med = [statistics.median(column) for column in zip(*found, strict=True)]
                 print(
-                    f"{'round':>5} {'clients':>7} {'API_DB_CONCURRENCY':>18}"
-                    "  req/s    p50    p99    max (ms)"
+                    f"{'':>5} {level:>7} {variant:>18} {med[0]:>6.1f} {med[1]:>6.0f}"
+                    f" {med[2]:>6.0f} {med[3]:>6.0f}"
                 )
-                for round_ in range(args.rounds):
-                    for level in levels:
-                        for variant, port in zip(variants, ports, strict=True):
-                            r = await drive(
-                                f"http://127.0.0.1:{port}/v1/registrations",
-                                bodies,
-                                level,
-                                args.seconds,
-                            )
-                            runs.setdefault((level, variant), []).append((*r[:3], r[4]))
-                            print(
-                                f"{round_:>5} {level:>7} {variant:>18} {r[0]:>6.1f} {r[1]:>6.0f}"
-                                f" {r[2]:>6.0f} {r[4]:>6.0f}"
-                                + (f"   non-2xx {r[5]}" if r[3] else "")
-                            )
-                print("medians")
-                for (level, variant), found in runs.items():
-                    med = [statistics.median(column) for column in zip(*found, strict=True)]
-                    print(
-                        f"{'':>5} {level:>7} {variant:>18} {med[0]:>6.1f} {med[1]:>6.0f}"
-                        f" {med[2]:>6.0f} {med[3]:>6.0f}"
-                    )
-            finally:
-                _stop(processes)
-                await client.close()
+        finally:
+            _stop(processes)
 
 
 if __name__ == "__main__":
