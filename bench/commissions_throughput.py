@@ -13,7 +13,8 @@ on the same embedded broker in the same run:
 Prints order lines/s for both, their ratio, the worker's peak RSS (VmHWM), and the
 ledger read back with read_committed: committed events and distinct event ids, both
 2 per order line when exactly once held. With --scale it repeats the worker run at
-10k, 100k and 1M lines (--scale-up-to 100000 stops before 1M).
+10k, 100k and 1M lines (--scale-up-to 100000 stops before 1M), each beside a
+passthrough of the same size, and prints the time per line against the 10k run.
 
     .venv/bin/python bench/commissions_throughput.py [--events 20000] [--scale]
 """
@@ -311,19 +312,41 @@ async def main() -> None:
                 )
             )
             if args.scale:
-                for events in [n for n in (10_000, 100_000, 1_000_000) if n <= args.scale_up_to]:
-                    result = await worker_run(suite, events, uuid.uuid4().hex[:8], args.batch)
-                    print(
-                        f"scale {events:>9,}: {result['rate']:8,.0f} lines/s in "
-                        f"{result['seconds']:7.1f} s; RSS early {result['rss_early_mb']:.0f} MB,"
-                        f" late {result['rss_late_mb']:.0f} MB, peak {result['peak_rss_mb']:.0f} MB"
-                        + (
-                            f"; ledger {result['ledger_records']:,} events,"
-                            f" {result['ledger_ids']:,} distinct"
-                            if result["ledger_records"]
-                            else ""
-                        )
-                    )
+                await scale_runs(suite, args)
+
+
+async def scale_runs(suite: EmbeddedSuite, args: argparse.Namespace) -> None:
+    """The worker at 10k, 100k and 1M lines, each beside the passthrough at the same size.
+
+    Linear time means seconds per line flat across sizes. The passthrough shows what the
+    broker alone does at each size: the embedded broker rewrites its whole state to one
+    JSON file while writes keep coming, so its cost per record grows with what it holds.
+    """
+    first: dict[str, float] = {}
+    for events in [n for n in (10_000, 100_000, 1_000_000) if n <= args.scale_up_to]:
+        run = uuid.uuid4().hex[:8]
+        source, out = f"bench.raw.{run}", f"bench.raw-out.{run}"
+        await ensure_topics(suite.kafka_bootstrap, [source, out], partitions=PARTITIONS)
+        await fill(suite.kafka_bootstrap, source, events, run)
+        raw = await raw_transactional_passthrough(suite.kafka_bootstrap, source, out, events)
+        result = await worker_run(suite, events, uuid.uuid4().hex[:8], args.batch)
+        us_per_line = {"worker": 1e6 / result["rate"], "passthrough": 1e6 / raw}
+        first = first or us_per_line
+        print(
+            f"scale {events:>9,}: {result['rate']:8,.0f} lines/s in "
+            f"{result['seconds']:7.1f} s (passthrough {raw:,.0f}/s,"
+            f" ratio {result['rate'] / raw:.2f});"
+            f" µs per line vs the 10k run: worker x{us_per_line['worker'] / first['worker']:.2f},"
+            f" passthrough x{us_per_line['passthrough'] / first['passthrough']:.2f};"
+            f" RSS early {result['rss_early_mb']:.0f} MB,"
+            f" late {result['rss_late_mb']:.0f} MB, peak {result['peak_rss_mb']:.0f} MB"
+            + (
+                f"; ledger {result['ledger_records']:,} events, {result['ledger_ids']:,} distinct"
+                if result["ledger_records"]
+                else ""
+            ),
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

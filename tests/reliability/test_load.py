@@ -3,9 +3,12 @@
 - Registration API: 50 concurrent clients for 60 s of `POST /v1/registrations`
   (fresh licences, half with a seller code): error rate, p50, p99. Asserted: no
   5xx, no transport error, every registration answered 201.
-- Commissions worker: its maximum measured first (a backlog of order lines
-  drained, about a minute of work), then a sustained stream at 80% of it for 5
-  minutes while the consumer group's lag and the worker's RSS are sampled.
+- Commissions worker: its maximum measured first, as what it consumes while a
+  stream faster than it keeps coming (180 s at 0.75 times the rate it drains a
+  60k backlog; the slope of lines consumed after 90 s, once the embedded
+  broker's cost has settled), then a sustained stream
+  at 80% of it for 5 minutes while the consumer group's lag and the worker's RSS
+  are sampled. The whole suite runs beside it, as in production.
   Asserted: the lag stays bounded (no upward trend after the first minute: its
   least-squares slope over minutes 2-5 below 2% of the input rate; never more
   than 60 s of input; drained within 60 s of the end) and memory flat (RSS at
@@ -44,6 +47,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.reliability, pytest.mark.timeout(3600
 RESULTS = Path(".data/reliability")
 API_CLIENTS, API_SECONDS = 50, 60.0
 SUSTAIN_SECONDS, SUSTAIN_SHARE = 300.0, 0.8
+PROBE_SECONDS, PROBE_SETTLED_AFTER, PROBE_SHARE_OF_BURST = 180.0, 90.0, 0.75
 COMMISSIONS_GROUP = "commissions.worker"
 
 
@@ -246,6 +250,12 @@ async def _lag(admin: AIOKafkaAdminClient, consumer: AIOKafkaConsumer) -> int:
     )
 
 
+async def _consumed(admin: AIOKafkaAdminClient) -> int:
+    """Order lines the commissions worker has committed so far (all partitions)."""
+    committed = await admin.list_consumer_group_offsets(COMMISSIONS_GROUP)
+    return sum(o.offset for tp, o in committed.items() if tp.topic == REGISTRATION_ENTITLEMENTS)
+
+
 def _worker_rss_mb(live: Live) -> float:
     """RSS of the commissions worker (the child of its guard process)."""
     guard = next(p for p in live.suite.services if p.name == "commissions-worker")
@@ -258,9 +268,57 @@ def _worker_rss_mb(live: Live) -> float:
     return total / 1024
 
 
+class _Feed:
+    """Order lines to `entitlement.order_applied`, at a steady rate, with samples."""
+
+    def __init__(
+        self, live: Live, admin: AIOKafkaAdminClient, probe: AIOKafkaConsumer, producer: Any
+    ) -> None:
+        self.live, self.admin, self.probe, self.producer = live, admin, probe, producer
+        self.run = uuid.uuid4().hex[:6].upper()
+        self.template = _order_applied_template()
+        self.next_id = 0
+
+    async def burst(self, count: int) -> None:
+        records = _lines(self.run, self.next_id, count, self.template)
+        self.next_id += count
+        await asyncio.gather(*[await self.producer.send(t, v, key=k) for t, k, v in records])
+
+    async def drained(self, timeout_s: float) -> float | None:
+        began = time.monotonic()
+        while time.monotonic() - began < timeout_s:
+            if await _lag(self.admin, self.probe) == 0:
+                return time.monotonic() - began
+            await asyncio.sleep(0.5)
+        return None
+
+    async def stream(self, rate: float, seconds: float) -> tuple[int, list[dict[str, float]]]:
+        """`rate` lines/s for `seconds`; lag, lines consumed and RSS sampled every 5 s."""
+        samples: list[dict[str, float]] = []
+        consumed_before = await _consumed(self.admin)
+        sent = 0
+        began = time.monotonic()
+        next_sample = began
+        while (now := time.monotonic()) - began < seconds:
+            due = int((now - began) * rate) - sent
+            if due > 0:
+                await self.burst(due)
+                sent += due
+            if now >= next_sample:
+                samples.append(
+                    {
+                        "t": round(now - began, 1),
+                        "lag": await _lag(self.admin, self.probe),
+                        "consumed": await _consumed(self.admin) - consumed_before,
+                        "rss_mb": round(_worker_rss_mb(self.live), 1),
+                    }
+                )
+                next_sample += 5.0
+            await asyncio.sleep(0.2)
+        return sent, samples
+
+
 async def _commissions_load(live: Live) -> dict[str, Any]:
-    run = uuid.uuid4().hex[:6].upper()
-    template = _order_applied_template()
     admin = AIOKafkaAdminClient(bootstrap_servers=live.bootstrap)
     probe = AIOKafkaConsumer(bootstrap_servers=live.bootstrap)
     producer = make_producer(live.bootstrap)
@@ -269,51 +327,36 @@ async def _commissions_load(live: Live) -> dict[str, Any]:
     await producer.start()
     try:
         await probe.topics()
-
-        async def drained(timeout_s: float) -> float | None:
-            began = time.monotonic()
-            while time.monotonic() - began < timeout_s:
-                if await _lag(admin, probe) == 0:
-                    return time.monotonic() - began
-                await asyncio.sleep(0.5)
-            return None
-
+        feed = _Feed(live, admin, probe, producer)
         # The suite may still be working off the registration test's seed orders.
-        assert await drained(900) is not None, "the commissions worker never caught up"
-        # 1. The maximum: a backlog, drained as fast as the worker goes. A minute's
-        # worth, so that it is the rate the suite sustains (notifications sends a mail
-        # for every ledger line beside it on the same database), not a burst's.
+        assert await feed.drained(900) is not None, "the commissions worker never caught up"
+        # 1. A backlog drained as fast as the worker goes: the burst rate, for reference
+        # and to pick the next step's input rate.
         backlog = int(os.environ.get("LOAD_BACKLOG", "60000"))
-        records = _lines(run, 0, backlog, template)
         began = time.monotonic()
-        pending = [await producer.send(t, v, key=k) for t, k, v in records]
-        await asyncio.gather(*pending)
-        took = await drained(600)
-        assert took is not None, "the backlog was not drained in 10 minutes"
-        maximum = backlog / (time.monotonic() - began)
-        # 2. Sustained at 80% of it, lag and RSS sampled every 5 s.
+        await feed.burst(backlog)
+        assert await feed.drained(600) is not None, "the backlog was not drained in 10 minutes"
+        burst_rate = backlog / (time.monotonic() - began)
+        # 2. The maximum: what the worker consumes while a stream faster than it keeps
+        # coming, the way the sustained run feeds it (the feeder's CPU, the broker taking
+        # writes, notifications mailing every ledger line on the same database), once the
+        # suite has settled: the slope of lines consumed after 90 s. A burst overstates it
+        # twice over: the drain has no feeder beside it, and the embedded broker's cost
+        # grows with the data it holds (it rewrites its whole state to one JSON file while
+        # writes keep coming, ~2.8 KB per 700-byte record): its CPU goes from ~25% to ~70%
+        # of a core in the first 90 s of a stream and stays there.
+        probe_rate = burst_rate * PROBE_SHARE_OF_BURST
+        _, probe_samples = await feed.stream(probe_rate, PROBE_SECONDS)
+        settled_probe = [s for s in probe_samples if s["t"] >= PROBE_SETTLED_AFTER]
+        maximum = _slope([(s["t"], s["consumed"]) for s in settled_probe])
+        kept_up = _slope([(s["t"], s["lag"]) for s in settled_probe]) < 0.02 * probe_rate
+        if kept_up:  # never saturated: the maximum is at least the input rate
+            maximum = max(maximum, probe_rate)
+        assert await feed.drained(900) is not None, "the probe's backlog was not drained"
+        # 3. Sustained at 80% of it, lag and RSS sampled every 5 s.
         rate = maximum * SUSTAIN_SHARE
-        samples: list[dict[str, float]] = []
-        sent, next_id = 0, backlog
-        began = time.monotonic()
-        next_sample = began
-        while (now := time.monotonic()) - began < SUSTAIN_SECONDS:
-            due = int((now - began) * rate) - sent
-            if due > 0:
-                batch = _lines(run, next_id, due, template)
-                await asyncio.gather(*[await producer.send(t, v, key=k) for t, k, v in batch])
-                sent, next_id = sent + due, next_id + due
-            if now >= next_sample:
-                samples.append(
-                    {
-                        "t": round(now - began, 1),
-                        "lag": await _lag(admin, probe),
-                        "rss_mb": round(_worker_rss_mb(live), 1),
-                    }
-                )
-                next_sample += 5.0
-            await asyncio.sleep(0.2)
-        drain = await drained(60)
+        sent, samples = await feed.stream(rate, SUSTAIN_SECONDS)
+        drain = await feed.drained(60)
     finally:
         await producer.stop()
         await probe.stop()
@@ -322,7 +365,10 @@ async def _commissions_load(live: Live) -> dict[str, Any]:
     after_minute = next(s["rss_mb"] for s in samples if s["t"] >= 60)
     settled = [(s["t"], s["lag"]) for s in samples if s["t"] >= 60]
     return {
+        "burst_lines_per_s": round(burst_rate),
+        "probe_input_per_s": round(probe_rate),
         "max_lines_per_s": round(maximum),
+        "max_is_lower_bound": kept_up,
         "sustained_target_per_s": round(rate),
         "sustained_sent_per_s": round(sent / SUSTAIN_SECONDS),
         "sustained_seconds": SUSTAIN_SECONDS,
@@ -335,6 +381,7 @@ async def _commissions_load(live: Live) -> dict[str, Any]:
         "rss_mb_max": max(s["rss_mb"] for s in samples),
         "lag_slope_per_s_after_1_min": round(_slope(settled), 1),
         "lag_slope_share_of_input": round(_slope(settled) / rate, 4),
+        "probe_samples": probe_samples,
         "samples": samples,
     }
 
@@ -351,7 +398,7 @@ def _slope(points: list[tuple[float, float]]) -> float:
 def test_commissions_worker_sustained_at_80_percent(live: Live) -> None:
     figures = asyncio.run(_commissions_load(live))
     _write("load_commissions_sustained", figures)
-    brief = {k: v for k, v in figures.items() if k != "samples"}
+    brief = {k: v for k, v in figures.items() if not k.endswith("samples")}
     assert figures["lag_slope_share_of_input"] < 0.02, brief
     assert figures["lag_max_seconds_of_input"] <= 60, brief
     assert figures["drained_after_end_s"] is not None, brief
