@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
@@ -30,6 +31,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -256,80 +258,89 @@ async def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.events, args.scale = 5_000, False
+    with fresh_suite() as suite:
+        if args.paced:
+            result = await worker_run(
+                suite, args.events, uuid.uuid4().hex[:8], args.batch, args.paced
+            )
+            quartiles = ", ".join(f"{mb:.0f}" for mb in result["rss_quartiles_mb"])
+            print(
+                f"paced {args.events:,} lines at {args.paced:,.0f}/s: worker RSS at"
+                f" 25/50/75/100% of the run {quartiles} MB, peak {result['peak_rss_mb']:.0f} MB"
+            )
+            return
+        run = uuid.uuid4().hex[:8]
+        source, out = f"bench.raw.{run}", f"bench.raw-out.{run}"
+        await ensure_topics(suite.kafka_bootstrap, [source, out], partitions=PARTITIONS)
+        await fill(suite.kafka_bootstrap, source, args.events, run)
+        broker = server_pids(suite)["broker"]
+        before = cpu_seconds(broker), time.process_time()
+        raw = await raw_transactional_passthrough(suite.kafka_bootstrap, source, out, args.events)
+        raw_broker_ms = (cpu_seconds(broker) - before[0]) * 1e6 / args.events
+        raw_client_ms = (time.process_time() - before[1]) * 1e6 / args.events
+        ours = await worker_run(suite, args.events, run, args.batch)
+        print(
+            f"{args.events} order lines: raw passthrough {raw:,.0f} lines/s, "
+            f"commissions worker {ours['rate']:,.0f} lines/s "
+            f"(ratio {ours['rate'] / raw:.2f}), peak RSS {ours['peak_rss_mb']:.0f} MB"
+        )
+        figure(
+            "order_applied in to commissions.ledger.v1 out (exactly-once)",
+            ours["rate"],
+            "lines/s",
+            baseline=raw,
+            baseline_name="raw transactional passthrough",
+            aim=">= 0.50 and >= 5,000 lines/s",
+        )
+        figure("commissions worker peak RSS", ours["peak_rss_mb"], "MB")
+        print(
+            f"ledger: {ours['ledger_records']:,} committed events,"
+            f" {ours['ledger_ids']:,} distinct event ids (expected {2 * args.events:,})"
+        )
+        print(
+            f"CPU per 1000 lines, passthrough: client {raw_client_ms:.0f} ms,"
+            f" broker {raw_broker_ms:.0f} ms"
+        )
+        print(
+            "CPU per 1000 order lines, commissions: "
+            + ", ".join(
+                f"{name.rsplit('_', 1)[1]} {value:.0f} ms"
+                for name, value in ours.items()
+                if name.startswith("cpu_ms")
+            )
+        )
+    if args.scale:
+        await scale_runs(args)
+
+
+@contextlib.contextmanager
+def fresh_suite() -> Iterator[EmbeddedSuite]:
+    """An embedded broker and database of their own, removed afterwards."""
     with tempfile.TemporaryDirectory() as tmp:
         env = {"EMBEDDED_KAFKA_PORT": str(free_port()), "EMBEDDED_MONGO_PORT": str(free_port())}
         with EmbeddedSuite(data_dir=Path(tmp), env=env, with_smtp=False) as suite:
-            if args.paced:
-                result = await worker_run(
-                    suite, args.events, uuid.uuid4().hex[:8], args.batch, args.paced
-                )
-                quartiles = ", ".join(f"{mb:.0f}" for mb in result["rss_quartiles_mb"])
-                print(
-                    f"paced {args.events:,} lines at {args.paced:,.0f}/s: worker RSS at"
-                    f" 25/50/75/100% of the run {quartiles} MB, peak {result['peak_rss_mb']:.0f} MB"
-                )
-                return
-            run = uuid.uuid4().hex[:8]
-            source, out = f"bench.raw.{run}", f"bench.raw-out.{run}"
-            await ensure_topics(suite.kafka_bootstrap, [source, out], partitions=PARTITIONS)
-            await fill(suite.kafka_bootstrap, source, args.events, run)
-            broker = server_pids(suite)["broker"]
-            before = cpu_seconds(broker), time.process_time()
-            raw = await raw_transactional_passthrough(
-                suite.kafka_bootstrap, source, out, args.events
-            )
-            raw_broker_ms = (cpu_seconds(broker) - before[0]) * 1e6 / args.events
-            raw_client_ms = (time.process_time() - before[1]) * 1e6 / args.events
-            ours = await worker_run(suite, args.events, run, args.batch)
-            print(
-                f"{args.events} order lines: raw passthrough {raw:,.0f} lines/s, "
-                f"commissions worker {ours['rate']:,.0f} lines/s "
-                f"(ratio {ours['rate'] / raw:.2f}), peak RSS {ours['peak_rss_mb']:.0f} MB"
-            )
-            figure(
-                "order_applied in to commissions.ledger.v1 out (exactly-once)",
-                ours["rate"],
-                "lines/s",
-                baseline=raw,
-                baseline_name="raw transactional passthrough",
-                aim=">= 0.50 and >= 5,000 lines/s",
-            )
-            figure("commissions worker peak RSS", ours["peak_rss_mb"], "MB")
-            print(
-                f"ledger: {ours['ledger_records']:,} committed events,"
-                f" {ours['ledger_ids']:,} distinct event ids (expected {2 * args.events:,})"
-            )
-            print(
-                f"CPU per 1000 lines, passthrough: client {raw_client_ms:.0f} ms,"
-                f" broker {raw_broker_ms:.0f} ms"
-            )
-            print(
-                "CPU per 1000 order lines, commissions: "
-                + ", ".join(
-                    f"{name.rsplit('_', 1)[1]} {value:.0f} ms"
-                    for name, value in ours.items()
-                    if name.startswith("cpu_ms")
-                )
-            )
-            if args.scale:
-                await scale_runs(suite, args)
+            yield suite
 
 
-async def scale_runs(suite: EmbeddedSuite, args: argparse.Namespace) -> None:
+async def scale_runs(args: argparse.Namespace) -> None:
     """The worker at 10k, 100k and 1M lines, each beside the passthrough at the same size.
 
-    Linear time means seconds per line flat across sizes. The passthrough shows what the
-    broker alone does at each size: the embedded broker rewrites its whole state to one
-    JSON file while writes keep coming, so its cost per record grows with what it holds.
+    Linear time means seconds per line flat across sizes. Every run gets a fresh broker
+    and database: the embedded broker keeps everything it holds in memory and rewrites
+    all of it to one JSON file while writes keep coming, so a run on a broker that
+    already holds the smaller runs (or, at 1M, the passthrough's 2M records) is slowed
+    by them; at 1M it was OOM-killed at 22.5 GB (~5M records, a 13.7 GB JSON file). The passthrough shows what the broker alone does at each size.
     """
     first: dict[str, float] = {}
     for events in [n for n in (10_000, 100_000, 1_000_000) if n <= args.scale_up_to]:
         run = uuid.uuid4().hex[:8]
         source, out = f"bench.raw.{run}", f"bench.raw-out.{run}"
-        await ensure_topics(suite.kafka_bootstrap, [source, out], partitions=PARTITIONS)
-        await fill(suite.kafka_bootstrap, source, events, run)
-        raw = await raw_transactional_passthrough(suite.kafka_bootstrap, source, out, events)
-        result = await worker_run(suite, events, uuid.uuid4().hex[:8], args.batch)
+        with fresh_suite() as suite:
+            await ensure_topics(suite.kafka_bootstrap, [source, out], partitions=PARTITIONS)
+            await fill(suite.kafka_bootstrap, source, events, run)
+            raw = await raw_transactional_passthrough(suite.kafka_bootstrap, source, out, events)
+        with fresh_suite() as suite:
+            result = await worker_run(suite, events, uuid.uuid4().hex[:8], args.batch)
         us_per_line = {"worker": 1e6 / result["rate"], "passthrough": 1e6 / raw}
         first = first or us_per_line
         print(
