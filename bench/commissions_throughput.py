@@ -329,7 +329,8 @@ async def scale_runs(args: argparse.Namespace) -> None:
     and database: the embedded broker keeps everything it holds in memory and rewrites
     all of it to one JSON file while writes keep coming, so a run on a broker that
     already holds the smaller runs (or, at 1M, the passthrough's 2M records) is slowed
-    by them; at 1M it was OOM-killed at 22.5 GB (~5M records, a 13.7 GB JSON file). The passthrough shows what the broker alone does at each size.
+    by them; at 1M it was OOM-killed at 22.5 GB (~5M records, a 13.7 GB JSON file).
+    The passthrough shows what the broker alone does at each size.
     """
     first: dict[str, float] = {}
     for events in [n for n in (10_000, 100_000, 1_000_000) if n <= args.scale_up_to]:
