@@ -82,8 +82,14 @@ async def run_worker(
     processors: ProcessorFactory,
     background: Sequence[BackgroundTask] = (),
     stop: asyncio.Event | None = None,
+    prepare: Callable[[AsyncDatabase[dict[str, Any]]], Awaitable[None]] | None = None,
 ) -> None:
-    """Runs until SIGTERM/SIGINT (or `stop` is set), then shuts down within seconds."""
+    """Runs until SIGTERM/SIGINT (or `stop` is set), then shuts down within seconds.
+
+    `prepare` (indexes, collections) runs to completion before any background job or
+    processor starts, so nothing writes a collection while it is being created: the
+    embedded database livelocks when a createIndexes and an insert both create one.
+    """
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -108,6 +114,10 @@ async def run_worker(
             stop,
         )
         if not ok:
+            return
+        if prepare is not None and not await _retry(
+            "database preparation", lambda: prepare(db), stop
+        ):
             return
         # Background jobs first: they must not wait for a slow consumer-group join.
         for task_factory in background:

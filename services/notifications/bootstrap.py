@@ -227,15 +227,7 @@ def build_background(
     the_clock = clock or SystemClock()
 
     async def background(db: AsyncDatabase[dict[str, Any]], counters: WorkerCounters) -> None:
-        stores = Stores.over(db)
-        while not stop.is_set():
-            try:
-                await ensure_indexes(db)
-                break
-            except Exception as error:
-                log.warning("index creation failed", extra={"error": type(error).__name__})
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), 2)
+        stores = Stores.over(db)  # indexes: `ensure_indexes`, the worker's `prepare` step
         producer = make_producer(settings.kafka_bootstrap)
         smtp = email_sender or SmtpSender(
             host=settings.smtp_host,

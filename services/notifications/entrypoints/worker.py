@@ -11,6 +11,7 @@ import asyncio
 
 from chassis import logging as ck_logging
 from chassis.worker import run_worker
+from services.notifications.adapters.mongo import ensure_indexes
 from services.notifications.bootstrap import (
     CONSUMES,
     PRODUCES,
@@ -34,6 +35,7 @@ def main() -> None:
             processors=build_processors(settings),
             background=build_background(settings, stop=stop),
             stop=stop,
+            prepare=ensure_indexes,
         )
 
     asyncio.run(run())

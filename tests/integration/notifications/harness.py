@@ -27,6 +27,7 @@ from chassis.consumer import TransactionalProcessor
 from chassis.kafka import ensure_topics, make_producer
 from chassis.metrics import WorkerCounters
 from devkit.processes import free_port
+from services.notifications.adapters.mongo import ensure_indexes
 from services.notifications.bootstrap import CONSUMES, build_api, build_background, build_processors
 from services.notifications.config import Settings
 from shared import seller_code
@@ -332,6 +333,7 @@ class Service:
             self.settings.mongo_url.get_secret_value(), tz_aware=True
         )
         db = client[self.settings.mongo_db]
+        await ensure_indexes(db)  # as the worker's `prepare` step does, before any write
         processors: list[TransactionalProcessor] = list(
             build_processors(self.settings, topics=self.topics, group_id=group or self.group)(
                 db, self.counters, instance
