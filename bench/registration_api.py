@@ -51,6 +51,15 @@ CUSTOMER = {
 }
 
 
+def _registrations(codes: list[str]) -> Iterator[dict[str, Any]]:
+    """Fresh licences, every other one with a seller code."""
+    for n in itertools.count():
+        body: dict[str, Any] = {"license_key": f"LK-{n:07d}", "customer": CUSTOMER}
+        if n % 2 == 0:
+            body["seller_code"] = codes[n % len(codes)]
+        yield body
+
+
 async def seed(db: Any, keys: int) -> list[str]:
     await ensure_indexes(db)
     partners = PartnerService(lambda: MongoUnitOfWork(db), utc_now)
@@ -202,21 +211,13 @@ async def main() -> None:
         try:
             await wait_up(f"http://127.0.0.1:{api_port}/healthz")
             await wait_up(f"http://127.0.0.1:{base_port}/docs")
-            keys = (f"LK-{i:07d}" for i in itertools.count())
             baseline_keys = (f"BL-{i:07d}" for i in itertools.count())
-
-            def registrations() -> Iterator[dict[str, Any]]:
-                for n, key in enumerate(keys):
-                    body: dict[str, Any] = {"license_key": key, "customer": CUSTOMER}
-                    if n % 2 == 0:
-                        body["seller_code"] = codes[n % len(codes)]
-                    yield body
 
             def baseline_bodies() -> Iterator[dict[str, Any]]:
                 for key in baseline_keys:
                     yield {"license_key": key, "customer": CUSTOMER}
 
-            reg_bodies, base_bodies = registrations(), baseline_bodies()
+            reg_bodies, base_bodies = _registrations(codes), baseline_bodies()
             # Warm both up (connections, first-request imports).
             await drive(f"http://127.0.0.1:{base_port}/baseline", base_bodies, 4, 1.0)
             await drive(f"http://127.0.0.1:{api_port}/v1/registrations", reg_bodies, 4, 1.0)
@@ -333,16 +334,8 @@ async def compare(args: argparse.Namespace, levels: list[int], variants: list[in
         try:
             for port in ports:
                 await wait_up(f"http://127.0.0.1:{port}/healthz")
-            keys = (f"LK-{i:07d}" for i in itertools.count())
 
-            def registrations() -> Iterator[dict[str, Any]]:
-                for n, key in enumerate(keys):
-                    body: dict[str, Any] = {"license_key": key, "customer": CUSTOMER}
-                    if n % 2 == 0:
-                        body["seller_code"] = codes[n % len(codes)]
-                    yield body
-
-            bodies = registrations()
+            bodies = _registrations(codes)
             for port in ports:
                 await drive(f"http://127.0.0.1:{port}/v1/registrations", bodies, 4, 1.0)
             runs: dict[tuple[int, int], list[tuple[float, ...]]] = {}
