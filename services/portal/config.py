@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from typing import ClassVar
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from chassis.settings import ServiceSettings
 
@@ -21,11 +21,15 @@ class Settings(ServiceSettings):
     notifications_url: str = Field("http://127.0.0.1:8003", description="notifications API")
     portal_session_secret: SecretStr = Field(
         default_factory=lambda: SecretStr(secrets.token_urlsafe(32)),
-        description="signs the sign-in form's CSRF token; default: random per process",
+        description="seals the session cookies and signs the sign-in form's CSRF token;"
+        " the same on every replica; required in production (default in dev: random per"
+        " process, so a restart signs everyone out)",
     )
     portal_session_idle_minutes: int = Field(30, ge=1, le=24 * 60)
     portal_session_max_hours: int = Field(12, ge=1, le=24 * 7)
-    portal_max_sessions: int = Field(10_000, ge=10, description="oldest dropped beyond this")
+    portal_max_sessions: int = Field(
+        10_000, ge=10, description="signed-out sessions this process remembers as revoked"
+    )
     portal_upstream_timeout_seconds: float = Field(10.0, gt=0, le=120)
 
     @field_validator("portal_session_secret")
@@ -34,6 +38,15 @@ class Settings(ServiceSettings):
         if len(value.get_secret_value()) < 16:
             raise ValueError("PORTAL_SESSION_SECRET must be at least 16 characters")
         return value
+
+    @model_validator(mode="after")
+    def _secret_given_in_production(self) -> Settings:
+        # Replicas and restarts must share the secret, or every session dies with a pod.
+        if self.environment == "production" and "portal_session_secret" not in (
+            self.model_fields_set
+        ):
+            raise ValueError("PORTAL_SESSION_SECRET must be set in production")
+        return self
 
     @property
     def secure_cookies(self) -> bool:

@@ -22,8 +22,9 @@ from prometheus_client.exposition import generate_latest
 from chassis import errors, metrics
 from chassis.http import BodySizeLimit
 from services.portal.adapters.partner_api import NotSignedIn, ServiceUrls, Unavailable
+from services.portal.adapters.session_cookies import SessionCookies
 from services.portal.config import Settings
-from services.portal.domain.sessions import SessionStore, SignInCsrf
+from services.portal.domain.sessions import SignInCsrf
 from services.portal.entrypoints import pages
 from services.portal.entrypoints.web import (
     CsrfRejected,
@@ -32,6 +33,7 @@ from services.portal.entrypoints.web import (
     current_session,
     make_templates,
     render,
+    reseal_session,
     security_headers,
 )
 
@@ -46,7 +48,8 @@ def build_app(
     settings: Settings,
     *,
     transport: httpx.AsyncBaseTransport | None = None,
-    clock: Callable[[], float] = time.monotonic,
+    # Wall-clock seconds: a session cookie outlives this process (restarts, other replicas).
+    clock: Callable[[], float] = time.time,
     today: Callable[[], dt.date] = _utc_today,
 ) -> FastAPI:
     """`transport` replaces the network in tests (httpx.MockTransport of the three APIs)."""
@@ -66,11 +69,12 @@ def build_app(
         ) as http:
             app.state.portal = Portal(
                 settings=settings,
-                sessions=SessionStore(
+                sessions=SessionCookies(
+                    settings.portal_session_secret.get_secret_value(),
                     clock,
                     idle_seconds=settings.portal_session_idle_minutes * 60,
                     max_age_seconds=settings.portal_session_max_hours * 3600,
-                    max_sessions=settings.portal_max_sessions,
+                    max_revoked=settings.portal_max_sessions,
                 ),
                 sign_in_csrf=SignInCsrf(settings.portal_session_secret.get_secret_value()),
                 http=http,
@@ -89,6 +93,7 @@ def build_app(
         openapi_url=None,
     )
     errors.install(app)
+    app.middleware("http")(reseal_session)
     app.middleware("http")(security_headers)
     app.middleware("http")(http_metrics.middleware)
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
@@ -103,8 +108,10 @@ def build_app(
     async def _key_refused(request: Request, _: NotSignedIn) -> Response:
         # The key stopped working (partner suspended): end the session.
         portal = request.app.state.portal
-        portal.sessions.delete(request.cookies.get(portal.cookie_name))
-        return RedirectResponse("/sign-in?expired=1", 303)
+        portal.sessions.revoke(current_session(request, portal))
+        response = RedirectResponse("/sign-in?expired=1", 303)
+        portal.delete_session_cookie(response)
+        return response
 
     @app.exception_handler(CsrfRejected)
     async def _csrf(request: Request, _: CsrfRejected) -> Response:

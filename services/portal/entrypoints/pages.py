@@ -105,17 +105,10 @@ async def sign_in(request: Request, p: PortalDep) -> Response:
     except NotSignedIn:
         return _sign_in_page(request, p, error="That API key was not accepted.", status_code=401)
     # A fresh session id on every sign-in (no fixation); the old one, if any, ends.
-    p.sessions.delete(request.cookies.get(p.cookie_name))
+    p.sessions.revoke(current_session(request, p))
     session = p.sessions.create(api_key, branding_of(profile))
     response = _redirect("/overview")
-    response.set_cookie(
-        p.cookie_name,
-        session.session_id,
-        path="/",
-        httponly=True,
-        samesite="strict",
-        secure=p.settings.secure_cookies,
-    )
+    p.set_session_cookie(response, session)
     response.delete_cookie(p.sign_in_cookie_name, path="/")
     return response
 
@@ -123,15 +116,9 @@ async def sign_in(request: Request, p: PortalDep) -> Response:
 @router.post("/sign-out")
 async def sign_out(request: Request, p: PortalDep, session: SessionDep) -> Response:
     check_csrf(session, await read_form(request))
-    p.sessions.delete(session.session_id)
+    p.sessions.revoke(session)
     response = _redirect("/sign-in")
-    response.delete_cookie(
-        p.cookie_name,
-        path="/",
-        httponly=True,
-        samesite="strict",
-        secure=p.settings.secure_cookies,
-    )
+    p.delete_session_cookie(response)
     return response
 
 

@@ -15,9 +15,10 @@ from fastapi.responses import HTMLResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from services.portal.adapters.partner_api import PartnerApi, ServiceUrls
+from services.portal.adapters.session_cookies import SessionCookies
 from services.portal.config import Settings
 from services.portal.domain import presentation
-from services.portal.domain.sessions import Session, SessionStore, SignInCsrf, tokens_match
+from services.portal.domain.sessions import Session, SignInCsrf, tokens_match
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 MAX_FORM_FIELDS = 50
@@ -30,10 +31,10 @@ CONTENT_SECURITY_POLICY = (
 
 @dataclass
 class Portal:
-    """Built once per app: settings, the session store and the shared HTTP client."""
+    """Built once per app: settings, the session cookies and the shared HTTP client."""
 
     settings: Settings
-    sessions: SessionStore
+    sessions: SessionCookies
     sign_in_csrf: SignInCsrf
     http: httpx.AsyncClient
     urls: ServiceUrls
@@ -48,6 +49,25 @@ class Portal:
     @property
     def sign_in_cookie_name(self) -> str:
         return "__Host-portal_signin" if self.settings.secure_cookies else "portal_signin"
+
+    def set_session_cookie(self, response: Response, session: Session) -> None:
+        response.set_cookie(
+            self.cookie_name,
+            self.sessions.seal(session),
+            path="/",
+            httponly=True,
+            samesite="strict",
+            secure=self.settings.secure_cookies,
+        )
+
+    def delete_session_cookie(self, response: Response) -> None:
+        response.delete_cookie(
+            self.cookie_name,
+            path="/",
+            httponly=True,
+            samesite="strict",
+            secure=self.settings.secure_cookies,
+        )
 
     def api_for(self, session: Session) -> PartnerApi:
         """A client that sends this session's partner key, and only that one."""
@@ -87,7 +107,35 @@ class CsrfRejected(Exception):
 
 
 def current_session(request: Request, p: Portal) -> Session | None:
-    return p.sessions.get(request.cookies.get(p.cookie_name))
+    """The request's live session; remembered so the response re-seals it (idle timer)."""
+    if hasattr(request.state, "portal_session"):
+        found: Session | None = request.state.portal_session
+        return found
+    session = p.sessions.open(request.cookies.get(p.cookie_name))
+    request.state.portal_session = session
+    return session
+
+
+async def reseal_session(
+    request: Request, call_next: Callable[[Request], Awaitable[Response]]
+) -> Response:
+    """Every response to a signed-in request carries the session sealed anew.
+
+    That restarts the idle timer (the token's timestamp) and keeps what a page changed
+    (the webhook URL). A response that set or deleted the cookie itself is left alone,
+    and a session revoked meanwhile (sign-out in a concurrent request) is not revived.
+    """
+    response = await call_next(request)
+    session: Session | None = getattr(request.state, "portal_session", None)
+    if session is None:
+        return response
+    p = portal(request)
+    prefix = f"{p.cookie_name}=".lower()
+    if any(c.lower().startswith(prefix) for c in response.headers.getlist("set-cookie")):
+        return response
+    if not p.sessions.revoked(session.session_id):
+        p.set_session_cookie(response, session)
+    return response
 
 
 def signed_in(request: Request, p: PortalDep) -> Session:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 
+from services.portal.adapters.session_cookies import SessionCookies
 from services.portal.domain import presentation as p
-from services.portal.domain.sessions import Branding, SessionStore, SignInCsrf
+from services.portal.domain.sessions import Branding, SignInCsrf
 
 
 def test_money_is_exact_per_currency_exponent() -> None:
@@ -56,20 +57,34 @@ def test_months() -> None:
     assert p.is_month("2027-12") and not p.is_month("2027-13") and not p.is_month("../x")
 
 
-def test_session_store_bounds_and_expiry() -> None:
-    now = [0.0]
-    store = SessionStore(lambda: now[0], idle_seconds=10, max_age_seconds=100, max_sessions=2)
-    a = store.create("key-a", Branding())
-    b = store.create("key-b", Branding())
-    assert "key-a" not in repr(a)
-    c = store.create("key-c", Branding())
-    assert store.get(a.session_id) is None  # oldest dropped beyond the bound
-    assert store.get(b.session_id) is not None and len(store) == 2
-    for _ in range(11):  # kept alive by use, until the absolute maximum age
+def test_session_cookies_bounds_and_expiry() -> None:
+    now = [1000.0]
+    cookies = SessionCookies(
+        "a-long-enough-secret", lambda: now[0], idle_seconds=10, max_age_seconds=100, max_revoked=2
+    )
+    a = cookies.create("key-a", Branding())
+    b = cookies.create("key-b", Branding())
+    assert "key-a" not in repr(a) and "key-a" not in cookies.seal(a)
+    sealed_a, sealed_b = cookies.seal(a), cookies.seal(b)
+    cookies.revoke(a)
+    assert cookies.open(sealed_a) is None  # revoked
+    assert cookies.open(sealed_b) is not None
+    c = cookies.create("key-c", Branding())
+    cookies.revoke(b)
+    cookies.revoke(c)
+    assert cookies.open(sealed_a) is not None  # the revocation list is bounded (oldest out)
+    d = cookies.create("key-d", Branding())
+    sealed = cookies.seal(d)
+    for _ in range(11):  # kept alive by use (re-sealed), until the absolute maximum age
         now[0] += 9
-        assert store.get(c.session_id) is not None
+        session = cookies.open(sealed)
+        assert session is not None and session.api_key == "key-d"
+        sealed = cookies.seal(session)
     now[0] += 9
-    assert store.get(c.session_id) is None
+    assert cookies.open(sealed) is None
+    idle = cookies.seal(cookies.create("key-e", Branding()))
+    now[0] += 11
+    assert cookies.open(idle) is None  # idle too long
 
 
 def test_sign_in_csrf_tokens() -> None:

@@ -1,0 +1,139 @@
+"""Portal sessions sealed in the browser's cookie, so any replica, or a restarted one, reads them.
+
+The cookie is a Fernet token (AES-128-CBC and HMAC-SHA256, from `cryptography`) under a
+key derived from PORTAL_SESSION_SECRET: the partner's API key inside is encrypted, and a
+cookie changed by one bit, or sealed under another secret, is refused. The token's own
+timestamp is the session's last use: it is re-sealed on every signed-in response, and
+refused once it is older than the idle limit; `created_at` inside bounds the total age.
+
+Sign-out, a new sign-in and a refused key revoke the session id in this process (the
+browser's cookie is deleted too). A copy of a signed-out cookie replayed on another
+replica is accepted until its idle limit ends: stateless cookies have no shared
+revocation list (sessions in MongoDB would; the portal has no database).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import secrets
+from collections import OrderedDict
+
+from cryptography.fernet import Fernet, InvalidToken
+
+from services.portal.domain.sessions import Branding, Clock, Session
+
+# Browsers keep at most 4096 bytes per cookie, name and attributes included.
+MAX_TOKEN_CHARS = 3800
+# Separates this key from the HMAC key of the sign-in CSRF token (same secret).
+KEY_CONTEXT = b"channelkeep-portal-session-cookie-v1\x00"
+
+
+def fernet_key(secret: str) -> bytes:
+    return base64.urlsafe_b64encode(hashlib.sha256(KEY_CONTEXT + secret.encode()).digest())
+
+
+class SessionCookies:
+    """Creates, seals and opens sessions; remembers this process's revoked ids (bounded)."""
+
+    def __init__(
+        self,
+        secret: str,
+        clock: Clock,
+        *,
+        idle_seconds: float,
+        max_age_seconds: float,
+        max_revoked: int,
+    ) -> None:
+        self._fernet = Fernet(fernet_key(secret))
+        self._clock = clock
+        self._idle = int(idle_seconds)
+        self._max_age = max_age_seconds
+        self._max_revoked = max_revoked
+        # session id -> when the session would have ended anyway (then it is forgotten).
+        self._revoked: OrderedDict[str, float] = OrderedDict()
+
+    def create(self, api_key: str, branding: Branding) -> Session:
+        now = self._clock()
+        return Session(
+            session_id=secrets.token_urlsafe(16),
+            api_key=api_key,
+            csrf_token=secrets.token_urlsafe(32),
+            created_at=now,
+            last_seen=now,
+            branding=branding,
+        )
+
+    def seal(self, session: Session) -> str:
+        """The cookie value: the session encrypted and signed, stamped with the current time."""
+        branding = session.branding
+        fields: list[str | None] = [
+            branding.display_name,
+            branding.color,
+            branding.logo_url,
+            branding.website,
+        ]
+        for drop in (None, 3, 2):  # too big for a cookie: drop the website, then the logo
+            if drop is not None:
+                fields[drop] = None
+            payload = {
+                "v": 1,
+                "sid": session.session_id,
+                "key": session.api_key,
+                "csrf": session.csrf_token,
+                "created": session.created_at,
+                "brand": fields,
+                "webhook": session.webhook_url,
+            }
+            raw = json.dumps(payload, separators=(",", ":")).encode()
+            token = self._fernet.encrypt_at_time(raw, int(self._clock())).decode()
+            # Padding '=' would make the cookie value need quoting.
+            token = token.rstrip("=")
+            if len(token) <= MAX_TOKEN_CHARS:
+                break
+        return token
+
+    def open(self, token: str | None) -> Session | None:
+        """The live session in a cookie value, or None (absent, forged, expired, revoked)."""
+        if not token or len(token) > MAX_TOKEN_CHARS:
+            return None
+        now = self._clock()
+        padded = token + "=" * (-len(token) % 4)
+        try:
+            raw = self._fernet.decrypt_at_time(padded.encode(), self._idle, int(now))
+            payload = json.loads(raw)
+            session_id, created_at = str(payload["sid"]), float(payload["created"])
+            name, color, logo, website = payload["brand"]
+            session = Session(
+                session_id=session_id,
+                api_key=str(payload["key"]),
+                csrf_token=str(payload["csrf"]),
+                created_at=created_at,
+                last_seen=now,
+                branding=Branding(display_name=name, color=color, logo_url=logo, website=website),
+                webhook_url=payload.get("webhook"),
+            )
+        except (InvalidToken, binascii.Error, ValueError, KeyError, TypeError):
+            return None
+        if now - created_at > self._max_age or self.revoked(session_id):
+            return None
+        return session
+
+    def revoke(self, session: Session | None) -> None:
+        if session is None:
+            return
+        self._revoked[session.session_id] = session.created_at + self._max_age
+        self._revoked.move_to_end(session.session_id)
+        while len(self._revoked) > self._max_revoked:
+            self._revoked.popitem(last=False)
+
+    def revoked(self, session_id: str) -> bool:
+        now = self._clock()
+        while self._revoked:
+            oldest, ends = next(iter(self._revoked.items()))
+            if ends >= now:
+                break
+            del self._revoked[oldest]
+        return session_id in self._revoked
