@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from chassis.settings import ServiceSettings
 
@@ -20,3 +20,7 @@ class Settings(ServiceSettings):
     # request may queue for a place before it answers 503 (service_layer/admission.py).
     api_db_concurrency: int = Field(8, ge=1, le=256)
     api_db_queue_s: float = Field(10.0, gt=0)
+    # Reserved for the checkout system's service-to-service calls; no route takes it yet.
+    checkout_token: SecretStr = Field(
+        SecretStr(""), description="service token of the checkout system (future use)"
+    )

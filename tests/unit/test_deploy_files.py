@@ -19,6 +19,7 @@ from pydantic_settings import BaseSettings
 
 from services.commissions.config import Settings as CommissionsSettings
 from services.notifications.config import Settings as NotificationsSettings
+from services.portal.config import Settings as PortalSettings
 from services.registration.config import Settings as RegistrationSettings
 
 pytestmark = pytest.mark.unit
@@ -34,9 +35,15 @@ SERVICES: dict[str, type[BaseSettings]] = {
     "commissions": CommissionsSettings,
     "notifications": NotificationsSettings,
 }
-DEFAULT_PORTS = {"registration": 8001, "commissions": 8002, "notifications": 8003}
+# The web front end: an API-like container with no worker, broker or database.
+APPS: dict[str, type[BaseSettings]] = {**SERVICES, "portal": PortalSettings}
+DEFAULT_PORTS = {"registration": 8001, "commissions": 8002, "notifications": 8003, "portal": 8004}
 ROLES = ("api", "worker")
 CONTAINERS = [f"{svc}-{role}" for svc in SERVICES for role in ROLES]
+# Settings another change adds in parallel (issue 14 item 5: the notifications' Fernet
+# keys for webhook secrets), wired into compose and deploy/ ahead of it. Allowed here
+# until the setting lands; then drop the entry.
+PENDING_SETTINGS: dict[str, set[str]] = {"notifications": {"WEBHOOK_SECRET_KEYS"}}
 DEV_ONLY_PACKAGES = ("noida-db", "noida_db", "secantusdb")
 
 
@@ -49,13 +56,15 @@ def env_names(settings_cls: type[BaseSettings]) -> set[str]:
     return names
 
 
-SETTING_NAMES = {svc: env_names(cls) for svc, cls in SERVICES.items()}
+SETTING_NAMES = {
+    svc: env_names(cls) | PENDING_SETTINGS.get(svc, set()) for svc, cls in APPS.items()
+}
 ALL_SETTING_NAMES = set().union(*SETTING_NAMES.values())
 
 
 def service_of(container_name: str) -> str:
     svc, _, role = container_name.rpartition("-")
-    assert svc in SERVICES and role in ROLES, container_name
+    assert (svc in SERVICES and role in ROLES) or container_name == "portal-api", container_name
     return svc
 
 
@@ -194,9 +203,53 @@ def test_compose_runs_production_settings_without_a_default_token(
         env = _environment(service)
         assert env["ENVIRONMENT"] == "production", name
         assert env["HTTP_HOST"] == "0.0.0.0", name
+        assert service.get("restart") == "unless-stopped", name
+        if name == "portal-api":
+            # No admin token and no database: it calls the partner APIs with partners' keys.
+            assert not {"ADMIN_TOKEN", "MONGO_URL", "KAFKA_BOOTSTRAP"} & set(env), name
+            continue
         assert env["ADMIN_TOKEN"].startswith("${ADMIN_TOKEN:?"), name
         assert "replicaSet=" in env["MONGO_URL"], name
-        assert service.get("restart") == "unless-stopped", name
+
+
+def test_compose_requires_every_secret_without_a_safe_default(compose: dict[str, Any]) -> None:
+    required = {
+        "notifications-api": {"UNSUBSCRIBE_SECRET", "WEBHOOK_SECRET_KEYS"},
+        "notifications-worker": {"UNSUBSCRIBE_SECRET", "WEBHOOK_SECRET_KEYS"},
+        "portal-api": {"PORTAL_SESSION_SECRET"},
+    }
+    services = compose["services"]
+    for name, names in required.items():
+        env = _environment(services[name])
+        for variable in names:
+            assert env[variable].startswith(f"${{{variable}:?"), (name, variable)
+    # Optional ones come from the environment too, never a value in the file.
+    optional = {"notifications-worker": "SMTP_PASSWORD", "registration-api": "CHECKOUT_TOKEN"}
+    for name, variable in optional.items():
+        assert _environment(services[name])[variable] == f"${{{variable}:-}}", (name, variable)
+
+
+def test_compose_workers_have_fixed_distinct_instance_ids(compose: dict[str, Any]) -> None:
+    # The transactional id derives from WORKER_INSTANCE_ID: fixed, a restarted worker
+    # fences its predecessor; distinct, two workers never fence each other.
+    ids = {}
+    for name in CONTAINERS:
+        if name.endswith("-worker"):
+            value = _environment(compose["services"][name]).get("WORKER_INSTANCE_ID", "")
+            assert value and "$" not in value, name
+            assert "deploy" not in compose["services"][name], f"{name}: replicas share one id"
+            ids[name] = value
+    assert len(set(ids.values())) == len(ids), ids
+
+
+def test_compose_runs_the_portal_after_the_apis_it_calls(compose: dict[str, Any]) -> None:
+    portal = compose["services"]["portal-api"]
+    assert _command(portal["command"]) == ["python", "-m", "services.portal.entrypoints.api"]
+    assert set(portal["depends_on"]) == {f"{svc}-api" for svc in SERVICES}
+    env = _environment(portal)
+    for svc in SERVICES:
+        url = env[f"{svc.upper()}_URL"]
+        assert url == f"http://{svc}-api:{DEFAULT_PORTS[svc]}", url
 
 
 def test_notifications_sends_mail_to_the_compose_mail_sink(compose: dict[str, Any]) -> None:
@@ -282,18 +335,24 @@ def _of_kind(manifests: list[tuple[str, dict[str, Any]]], kind: str) -> dict[str
     return {doc["metadata"]["name"]: doc for _, doc in manifests if doc.get("kind") == kind}
 
 
+def _workloads(manifests: list[tuple[str, dict[str, Any]]]) -> dict[str, dict]:
+    """APIs are Deployments; workers StatefulSets (a stable pod name per worker)."""
+    return {**_of_kind(manifests, "Deployment"), **_of_kind(manifests, "StatefulSet")}
+
+
 def test_kustomization_lists_files_that_exist(manifests: list) -> None:
     kustomization = yaml.safe_load((DEPLOY / "kustomization.yaml").read_text(encoding="utf-8"))
     resources = kustomization["resources"]
     assert resources
     for resource in resources:
         assert (DEPLOY / resource).is_file(), resource
-    # Every manifest except the placeholder Secret is applied.
+    # Every manifest except the placeholder examples (Secret, Ingress) is applied.
     listed = set(resources)
     for path in DEPLOY.glob("*.yaml"):
-        if path.name not in ("kustomization.yaml", "secret.example.yaml"):
+        if path.name != "kustomization.yaml" and not path.name.endswith(".example.yaml"):
             assert path.name in listed, path.name
-    assert "secret.example.yaml" not in listed
+    assert {"secret.example.yaml", "ingress.example.yaml"} <= {p.name for p in DEPLOY.iterdir()}
+    assert not {name for name in listed if name.endswith(".example.yaml")}
 
 
 def test_namespace_is_channelkeep(manifests: list) -> None:
@@ -312,7 +371,15 @@ def test_configmap_and_secret_keys_are_real_settings(manifests: list) -> None:
         unknown = {key.upper() for key in keys} - ALL_SETTING_NAMES
         assert not unknown, f"{doc['metadata']['name']}: {sorted(unknown)}"
     secret_keys = set(secrets["channelkeep-secrets"]["stringData"])
-    assert {"ADMIN_TOKEN", "MONGO_URL", "UNSUBSCRIBE_SECRET"} <= secret_keys
+    assert {
+        "ADMIN_TOKEN",
+        "MONGO_URL",
+        "UNSUBSCRIBE_SECRET",
+        "WEBHOOK_SECRET_KEYS",
+        "SMTP_PASSWORD",
+        "PORTAL_SESSION_SECRET",
+        "CHECKOUT_TOKEN",
+    } <= secret_keys
     for configmap in configmaps.values():
         assert not secret_keys & set(configmap.get("data") or {}), "secret in a ConfigMap"
 
@@ -323,18 +390,34 @@ def _containers(deployment: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def test_each_service_has_api_and_worker_deployments(manifests: list) -> None:
-    deployments = _of_kind(manifests, "Deployment")
-    assert set(CONTAINERS) <= set(deployments)
-    for name in CONTAINERS:
+    workloads = _workloads(manifests)
+    assert set(CONTAINERS) | {"portal-api"} <= set(workloads)
+    for name in [*CONTAINERS, "portal-api"]:
         svc, role = service_of(name), name.rpartition("-")[2]
-        (container,) = _containers(deployments[name])
+        (container,) = _containers(workloads[name])
         assert container["command"] == ["python", "-m", f"services.{svc}.entrypoints.{role}"]
+        assert workloads[name]["kind"] == ("Deployment" if role == "api" else "StatefulSet"), name
+
+
+def test_workers_take_their_instance_id_from_the_stable_pod_name(manifests: list) -> None:
+    services = _of_kind(manifests, "Service")
+    for name, workload in _of_kind(manifests, "StatefulSet").items():
+        (container,) = _containers(workload)
+        env = {entry["name"]: entry for entry in container["env"]}
+        field = env["WORKER_INSTANCE_ID"]["valueFrom"]["fieldRef"]["fieldPath"]
+        assert field == "metadata.name", name
+        # The governing Service exists and is headless.
+        governing = services[workload["spec"]["serviceName"]]
+        assert governing["spec"]["clusterIP"] == "None", name
+        labels = workload["spec"]["template"]["metadata"]["labels"]
+        assert governing["spec"]["selector"].items() <= labels.items(), name
+        assert workload["spec"]["podManagementPolicy"] == "Parallel", name
 
 
 def test_deployment_env_entries_are_real_settings(manifests: list) -> None:
     configmaps = _of_kind(manifests, "ConfigMap")
     secrets = _of_kind(manifests, "Secret")
-    for name, deployment in _of_kind(manifests, "Deployment").items():
+    for name, deployment in _workloads(manifests).items():
         svc = service_of(name)
         for container in _containers(deployment):
             env = {entry["name"].upper() for entry in container.get("env", [])}
@@ -353,7 +436,7 @@ def test_deployment_env_entries_are_real_settings(manifests: list) -> None:
 
 
 def test_every_deployment_has_probes_and_runs_hardened(manifests: list) -> None:
-    deployments = _of_kind(manifests, "Deployment")
+    deployments = _workloads(manifests)
     assert deployments
     for name, deployment in deployments.items():
         pod = deployment["spec"]["template"]["spec"]
@@ -375,7 +458,7 @@ def test_every_deployment_has_probes_and_runs_hardened(manifests: list) -> None:
 
 
 def test_api_probes_use_health_endpoints_and_workers_the_heartbeat(manifests: list) -> None:
-    for name, deployment in _of_kind(manifests, "Deployment").items():
+    for name, deployment in _workloads(manifests).items():
         svc, role = service_of(name), name.rpartition("-")[2]
         (container,) = _containers(deployment)
         env = {e["name"]: e.get("value") for e in container.get("env", [])}
@@ -395,7 +478,7 @@ def test_api_services_and_autoscalers_target_the_api_deployments(manifests: list
     deployments = _of_kind(manifests, "Deployment")
     services = _of_kind(manifests, "Service")
     autoscalers = _of_kind(manifests, "HorizontalPodAutoscaler")
-    for svc in SERVICES:
+    for svc in APPS:
         name = f"{svc}-api"
         labels = deployments[name]["spec"]["template"]["metadata"]["labels"]
         selector = services[name]["spec"]["selector"]

@@ -30,6 +30,7 @@ from services.notifications import bootstrap as notifications_bootstrap
 from services.registration import bootstrap as registration_bootstrap
 from tests.unit.test_deploy_files import (
     ALL_SETTING_NAMES,
+    APPS,
     DEFAULT_PORTS,
     SERVICES,
     SETTING_NAMES,
@@ -234,6 +235,11 @@ def _of_kind(objects: list[dict[str, Any]], kind: str) -> dict[str, dict[str, An
     return {obj["metadata"]["name"]: obj for obj in objects if obj["kind"] == kind}
 
 
+def _workloads(objects: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Deployments (APIs, portal) and StatefulSets (workers)."""
+    return {**_of_kind(objects, "Deployment"), **_of_kind(objects, "StatefulSet")}
+
+
 def _container(deployment: dict[str, Any]) -> dict[str, Any]:
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
     return container
@@ -309,8 +315,9 @@ def _layer_objects() -> list[Any]:
     for layer, path in LAYERS.items():
         for obj in render(path):
             params.append(pytest.param(obj, id=f"{layer}:{obj['kind']}/{obj['metadata']['name']}"))
-    for obj in _load_documents(BASE / "secret.example.yaml"):
-        params.append(pytest.param(obj, id=f"example:{obj['kind']}/{obj['metadata']['name']}"))
+    for example in sorted(BASE.glob("*.example.yaml")):
+        for obj in _load_documents(example):
+            params.append(pytest.param(obj, id=f"example:{obj['kind']}/{obj['metadata']['name']}"))
     return params
 
 
@@ -350,7 +357,7 @@ def test_overlay_renders_every_base_object_and_pins_the_image(rendered: dict[str
         for obj in objects:
             if obj["kind"] != "Namespace":
                 assert obj["metadata"]["namespace"] == NAMESPACE, obj["metadata"]["name"]
-    for name, deployment in _of_kind(rendered["production"], "Deployment").items():
+    for name, deployment in _workloads(rendered["production"]).items():
         name_part, tag = _split_image(_container(deployment)["image"])
         assert "/" in name_part, f"{name}: image not from a registry"
         assert tag and tag != "latest", f"{name}: image tag not pinned"
@@ -365,8 +372,8 @@ def _quantity(value: str | int | float) -> float:
 
 def test_production_raises_resources_and_replicas(rendered: dict[str, list]) -> None:
     base, production = rendered["base"], rendered["production"]
-    for name, deployment in _of_kind(production, "Deployment").items():
-        before = _container(_of_kind(base, "Deployment")[name])["resources"]
+    for name, deployment in _workloads(production).items():
+        before = _container(_workloads(base)[name])["resources"]
         after = _container(deployment)["resources"]
         for bound in ("requests", "limits"):
             for resource in ("cpu", "memory"):
@@ -392,7 +399,7 @@ def test_rendered_containers_set_real_settings_and_stay_hardened(
     (configmap,) = _of_kind(objects, "ConfigMap").values()
     assert not {key.upper() for key in configmap["data"]} - ALL_SETTING_NAMES
     (example,) = _load_documents(BASE / "secret.example.yaml")
-    for name, deployment in _of_kind(objects, "Deployment").items():
+    for name, deployment in _workloads(objects).items():
         svc = service_of(name)
         pod = deployment["spec"]["template"]["spec"]
         container = _container(deployment)
@@ -446,7 +453,7 @@ def test_api_probes_and_the_registration_url(rendered: dict[str, list], layer: s
 def test_every_deployment_has_a_disruption_budget(rendered: dict[str, list], layer: str) -> None:
     objects = rendered[layer]
     budgets = _of_kind(objects, "PodDisruptionBudget")
-    deployments = _of_kind(objects, "Deployment")
+    deployments = _workloads(objects)
     for name, deployment in deployments.items():
         labels = deployment["spec"]["template"]["metadata"]["labels"]
         covering = [
@@ -463,7 +470,7 @@ def test_every_deployment_has_a_disruption_budget(rendered: dict[str, list], lay
 @pytest.mark.parametrize("layer", LAYERS)
 def test_apis_scale_by_hpa_and_workers_by_keda_only(rendered: dict[str, list], layer: str) -> None:
     objects = rendered[layer]
-    deployments = _of_kind(objects, "Deployment")
+    deployments = _workloads(objects)
     hpa_targets = {
         hpa["spec"]["scaleTargetRef"]["name"]
         for hpa in _of_kind(objects, "HorizontalPodAutoscaler").values()
@@ -471,7 +478,7 @@ def test_apis_scale_by_hpa_and_workers_by_keda_only(rendered: dict[str, list], l
     keda_targets = [
         so["spec"]["scaleTargetRef"]["name"] for so in _of_kind(objects, "ScaledObject").values()
     ]
-    assert hpa_targets == {f"{svc}-api" for svc in SERVICES}
+    assert hpa_targets == {f"{svc}-api" for svc in APPS}
     assert sorted(keda_targets) == sorted(f"{svc}-worker" for svc in SERVICES)
     for name, deployment in deployments.items():
         # The autoscaler owns the count; a fixed one would fight it on every apply.
@@ -522,7 +529,7 @@ def test_scaled_objects_scale_each_worker_on_its_consumer_lag(
     partitions = int(configmap["data"]["TOPIC_PARTITIONS"])
     bootstrap = configmap["data"]["KAFKA_BOOTSTRAP"]
     groups, topics = worker_groups(), consumed_topics()
-    deployments = _of_kind(objects, "Deployment")
+    statefulsets = _of_kind(objects, "StatefulSet")
     for name, scaled in _of_kind(objects, "ScaledObject").items():
         assert (scaled["apiVersion"], scaled["kind"]) == KEDA
         svc = service_of(name)
@@ -531,10 +538,10 @@ def test_scaled_objects_scale_each_worker_on_its_consumer_lag(
         target = spec["scaleTargetRef"]
         assert (target["apiVersion"], target["kind"], target["name"]) == (
             "apps/v1",
-            "Deployment",
+            "StatefulSet",
             f"{svc}-worker",
         )
-        assert target["name"] in deployments
+        assert target["name"] in statefulsets
         # Never more workers than partitions: the extra ones would get none and idle.
         assert 1 <= spec["minReplicaCount"] <= spec["maxReplicaCount"], name
         assert spec["maxReplicaCount"] <= min(partitions, TOPIC_PARTITIONS), name
@@ -606,7 +613,7 @@ def test_prometheus_scrapes_every_api_in_compose_and_kubernetes(
     port_meta = f"__meta_kubernetes_{sd['role']}_port_name"
     for layer, objects in rendered.items():
         for name, service in _of_kind(objects, "Service").items():
-            for port in service["spec"]["ports"]:
+            for port in service["spec"].get("ports", []):
                 meta = {port_meta: port["name"], "__meta_kubernetes_service_name": name}
                 for label, value in service["metadata"]["labels"].items():
                     meta[
