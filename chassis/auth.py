@@ -9,10 +9,39 @@ from __future__ import annotations
 import hmac
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Annotated
 
-from fastapi import Request
+from fastapi import Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from chassis.errors import ApiError
+
+# The OpenAPI security schemes: which bearer token a route takes. auto_error=False, so
+# they only describe: the checks below keep answering with the contract's error shape
+# (401 + WWW-Authenticate, 403 for the other kind of token), never FastAPI's own.
+ADMIN_TOKEN_SCHEME = HTTPBearer(
+    scheme_name="adminToken",
+    description="The operator token (ADMIN_TOKEN): /v1/admin/* and /v1/internal/*.",
+    auto_error=False,
+)
+PARTNER_KEY_SCHEME = HTTPBearer(
+    scheme_name="partnerKey",
+    description="A partner's API key, issued by registration (POST /v1/admin/partners):"
+    " /v1/partner/*, that partner's own data only.",
+    auto_error=False,
+)
+REGISTRATION_TOKEN_SCHEME = HTTPBearer(
+    scheme_name="registrationToken",
+    description="The customer's registration_token, returned once by POST"
+    " /v1/registrations (the customer's session); also accepted in the request body.",
+    auto_error=False,
+)
+# Declared by a dependency to put the scheme on its routes; the value is not used.
+AdminTokenDeclared = Annotated[HTTPAuthorizationCredentials | None, Security(ADMIN_TOKEN_SCHEME)]
+PartnerKeyDeclared = Annotated[HTTPAuthorizationCredentials | None, Security(PARTNER_KEY_SCHEME)]
+RegistrationTokenDeclared = Annotated[
+    HTTPAuthorizationCredentials | None, Security(REGISTRATION_TOKEN_SCHEME)
+]
 
 
 @dataclass(frozen=True)

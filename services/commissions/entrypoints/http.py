@@ -16,7 +16,14 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 
-from chassis.auth import PartnerKeyResolver, PartnerPrincipal, require_admin, require_partner
+from chassis.auth import (
+    AdminTokenDeclared,
+    PartnerKeyDeclared,
+    PartnerKeyResolver,
+    PartnerPrincipal,
+    require_admin,
+    require_partner,
+)
 from chassis.errors import ApiError
 from services.commissions.domain.periods import Month, end_of_day, start_of_day
 from services.commissions.domain.rates import RateTableError
@@ -67,11 +74,11 @@ def services(request: Request) -> ApiServices:
 Services = Annotated[ApiServices, Depends(services)]
 
 
-async def admin(request: Request, svc: Services) -> None:
+async def admin(request: Request, svc: Services, _: AdminTokenDeclared) -> None:
     await require_admin(request, svc.admin_token, svc.resolve_partner)
 
 
-async def partner(request: Request, svc: Services) -> PartnerPrincipal:
+async def partner(request: Request, svc: Services, _: PartnerKeyDeclared) -> PartnerPrincipal:
     return await require_partner(request, svc.admin_token, svc.resolve_partner)
 
 

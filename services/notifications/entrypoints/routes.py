@@ -11,7 +11,13 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
 
-from chassis.auth import PartnerPrincipal, require_admin, require_partner
+from chassis.auth import (
+    AdminTokenDeclared,
+    PartnerKeyDeclared,
+    PartnerPrincipal,
+    require_admin,
+    require_partner,
+)
 from chassis.errors import ApiError
 from services.notifications.adapters.mongo import partner_log_query, recipient_query
 from services.notifications.adapters.webhooks import (
@@ -35,14 +41,14 @@ def stores(request: Request) -> Stores:
     return request.app.state.notifications  # type: ignore[no-any-return]
 
 
-async def admin(request: Request) -> None:
+async def admin(request: Request, _: AdminTokenDeclared) -> None:
     settings = request.app.state.settings
     await require_admin(
         request, settings.admin_token.get_secret_value(), request.app.state.partner_keys
     )
 
 
-async def partner(request: Request) -> PartnerPrincipal:
+async def partner(request: Request, _: PartnerKeyDeclared) -> PartnerPrincipal:
     settings = request.app.state.settings
     return await require_partner(
         request, settings.admin_token.get_secret_value(), request.app.state.partner_keys

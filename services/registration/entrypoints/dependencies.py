@@ -7,7 +7,13 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from chassis.auth import PartnerPrincipal, require_admin, require_partner
+from chassis.auth import (
+    AdminTokenDeclared,
+    PartnerKeyDeclared,
+    PartnerPrincipal,
+    require_admin,
+    require_partner,
+)
 from services.registration.service_layer.entitlements import EntitlementService
 from services.registration.service_layer.partners import PartnerService
 from services.registration.service_layer.rate_limit import TokenBucketLimiter
@@ -41,11 +47,11 @@ async def services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(services)]
 
 
-async def admin(request: Request, svc: ServicesDep) -> None:
+async def admin(request: Request, svc: ServicesDep, _: AdminTokenDeclared) -> None:
     await require_admin(request, svc.admin_token, svc.resolve_partner)
 
 
-async def partner(request: Request, svc: ServicesDep) -> PartnerPrincipal:
+async def partner(request: Request, svc: ServicesDep, _: PartnerKeyDeclared) -> PartnerPrincipal:
     return await require_partner(request, svc.admin_token, svc.resolve_partner)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
+from chassis.auth import RegistrationTokenDeclared
 from chassis.errors import ApiError
 from services.registration.entrypoints.dependencies import ServicesDep
 from services.registration.entrypoints.schemas import (
@@ -44,7 +45,11 @@ async def register(body: RegistrationIn, svc: ServicesDep) -> RegistrationOut:
 
 @router.post("/{license_key}/seller-code", response_model=RegistrationOut)
 async def add_seller_code(
-    license_key: str, body: LateSellerCodeIn, request: Request, svc: ServicesDep
+    license_key: str,
+    body: LateSellerCodeIn,
+    request: Request,
+    svc: ServicesDep,
+    _: RegistrationTokenDeclared,
 ) -> RegistrationOut:
     """Add a seller code within LATE_SELLER_CODE_DAYS of registering, if none was given."""
     token = body.registration_token
