@@ -102,8 +102,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.check:
         stale = check(args.root)
-        for path in stale:
-            print(f"stale: {path} (run: python -m devkit.openapi_export)", file=sys.stderr)
+        for name in stale:
+            print(f"stale: {name} (run: python -m devkit.openapi_export)", file=sys.stderr)
         return 1 if stale else 0
     for path in write(args.root):
         print(path.relative_to(args.root))

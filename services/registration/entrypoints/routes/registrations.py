@@ -49,7 +49,7 @@ async def add_seller_code(
     body: LateSellerCodeIn,
     request: Request,
     svc: ServicesDep,
-    _: RegistrationTokenDeclared,
+    _bearer: RegistrationTokenDeclared,
 ) -> RegistrationOut:
     """Add a seller code within LATE_SELLER_CODE_DAYS of registering, if none was given."""
     token = body.registration_token
