@@ -742,6 +742,23 @@ def test_grafana_dashboard_covers_the_required_views(dashboard: dict[str, Any]) 
     )
 
 
+def _check_expression(expr: str, exposed: dict[str, set[str]]) -> None:
+    """Every metric an expression names is exposed by the code, with the labels it uses."""
+    named = set(re.findall(r"\b(?:channelkeep_|http_)\w+", expr))
+    assert named, f"no channelkeep metric in {expr}"
+    unknown = named - set(exposed)
+    assert not unknown, f"{sorted(unknown)} are not exposed by the code: {expr}"
+    labels = set()
+    for group in re.findall(r"\b(?:by|without)\s*\(([^)]*)\)", expr):
+        labels |= {label.strip() for label in group.split(",") if label.strip()}
+    for matchers in re.findall(r"\{([^}]*)\}", expr):
+        labels |= set(re.findall(r"(\w+)\s*(?:=~|!~|!=|=)", matchers))
+    allowed = set().union(*(exposed[name] for name in named)) | TARGET_LABELS
+    assert labels <= allowed, f"{sorted(labels - allowed)} not labels of {sorted(named)}"
+    assert expr.count("(") == expr.count(")"), expr
+    assert expr.count("{") == expr.count("}"), expr
+
+
 def test_dashboard_uses_only_metrics_and_labels_the_code_exposes(
     dashboard: dict[str, Any],
 ) -> None:
@@ -749,13 +766,215 @@ def test_dashboard_uses_only_metrics_and_labels_the_code_exposes(
     for expr in _expressions(dashboard):
         selected = re.findall(r"([a-zA-Z_:][\w:]*)\s*\{", expr)
         assert selected, f"no metric selector in {expr}"
-        named = set(selected) | set(re.findall(r"\b(?:channelkeep_|http_)\w+", expr))
-        unknown = named - set(exposed)
-        assert not unknown, f"{sorted(unknown)} are not exposed by the code: {expr}"
-        labels = set()
-        for group in re.findall(r"\b(?:by|without)\s*\(([^)]*)\)", expr):
-            labels |= {label.strip() for label in group.split(",") if label.strip()}
-        for matchers in re.findall(r"\{([^}]*)\}", expr):
-            labels |= set(re.findall(r"(\w+)\s*(?:=~|!~|!=|=)", matchers))
-        allowed = set().union(*(exposed[name] for name in named)) | TARGET_LABELS
-        assert labels <= allowed, f"{sorted(labels - allowed)} not labels of {sorted(named)}"
+        _check_expression(expr, exposed)
+
+
+# ------------------------------------------------------------------- alerts
+
+PROMETHEUS_OPERATOR = "monitoring.coreos.com/v1"
+# Gauges another change adds in parallel (issue 14 item 2: how far the last stable offset
+# of an output partition trails its high watermark, and a partition held but not
+# progressing). The alerts are written for them now; drop an entry once the code sets it.
+PENDING_METRICS: dict[str, set[str]] = {
+    "channelkeep_worker_lso_stuck": {"service", "instance", "topic", "partition"},
+    "channelkeep_worker_partition_stalled": {"service", "instance", "topic", "partition"},
+}
+REQUIRED_ALERT_METRICS = {
+    "channelkeep_worker_dead_letters_total",
+    "channelkeep_worker_consumer_lag",
+    "channelkeep_worker_lso_stuck",
+    "channelkeep_worker_partition_stalled",
+    "channelkeep_worker_deliveries_total",
+    "channelkeep_worker_isolation_violations_total",
+}
+DURATION = r"[0-9]+[smhd]"
+
+
+@pytest.fixture(scope="module")
+def alert_rule() -> dict[str, Any]:
+    (document,) = _load_documents(OBSERVABILITY / "alerts.yml")
+    return document
+
+
+def _alerts(rule: dict[str, Any]) -> list[dict[str, Any]]:
+    return [r for group in rule["spec"]["groups"] for r in group["rules"] if "alert" in r]
+
+
+def test_alerts_are_a_well_formed_prometheus_rule(alert_rule: dict[str, Any]) -> None:
+    assert (alert_rule["apiVersion"], alert_rule["kind"]) == (PROMETHEUS_OPERATOR, "PrometheusRule")
+    assert alert_rule["metadata"]["namespace"] == NAMESPACE
+    assert set(alert_rule) == {"apiVersion", "kind", "metadata", "spec"}
+    assert set(alert_rule["spec"]) == {"groups"}
+    groups = alert_rule["spec"]["groups"]
+    assert len({group["name"] for group in groups}) == len(groups)
+    names = [rule["alert"] for rule in _alerts(alert_rule)]
+    assert len(names) == len(set(names)), "duplicate alert names"
+    for group in groups:
+        assert set(group) <= {"name", "interval", "rules", "limit"}, group["name"]
+        for rule in group["rules"]:
+            assert set(rule) <= {"alert", "expr", "for", "labels", "annotations"}, rule
+            assert re.fullmatch(r"[A-Z][A-Za-z0-9]+", rule["alert"]), rule["alert"]
+            if "for" in rule:
+                assert re.fullmatch(DURATION, rule["for"]), rule["alert"]
+            assert rule["labels"]["severity"] in ("warning", "critical"), rule["alert"]
+            assert rule["annotations"]["summary"] and rule["annotations"]["description"]
+            for window in re.findall(r"\[([^\]]+)\]", rule["expr"]):
+                assert re.fullmatch(DURATION, window), (rule["alert"], window)
+
+
+def test_alerts_cover_the_required_signals_with_metrics_the_code_exposes(
+    alert_rule: dict[str, Any],
+) -> None:
+    exposed = {**exposed_metrics(), **PENDING_METRICS}
+    # The names the notifications alerts count, as the code increments them.
+    assert exposed["channelkeep_worker_deliveries_total"] >= {"type", "channel", "status"}
+    assert exposed["channelkeep_worker_isolation_violations_total"] >= {"type"}
+    used: set[str] = set()
+    for rule in _alerts(alert_rule):
+        _check_expression(rule["expr"], exposed)
+        used |= set(re.findall(r"\bchannelkeep_\w+", rule["expr"]))
+    assert used >= REQUIRED_ALERT_METRICS
+    exprs = " ".join(rule["expr"] for rule in _alerts(alert_rule))
+    assert 'channel="webhook"' in exprs and 'status="failed"' in exprs
+    # Counters are read as rates or increases, never raw (they reset on restart).
+    for rule in _alerts(alert_rule):
+        for counter in re.findall(r"\bchannelkeep_\w+_total\b", rule["expr"]):
+            assert re.search(rf"(rate|increase)\(\s*{counter}\b", rule["expr"]), rule["alert"]
+
+
+def test_service_monitor_scrapes_every_api_service_and_keeps_worker_labels(
+    rendered: dict[str, list],
+) -> None:
+    (monitor,) = _load_documents(OBSERVABILITY / "servicemonitor.yaml")
+    assert (monitor["apiVersion"], monitor["kind"]) == (PROMETHEUS_OPERATOR, "ServiceMonitor")
+    spec = monitor["spec"]
+    assert spec["namespaceSelector"]["matchNames"] == [NAMESPACE]
+    selector = spec["selector"]["matchLabels"]
+    (endpoint,) = spec["endpoints"]
+    assert endpoint["path"] == "/metrics" and endpoint["honorLabels"] is True
+    for layer, objects in rendered.items():
+        services = _of_kind(objects, "Service")
+        selected = {
+            name
+            for name, service in services.items()
+            if selector.items() <= service["metadata"]["labels"].items()
+        }
+        assert selected == {f"{svc}-api" for svc in APPS}, layer
+        for name in selected:
+            ports = {port["name"] for port in services[name]["spec"]["ports"]}
+            assert endpoint["port"] in ports, (layer, name)
+
+
+# ----------------------------------------------------------- graceful shutdown
+
+
+def _graceful_shutdown_seconds() -> int:
+    source = (ROOT / "chassis" / "run.py").read_text(encoding="utf-8")
+    (seconds,) = re.findall(r"timeout_graceful_shutdown=(\d+)", source)
+    return int(seconds)
+
+
+@pytest.mark.parametrize("layer", LAYERS)
+def test_api_pods_stop_after_load_balancers_forget_them(
+    rendered: dict[str, list], layer: str
+) -> None:
+    graceful = _graceful_shutdown_seconds()
+    apis = _of_kind(rendered[layer], "Deployment")
+    assert set(apis) == {f"{svc}-api" for svc in APPS}
+    for name, deployment in apis.items():
+        pod = deployment["spec"]["template"]["spec"]
+        pre_stop = _container(deployment)["lifecycle"]["preStop"]["sleep"]["seconds"]
+        # Serve while endpoints drop the pod, longer than uvicorn's own shutdown...
+        assert pre_stop > graceful, name
+        # ...and both fit before SIGKILL.
+        assert pod["terminationGracePeriodSeconds"] > pre_stop + graceful, name
+    for name, workers in _of_kind(rendered[layer], "StatefulSet").items():
+        # Time to finish and commit the batch in hand.
+        assert workers["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] >= 30, name
+
+
+# -------------------------------------------------------------------- Ingress
+
+
+def _route_regex(template: str) -> str:
+    return "".join(
+        "[^/]+" if part.startswith("{") else re.escape(part)
+        for part in re.split(r"(\{[^}]+\})", template)
+    )
+
+
+def _reachable(route: str, path: str, path_type: str) -> bool:
+    """Whether some request for `route` (a template) is sent by an Ingress path."""
+    if path_type == "Exact":
+        return re.fullmatch(_route_regex(route), path) is not None
+    assert path_type == "Prefix", path_type
+    prefix = [part for part in path.split("/") if part]
+    segments = [part for part in route.split("/") if part]
+    if len(segments) < len(prefix):
+        return False
+    return all(
+        re.fullmatch(_route_regex(segment), wanted) is not None
+        for segment, wanted in zip(segments, prefix, strict=False)
+    )
+
+
+def _routes_of(service: str) -> set[str]:
+    """The request paths a backend Service answers, read from the apps themselves."""
+    if service == "portal-api":
+        from services.portal.entrypoints import pages
+
+        routes = {route.path for route in pages.router.routes if hasattr(route, "path")}
+        return routes | {"/static/{file}", "/healthz", "/readyz", "/metrics"}
+    svc = service_of(service)
+    document = json.loads((ROOT / "openapi" / f"{svc}.json").read_text(encoding="utf-8"))
+    return set(document["paths"])
+
+
+PUBLIC_API_ROUTES = {
+    "/v1/registrations",
+    "/v1/registrations/{license_key}/seller-code",
+    "/v1/seller-codes/{code}",
+    "/v1/unsubscribe/{token}",
+}
+ADMIN_PROBES = ["/v1/admin", "/v1/admin/partners", "/v1/admin/partners/P-1", "/v1/internal/x"]
+
+
+def test_ingress_exposes_the_portal_and_public_routes_and_nothing_under_admin(
+    rendered: dict[str, list],
+) -> None:
+    (ingress,) = _load_documents(BASE / "ingress.example.yaml")
+    assert (ingress["apiVersion"], ingress["kind"]) == ("networking.k8s.io/v1", "Ingress")
+    spec = ingress["spec"]
+    assert "defaultBackend" not in spec
+    services = _of_kind(rendered["base"], "Service")
+    reachable: dict[str, set[str]] = {}
+    for rule in spec["rules"]:
+        assert rule.get("host"), "a rule without a host takes every host"
+        for entry in rule["http"]["paths"]:
+            path, path_type = entry["path"], entry["pathType"]
+            backend = entry["backend"]["service"]
+            assert backend["name"] in services, backend["name"]
+            ports = {p["name"] for p in services[backend["name"]]["spec"].get("ports", [])}
+            assert backend["port"]["name"] in ports, backend
+            # No path may even match an admin or internal request, whatever its backend.
+            for probe in ADMIN_PROBES:
+                assert not _reachable(probe, path, path_type), (path, probe)
+            for route in _routes_of(backend["name"]):
+                if _reachable(route, path, path_type):
+                    reachable.setdefault(backend["name"], set()).add(route)
+    everything = set().union(*reachable.values())
+    assert not {r for r in everything if r.startswith(("/v1/admin", "/v1/internal"))}
+    api_routes = {r for name, routes in reachable.items() if name != "portal-api" for r in routes}
+    assert api_routes == PUBLIC_API_ROUTES
+    portal = reachable["portal-api"]
+    assert not portal & {"/healthz", "/readyz", "/metrics"}
+    assert portal >= _routes_of("portal-api") - {"/healthz", "/readyz", "/metrics"}
+
+
+def test_the_ingress_check_itself_matches_like_kubernetes() -> None:
+    assert _reachable("/v1/admin/partners", "/v1", "Prefix")
+    assert _reachable("/v1/admin/partners/{partner_id}", "/v1/admin/partners/P-1", "Prefix")
+    assert not _reachable("/v1/admin/partners", "/v1/adm", "Prefix")  # whole segments only
+    assert _reachable("/v1/seller-codes/{code}", "/", "Prefix")
+    assert _reachable("/commissions/{month}.csv", "/commissions/2027-01.csv", "Exact")
+    assert not _reachable("/commissions/{month}.csv", "/commissions", "Exact")
