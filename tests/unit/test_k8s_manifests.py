@@ -978,3 +978,18 @@ def test_the_ingress_check_itself_matches_like_kubernetes() -> None:
     assert _reachable("/v1/seller-codes/{code}", "/", "Prefix")
     assert _reachable("/commissions/{month}.csv", "/commissions/2027-01.csv", "Exact")
     assert not _reachable("/commissions/{month}.csv", "/commissions", "Exact")
+
+
+@pytest.mark.parametrize("layer", LAYERS)
+def test_the_portal_gets_its_session_secret_and_no_operator_or_database_secret(
+    rendered: dict[str, list], layer: str
+) -> None:
+    container = _container(_of_kind(rendered[layer], "Deployment")["portal-api"])
+    env = {entry["name"]: entry for entry in container["env"]}
+    ref = env["PORTAL_SESSION_SECRET"]["valueFrom"]["secretKeyRef"]
+    # One Secret key for every replica: a cookie sealed by one pod opens on any other.
+    assert (ref["name"], ref["key"]) == ("channelkeep-secrets", "PORTAL_SESSION_SECRET")
+    assert "optional" not in ref
+    assert not {"ADMIN_TOKEN", "MONGO_URL"} & set(env)
+    for svc in SERVICES:
+        assert env[f"{svc.upper()}_URL"]["value"] == f"http://{svc}-api:{DEFAULT_PORTS[svc]}"
