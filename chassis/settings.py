@@ -51,7 +51,16 @@ class ServiceSettings(BaseSettings):
         "", description="stable id of this worker (transactional id); default host-pid"
     )
     worker_heartbeat_file: str = Field(
-        "", description="file a worker touches on each heartbeat (container liveness probe)"
+        "",
+        description="file a worker touches while its consume loops make progress (container"
+        " liveness probe); MongoDB being down does not stop the touching",
+    )
+    worker_loop_stall_seconds: float = Field(
+        120.0,
+        gt=0,
+        le=3600,
+        description="a consume loop that has not come round (a poll returned) for this long"
+        " counts as hung: the liveness file is no longer touched",
     )
 
     @field_validator("admin_token")
