@@ -55,8 +55,11 @@ class ServiceSettings(BaseSettings):
         description="file a worker touches while its consume loops make progress (container"
         " liveness probe); MongoDB being down does not stop the touching",
     )
+    # Above the longest a healthy handler waits on MongoDB: with the database down,
+    # pymongo's `with_transaction` keeps retrying a transient error for up to 120 s
+    # (5 s of server selection each time) before the handler fails and the loop goes on.
     worker_loop_stall_seconds: float = Field(
-        120.0,
+        300.0,
         gt=0,
         le=3600,
         description="a consume loop that has not come round (a poll returned) for this long"
