@@ -50,7 +50,7 @@ from services.notifications.adapters.rendering import Renderer  # noqa: E402
 from services.notifications.adapters.smtp import SmtpSender  # noqa: E402
 from services.notifications.adapters.webhooks import FernetSecretBox  # noqa: E402
 from services.notifications.bootstrap import Stores, vendor_of  # noqa: E402
-from services.notifications.config import Settings  # noqa: E402
+from services.notifications.config import DEV_WEBHOOK_SECRET_KEYS, Settings  # noqa: E402
 from services.notifications.domain.model import contact_id  # noqa: E402
 from services.notifications.domain.retry import RetryPolicy  # noqa: E402
 from services.notifications.service_layer.advisories import AdvisoryFanout  # noqa: E402
@@ -192,7 +192,7 @@ async def fan_out(settings: Settings, n: int, *, drop: bool = True) -> dict[str,
             email_sender=sender,
             webhook_sender=None,  # type: ignore[arg-type]
             publisher=KafkaOutcomePublisher(producer, topic),
-            secret_box=FernetSecretBox(b"bench"),
+            secret_box=FernetSecretBox([DEV_WEBHOOK_SECRET_KEYS]),
             renderer=Renderer(vendor_of(settings)),
             vendor=vendor_of(settings),
             clock=clock,

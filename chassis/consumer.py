@@ -253,6 +253,9 @@ class TransactionalProcessor:
         self._idle = asyncio.Event()
         self._idle.set()
         self._revoking = False
+        # When the consume loop last came round (a poll returned, even empty): the
+        # worker's liveness probe fails when it stops coming round (a hung handler).
+        self.last_progress = time.monotonic()
 
     def assignment(self) -> list[str]:
         return sorted(f"{tp.topic}:{tp.partition}" for tp in self._consumer.assignment())
@@ -281,6 +284,7 @@ class TransactionalProcessor:
             batches = await self._consumer.getmany(
                 timeout_ms=self._poll_timeout_ms, max_records=self._max_records
             )
+            self.last_progress = time.monotonic()
             if self._stopping.is_set():
                 # Not processed, not committed: the next owner of these partitions reads them.
                 return
@@ -315,6 +319,7 @@ class TransactionalProcessor:
         last_turn: _Turn | None = None
         try:
             while not self._stopping.is_set():
+                self.last_progress = time.monotonic()
                 # With work in flight, take only what is already fetched: the oldest batch's
                 # commit must not wait for a poll timeout.
                 if self._revoking and not in_flight:

@@ -2,7 +2,8 @@
 
 `python -m chassis.healthcheck http PORT [PATH]` exits 0 when the API answers 2xx;
 `python -m chassis.healthcheck worker FILE [MAX_AGE_S]` exits 0 when the worker's
-heartbeat file was touched recently.
+liveness file (WORKER_HEARTBEAT_FILE) was touched within MAX_AGE_S (30): the worker
+touches it while every consume loop comes round, whether MongoDB answers or not.
 """
 
 from __future__ import annotations

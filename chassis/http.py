@@ -112,16 +112,16 @@ def create_app(
     async def healthz() -> dict[str, str]:
         return {"status": "ok", "service": settings.service_name}
 
-    @app.get(
-        "/readyz", tags=["operations"], summary="broker and database reachable, consumers assigned"
-    )
-    async def readyz(request: Request) -> JSONResponse:
-        checks: dict[str, str] = {}
+    async def database_check(request: Request) -> str:
         try:
             await asyncio.wait_for(ping(request.app.state.mongo), 2.0)
-            checks["database"] = "ok"
+            return "ok"
         except Exception as error:  # any failure means "not ready", with its kind
-            checks["database"] = f"unreachable: {type(error).__name__}"
+            return f"unreachable: {type(error).__name__}"
+
+    async def full_status(request: Request) -> JSONResponse:
+        """The suite behind this API: broker, workers holding partitions, their alarms."""
+        checks = {"database": await database_check(request)}
         producer: AIOKafkaProducer | None = request.app.state.producer
         if producer is None:
             checks["broker"] = "connecting"
@@ -131,19 +131,55 @@ def create_app(
                 checks["broker"] = "ok"
             except Exception as error:
                 checks["broker"] = f"unreachable: {type(error).__name__}"
+        workers: list[dict[str, Any]] = []
+        alarms: list[str] = []
         if checks["database"] == "ok":
             beats = await heartbeat.recent(request.app.state.db, heartbeat_max_age)
             assigned = [b for b in beats if b.get("assigned")]
             checks["consumers"] = (
                 f"ok ({len(assigned)} worker(s))" if assigned else "no worker has partitions"
             )
+            alarms = heartbeat.alarms(beats)
+            checks["alarms"] = "ok" if not alarms else f"{len(alarms)} raised"
+            workers = [heartbeat.summary(b) for b in beats]
         else:
-            checks["consumers"] = "unknown"
+            checks["consumers"] = checks["alarms"] = "unknown"
         ready = all(v == "ok" or v.startswith("ok ") for v in checks.values())
+        return JSONResponse(
+            {
+                "status": "ready" if ready else "not_ready",
+                "checks": checks,
+                "alarms": alarms,
+                "workers": workers,
+            },
+            status_code=200 if ready else 503,
+        )
+
+    @app.get(
+        "/readyz",
+        tags=["operations"],
+        summary="this API can answer requests: its database is reachable (`?full=1`: /status)",
+    )
+    async def readyz(request: Request, full: bool = False) -> JSONResponse:
+        # Only what this pod needs to answer: a broker blip or a crash-looping worker
+        # must not take every API replica out of its Service (registration's outbox
+        # holds what it publishes until the broker is back; no route produces directly).
+        if full:
+            return await full_status(request)
+        checks = {"database": await database_check(request)}
+        ready = checks["database"] == "ok"
         return JSONResponse(
             {"status": "ready" if ready else "not_ready", "checks": checks},
             status_code=200 if ready else 503,
         )
+
+    @app.get(
+        "/status",
+        tags=["operations"],
+        summary="the whole service: database, broker, workers holding partitions, alarms",
+    )
+    async def status(request: Request) -> JSONResponse:
+        return await full_status(request)
 
     @app.get("/metrics", tags=["operations"], summary="Prometheus text format")
     async def prometheus(request: Request) -> Response:

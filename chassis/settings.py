@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, TypeVar
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 EMBEDDED_KAFKA = "127.0.0.1:19092"
@@ -51,7 +51,19 @@ class ServiceSettings(BaseSettings):
         "", description="stable id of this worker (transactional id); default host-pid"
     )
     worker_heartbeat_file: str = Field(
-        "", description="file a worker touches on each heartbeat (container liveness probe)"
+        "",
+        description="file a worker touches while its consume loops make progress (container"
+        " liveness probe); MongoDB being down does not stop the touching",
+    )
+    # Above the longest a healthy handler waits on MongoDB: with the database down,
+    # pymongo's `with_transaction` keeps retrying a transient error for up to 120 s
+    # (5 s of server selection each time) before the handler fails and the loop goes on.
+    worker_loop_stall_seconds: float = Field(
+        300.0,
+        gt=0,
+        le=3600,
+        description="a consume loop that has not come round (a poll returned) for this long"
+        " counts as hung: the liveness file is no longer touched",
     )
 
     @field_validator("admin_token")
@@ -65,3 +77,25 @@ class ServiceSettings(BaseSettings):
     service_name: ClassVar[str] = "service"
     port: int = 8000
     mongo_db: str = "channelkeep"
+
+
+SettingsT = TypeVar("SettingsT", bound=ServiceSettings)
+
+
+def load(settings_class: type[SettingsT]) -> SettingsT:
+    """The settings from the environment, or exit with one line naming what is wrong.
+
+    A process refused for its configuration says which variable to set, not a traceback
+    (the messages name variables only; values, secrets among them, are never shown).
+    """
+    try:
+        return settings_class()
+    except ValidationError as error:
+        problems = "; ".join(_problem(e["loc"], e["msg"]) for e in error.errors())
+        raise SystemExit(f"{settings_class.service_name}: refusing to start: {problems}") from None
+
+
+def _problem(location: tuple[int | str, ...], message: str) -> str:
+    message = message.removeprefix("Value error, ")
+    variable = ".".join(str(part) for part in location).upper()
+    return f"{variable}: {message}" if variable else message

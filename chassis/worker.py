@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 import socket
+import time
 from asyncio import FIRST_COMPLETED
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from pathlib import Path
@@ -75,6 +76,47 @@ async def _retry(what: str, attempt: Callable[[], Awaitable[Any]], stop: asyncio
     return False
 
 
+def loops_alive(processors: Sequence[TransactionalProcessor], now: float, stall_s: float) -> bool:
+    """True when every consume loop came round (a poll returned) within `stall_s` of `now`."""
+    return all(now - p.last_progress <= stall_s for p in processors)
+
+
+def _touch(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        path.touch()  # a metadata write on a local file: not worth a thread
+
+
+async def keep_alive(
+    path: Path,
+    processors: Sequence[TransactionalProcessor],
+    *,
+    stop: asyncio.Event,
+    interval_s: float,
+    stall_s: float,
+) -> None:
+    """Touches `path` (the liveness probe's file) while every consume loop makes progress.
+
+    It asks nothing of MongoDB or the broker: an outage of either only makes the loops
+    retry, and restarting every worker would not end it. A loop that stops coming round
+    (a handler awaiting forever) stops the touching, and the probe restarts the worker.
+    Before the processors have started (`processors` still empty) there is nothing to
+    be stuck, and the file is touched.
+    """
+    stalled = False
+    while not stop.is_set():
+        alive = loops_alive(processors, time.monotonic(), stall_s)
+        if alive:
+            _touch(path)
+        elif not stalled:
+            log.error(
+                "a consume loop made no progress; liveness file no longer touched",
+                extra={"stall_seconds": stall_s},
+            )
+        stalled = not alive
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval_s)
+
+
 async def run_worker(
     settings: ServiceSettings,
     *,
@@ -102,6 +144,19 @@ async def run_worker(
     db = database(client, settings)
     running: list[TransactionalProcessor] = []
     tasks: list[asyncio.Task[Any]] = []
+    if settings.worker_heartbeat_file:
+        tasks.append(
+            asyncio.create_task(
+                keep_alive(
+                    Path(settings.worker_heartbeat_file),
+                    running,
+                    stop=stop,
+                    interval_s=settings.worker_heartbeat_seconds,
+                    stall_s=settings.worker_loop_stall_seconds,
+                ),
+                name="liveness",
+            )
+        )
     try:
         ok = await _retry(
             "topic provisioning",
@@ -130,7 +185,6 @@ async def run_worker(
             running.append(processor)
             tasks.append(asyncio.create_task(processor.run(), name=processor.group_id))
         log.info("worker started", extra={"instance": me, "groups": [p.group_id for p in running]})
-        beat_file = Path(settings.worker_heartbeat_file) if settings.worker_heartbeat_file else None
         while not stop.is_set():
             crashed = [t for t in tasks if t.done()]
             if crashed:
@@ -139,6 +193,7 @@ async def run_worker(
                         raise RuntimeError(f"task {task.get_name()} crashed") from task.exception()
             assigned = sorted({a for p in running for a in p.assignment()})
             counters.set_gauge("assigned_partitions", len(assigned))
+            # Liveness does not hang on this write (`keep_alive`): MongoDB may be down.
             with contextlib.suppress(Exception):
                 await heartbeat.beat(
                     db,
@@ -148,8 +203,6 @@ async def run_worker(
                     gauges=counters.gauges,
                     histograms=counters.histograms,
                 )
-                if beat_file is not None:
-                    beat_file.touch()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), settings.worker_heartbeat_seconds)
     finally:

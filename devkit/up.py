@@ -48,8 +48,14 @@ class RunningSuite:
         self.embedded.stop()
 
 
-def readyz(port: int) -> bool:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as response:
+def service_ready(name: str, port: int) -> bool:
+    """The whole service is up: `/status` (database, broker, a worker holding partitions).
+
+    An API's `/readyz` asks only for its database, which is not enough here: a suite
+    is ready when its workers consume. The portal has no workers; its `/readyz` is it.
+    """
+    path = "/readyz" if name == "portal" else "/status"
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as response:
         return bool(response.status == 200)
 
 
@@ -94,17 +100,22 @@ def start_suite(data_dir: Path, env: dict[str, str]) -> RunningSuite:
     return suite
 
 
-def _ready_or_stopping(port: int, stop: threading.Event) -> bool:
-    return stop.is_set() or readyz(port)
+def _ready_or_stopping(name: str, port: int, stop: threading.Event) -> bool:
+    return stop.is_set() or service_ready(name, port)
 
 
 def start_ready_suite(data_dir: Path, env: dict[str, str], timeout: float = 90.0) -> RunningSuite:
-    """A fresh suite on the ports `env` names, returned once every /readyz answers 200."""
+    """A fresh suite on the ports `env` names, returned once every service is ready."""
     suite = start_suite(data_dir, env)
     try:
         for name, port in suite.ports.items():
             api = next(p for p in suite.services if p.name == f"{name}-api")
-            wait_until(functools.partial(readyz, port), timeout=timeout, interval=0.5, process=api)
+            wait_until(
+                functools.partial(service_ready, name, port),
+                timeout=timeout,
+                interval=0.5,
+                process=api,
+            )
     except BaseException:
         suite.stop()
         raise
@@ -186,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
             api = next(p for p in suite.services if p.name == f"{name}-api")
             remaining = args.ready_timeout - (time.monotonic() - started)
             wait_until(
-                functools.partial(_ready_or_stopping, port, stop),
+                functools.partial(_ready_or_stopping, name, port, stop),
                 timeout=max(1.0, remaining),
                 interval=0.5,
                 process=api,

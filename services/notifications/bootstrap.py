@@ -137,7 +137,7 @@ def build_api(
         app.state.notifications = Stores.over(app.state.db)
         app.state.partner_keys = verifier
         app.state.clock = clock or SystemClock()
-        app.state.secret_box = FernetSecretBox(settings.webhook_key_material())
+        app.state.secret_box = secret_box_of(settings)
         app.state.api_counters = WorkerCounters()
         app.state.index_task = asyncio.create_task(_ensure_indexes_soon(app.state.db))
 
@@ -213,6 +213,10 @@ def build_processors(
     return factory
 
 
+def secret_box_of(settings: Settings) -> FernetSecretBox:
+    return FernetSecretBox(settings.webhook_keys(), settings.legacy_webhook_key_material())
+
+
 def build_background(
     settings: Settings,
     *,
@@ -262,7 +266,7 @@ def build_background(
                 email_sender=smtp,
                 webhook_sender=hooks,
                 publisher=KafkaOutcomePublisher(producer, deliveries_topic),
-                secret_box=FernetSecretBox(settings.webhook_key_material()),
+                secret_box=secret_box_of(settings),
                 renderer=Renderer(vendor_of(settings)),
                 vendor=vendor_of(settings),
                 clock=the_clock,

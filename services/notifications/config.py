@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from typing import ClassVar, Self
 
-from pydantic import Field, SecretStr, model_validator
+from cryptography.fernet import Fernet
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from chassis.settings import ServiceSettings
 
 DEV_UNSUBSCRIBE_SECRET = "dev-unsubscribe-secret-change-me"  # noqa: S105 (documented dev default)
+# A Fernet key anyone can read here: development and tests only; production refuses it.
+DEV_WEBHOOK_SECRET_KEYS = "aNPADG1IQg55jvVEsg_WmWgXlx4hq7-PIYjNZ-zd0E0="  # noqa: S105
 
 
 class Settings(ServiceSettings):
@@ -30,10 +33,15 @@ class Settings(ServiceSettings):
     webhook_response_max_bytes: int = Field(64 * 1024, ge=1024, le=10 * 1024 * 1024)
     retry_base_seconds: float = Field(5.0, gt=0, le=3600, description="first retry delay")
     retry_max_seconds: float = Field(3600.0, gt=0, le=86400, description="longest retry delay")
+    webhook_secret_keys: SecretStr = Field(
+        SecretStr(DEV_WEBHOOK_SECRET_KEYS),
+        description="Fernet keys (comma-separated, newest first) sealing partners' webhook"
+        " signing secrets at rest: the first seals, all open; required in production",
+    )
     webhook_secret_key: SecretStr = Field(
         SecretStr(""),
-        description="encrypts partners' webhook signing secrets at rest; "
-        "empty: derived from UNSUBSCRIBE_SECRET",
+        description="before WEBHOOK_SECRET_KEYS: key material secrets were sealed under;"
+        " still opens them (as does UNSUBSCRIBE_SECRET) until they are re-sealed",
     )
     reminder_run_hour_utc: int = Field(6, ge=0, le=23, description="daily reminder pass")
     reminder_catch_up_days: int = Field(7, ge=0, le=90, description="missed days run on start")
@@ -62,11 +70,46 @@ class Settings(ServiceSettings):
                 raise ValueError("WEBHOOK_ALLOW_LOOPBACK is for development only")
             if self.unsubscribe_secret.get_secret_value() == DEV_UNSUBSCRIBE_SECRET:
                 raise ValueError("set UNSUBSCRIBE_SECRET: the development default is public")
+            if self.webhook_secret_keys.get_secret_value() == DEV_WEBHOOK_SECRET_KEYS:
+                raise ValueError(
+                    "set WEBHOOK_SECRET_KEYS (comma-separated Fernet keys, newest first):"
+                    " the development default is public"
+                )
         return self
 
-    def webhook_key_material(self) -> bytes:
+    @field_validator("webhook_secret_keys")
+    @classmethod
+    def _fernet_keys(cls, value: SecretStr) -> SecretStr:
+        keys = _split(value.get_secret_value())
+        if not keys:
+            raise ValueError("needs at least one Fernet key")
+        for position, key in enumerate(keys, 1):
+            try:
+                Fernet(key)
+            except ValueError:
+                # Never the key itself in the message: only where it is in the list.
+                raise ValueError(
+                    f"key {position} is not a Fernet key (32 url-safe base64-encoded bytes)"
+                ) from None
+        return value
+
+    def webhook_keys(self) -> list[str]:
+        """WEBHOOK_SECRET_KEYS, newest (the one that seals) first."""
+        return _split(self.webhook_secret_keys.get_secret_value())
+
+    def legacy_webhook_key_material(self) -> list[bytes]:
+        """What earlier releases sealed secrets under, so their rows stay readable.
+
+        WEBHOOK_SECRET_KEY (when set) and a hash of UNSUBSCRIBE_SECRET (domain-
+        separated from its link-signing use). Both only open; after one rotation
+        (`POST /v1/admin/webhook-secrets/rotate`) no row needs them.
+        """
+        material = [b"webhook-secrets\x00" + self.unsubscribe_secret.get_secret_value().encode()]
         explicit = self.webhook_secret_key.get_secret_value()
         if explicit:
-            return explicit.encode()
-        # Domain-separated from the link-signing use of the same secret.
-        return b"webhook-secrets\x00" + self.unsubscribe_secret.get_secret_value().encode()
+            material.insert(0, explicit.encode())
+        return material
+
+
+def _split(keys: str) -> list[str]:
+    return [key.strip() for key in keys.split(",") if key.strip()]

@@ -98,6 +98,8 @@ def test_dev_up_gets_ready_and_sigterm_leaves_nothing_behind(
             assert _get(f"{base}/healthz")[0] == 200
             status, body = _get(f"{base}/readyz")
             assert status == 200, body
+            status, body = _get(f"{base}/status")
+            assert status == 200, body
             status, body = _get(f"{base}/metrics")
             assert status == 200 and "http_requests_total" in body
             assert "channelkeep_worker_assigned_partitions" in body

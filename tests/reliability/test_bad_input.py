@@ -2,7 +2,7 @@
 
 Every kind of bad event is injected into every topic a service consumes. Each
 lands on `<topic>.dlq` unchanged (same key and value) with a precise
-`error.reason`; no worker dies, every /readyz stays 200, and valid events sent
+`error.reason`; no worker dies, every /status stays 200, and valid events sent
 after the bad ones are processed.
 """
 
@@ -423,4 +423,4 @@ def test_bad_input_lands_on_dlq_and_the_stream_goes_on(live: Live) -> None:
     assert not dead_processes, dead_processes
     with live.http() as http:
         for service in ("registration", "commissions", "notifications"):
-            assert http.get(f"{live.url(service)}/readyz").status_code == 200, service
+            assert http.get(f"{live.url(service)}/status").status_code == 200, service

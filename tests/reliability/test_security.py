@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 import pytest
+from cryptography.fernet import Fernet
 from pymongo import MongoClient
 
 from devkit.processes import ManagedProcess, free_port, wait_until
@@ -494,6 +495,7 @@ def production_notifications(live: Live, world: tuple[PartnerA, dict[str, Any]])
             "WEBHOOK_ALLOW_LOOPBACK": "false",
             "NOTIFICATIONS_PORT": str(port),
             "UNSUBSCRIBE_SECRET": "prod-like-unsubscribe-secret-0123456789",
+            "WEBHOOK_SECRET_KEYS": Fernet.generate_key().decode(),
         }
     )
     process = ManagedProcess(

@@ -545,6 +545,17 @@ class MongoWebhooks:
             async for doc in self.collection.find({"_id": {"$in": wanted}})
         }
 
+    async def all(self) -> AsyncIterator[WebhookConfig]:
+        async for doc in self.collection.find({}).sort("_id", 1):
+            yield WebhookConfig(doc["_id"], doc["url"], doc["secret"])
+
+    async def replace_secret(self, partner_id: str, old: str, new: str) -> bool:
+        # Only over the ciphertext read: a partner who set a new secret meanwhile keeps it.
+        result = await self.collection.update_one(
+            {"_id": partner_id, "secret": old}, {"$set": {"secret": new}}
+        )
+        return result.modified_count == 1
+
 
 # --- advisory fan-out jobs, leases, reminder runs ----------------------------------------
 

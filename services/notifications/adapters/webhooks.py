@@ -14,9 +14,10 @@ import datetime as dt
 import hashlib
 import secrets
 import socket
+from collections.abc import Sequence
 
 import httpx
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from standardwebhooks.webhooks import Webhook
 
 from services.notifications.domain.webhook_policy import (
@@ -41,24 +42,49 @@ def sign(secret: str, message_id: str, timestamp: dt.datetime, body: str) -> str
     return Webhook(secret).sign(message_id, timestamp.astimezone(dt.UTC), body)
 
 
-class FernetSecretBox:
-    """Webhook secrets at rest: encrypted (AES + HMAC, Fernet) under a key from settings.
+def legacy_fernet(key_material: bytes) -> Fernet:
+    """The key secrets were sealed under before WEBHOOK_SECRET_KEYS: a hash of settings.
 
-    The secret must be usable for signing, so it is encrypted rather than hashed.
+    Kept to read (and re-seal) rows written by earlier releases; never used to seal.
+    """
+    digest = hashlib.sha256(b"channelkeep/webhook-secrets/v1\x00" + key_material).digest()
+    return Fernet(base64.urlsafe_b64encode(digest))
+
+
+class FernetSecretBox:
+    """Webhook secrets at rest: encrypted (AES + HMAC, Fernet) under WEBHOOK_SECRET_KEYS.
+
+    The secret must be usable for signing, so it is encrypted rather than hashed. The
+    first key seals; every key, and the legacy derived keys, open (MultiFernet), so a
+    key is rotated by putting a new one first: old rows stay readable and are re-sealed
+    under the new key when used (`reseal`) or by the admin rotation.
     """
 
-    def __init__(self, key_material: bytes) -> None:
-        if not key_material:
+    def __init__(self, keys: Sequence[str], legacy_key_material: Sequence[bytes] = ()) -> None:
+        if not keys:
             raise ValueError("a webhook secret key is required")
-        digest = hashlib.sha256(b"channelkeep/webhook-secrets/v1\x00" + key_material).digest()
-        self._fernet = Fernet(base64.urlsafe_b64encode(digest))
+        self._primary = Fernet(keys[0])
+        legacy = [legacy_fernet(material) for material in legacy_key_material if material]
+        self._any = MultiFernet([self._primary, *(Fernet(k) for k in keys[1:]), *legacy])
 
     def seal(self, plaintext: str) -> str:
-        return self._fernet.encrypt(plaintext.encode()).decode()
+        return self._primary.encrypt(plaintext.encode()).decode()
 
     def open(self, ciphertext: str) -> str:
         try:
-            return self._fernet.decrypt(ciphertext.encode()).decode()
+            return self._any.decrypt(ciphertext.encode()).decode()
+        except InvalidToken:
+            raise DeliveryError("webhook_secret_unreadable", permanent=True) from None
+
+    def reseal(self, ciphertext: str) -> str | None:
+        """`ciphertext` sealed under the first key, or None when it already is."""
+        try:
+            self._primary.decrypt(ciphertext.encode())
+            return None
+        except InvalidToken:
+            pass
+        try:
+            return self._any.rotate(ciphertext.encode()).decode()
         except InvalidToken:
             raise DeliveryError("webhook_secret_unreadable", permanent=True) from None
 

@@ -33,6 +33,7 @@ from services.notifications.domain.webhook_policy import (
     parse_target,
 )
 from services.notifications.service_layer.ports import DeliveryError, WebhookConfig
+from services.notifications.service_layer.webhook_secrets import open_secret, rotate_all
 
 router = APIRouter()
 
@@ -106,6 +107,14 @@ class ReminderRunOut(BaseModel):
     considered: int
     planned: int
     new: int
+
+
+class WebhookSecretRotationOut(BaseModel):
+    resealed: int = Field(description="secrets re-sealed under the first WEBHOOK_SECRET_KEYS key")
+    current: int = Field(description="secrets already sealed under it")
+    unreadable: list[str] = Field(
+        description="partners whose secret no configured key opens; they must set a new one"
+    )
 
 
 def _delivery(doc: dict[str, Any], *, with_recipient: bool) -> DeliveryOut:
@@ -189,7 +198,7 @@ async def test_webhook(request: Request, caller: Partner, s: StoresDep) -> Any:
         allow_loopback=settings.webhook_allow_loopback,
     )
     try:
-        secret = request.app.state.secret_box.open(config.secret_ciphertext)
+        secret = await open_secret(request.app.state.secret_box, s.webhooks, config)
         await sender.send(config.url, secret, webhook_id, now, body)
     except DeliveryError as error:
         return WebhookTestOut(delivered=False, webhook_id=webhook_id, error=error.code)
@@ -238,6 +247,21 @@ async def run_reminders(
         considered=summary.considered,
         planned=summary.planned,
         new=summary.new,
+    )
+
+
+@router.post(
+    "/v1/admin/webhook-secrets/rotate",
+    response_model=WebhookSecretRotationOut,
+    tags=["admin"],
+    summary="re-seal every webhook signing secret under the first WEBHOOK_SECRET_KEYS key",
+)
+async def rotate_webhook_secrets(request: Request, _: Admin, s: StoresDep) -> Any:
+    """Run after putting a new key first in WEBHOOK_SECRET_KEYS on every notifications
+    process; once it reports nothing unreadable, the old keys can be dropped (idempotent)."""
+    report = await rotate_all(request.app.state.secret_box, s.webhooks)
+    return WebhookSecretRotationOut(
+        resealed=report.resealed, current=report.current, unreadable=report.unreadable
     )
 
 

@@ -47,6 +47,7 @@ from services.notifications.service_layer.ports import (
     Webhooks,
     WebhookSender,
 )
+from services.notifications.service_layer.webhook_secrets import open_secret
 
 log = logging.getLogger(__name__)
 
@@ -290,7 +291,7 @@ class Dispatcher:
         if refused is not None:
             return refused
         try:
-            secret = self.secret_box.open(config.secret_ciphertext)
+            secret = await open_secret(self.secret_box, self.webhooks, config)
             await self.webhook_sender.send(
                 config.url, secret, planned.notification_id, self.clock.now(), body
             )

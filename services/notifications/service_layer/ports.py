@@ -85,6 +85,11 @@ class Webhooks(Protocol):
 
     async def of(self, partner_ids: Iterable[str]) -> dict[str, WebhookConfig]: ...
 
+    def all(self) -> AsyncIterator[WebhookConfig]: ...
+
+    async def replace_secret(self, partner_id: str, old: str, new: str) -> bool:
+        """Store `new` in place of `old`; False when the row no longer holds `old`."""
+
 
 class Advisories(Protocol):
     async def advisories(self, advisory_ids: Iterable[str]) -> dict[str, Mapping[str, Any]]: ...
@@ -110,6 +115,9 @@ class SecretBox(Protocol):
     def seal(self, plaintext: str) -> str: ...
 
     def open(self, ciphertext: str) -> str: ...
+
+    def reseal(self, ciphertext: str) -> str | None:
+        """The same secret under the current key; None when it is under it already."""
 
 
 class EntitlementSource(Protocol):

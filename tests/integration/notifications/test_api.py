@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from cryptography.fernet import Fernet
+from pydantic import SecretStr
 from standardwebhooks import Webhook
 
 from tests.integration.notifications.harness import ADMIN, Receiver, Service
@@ -83,3 +85,54 @@ async def test_a_partner_reads_its_webhook_url_and_sends_a_signed_test_event(
     payload = Webhook(put.json()["secret"]).verify(body, headers)
     assert payload["type"] == "webhook.test"
     assert headers["webhook-id"] == sent.json()["webhook_id"]
+
+
+async def test_a_rotated_key_keeps_old_secrets_readable_and_the_admin_rotation_reseals_them(
+    service: Service, receiver: Receiver
+) -> None:
+    service.partner_keys["key-nord"] = "P-NORD01"
+    receiver.fail_first = 0
+    async with service.api() as api:  # sealed under the development key
+        put = await api.put("/v1/partner/webhook", json={"url": receiver.url}, headers=PARTNER_AUTH)
+    secret = put.json()["secret"]
+
+    new_key = Fernet.generate_key().decode()
+    old_keys = service.settings.webhook_secret_keys.get_secret_value()
+    service.settings = service.settings.model_copy(
+        update={"webhook_secret_keys": SecretStr(f"{new_key},{old_keys}")}
+    )
+    async with service.api() as api:
+        # Before any rotation the old secret still signs (and is re-sealed on this use).
+        sent = await api.post("/v1/partner/webhook/test", headers=PARTNER_AUTH)
+        assert sent.json()["delivered"] is True, sent.json()
+        refused = await api.post("/v1/admin/webhook-secrets/rotate", headers=PARTNER_AUTH)
+        assert refused.status_code == 403
+        rotated = await api.post("/v1/admin/webhook-secrets/rotate", headers=ADMIN_AUTH)
+    # Re-sealed on use already: the admin pass finds it current.
+    assert rotated.json() == {"resealed": 0, "current": 1, "unreadable": []}
+    client, db = service.db()
+    try:
+        stored = await db.webhooks.find_one({"_id": "P-NORD01"})
+        assert Fernet(new_key).decrypt(stored["secret"].encode()).decode() == secret
+        # Another row still under the old key: the admin pass re-seals it.
+        old_box = Fernet(old_keys.split(",")[0])
+        await db.webhooks.insert_one(
+            {"_id": "P-OTHER", "url": receiver.url, "secret": old_box.encrypt(b"whsec_x").decode()}
+        )
+        async with service.api() as api:
+            again = await api.post("/v1/admin/webhook-secrets/rotate", headers=ADMIN_AUTH)
+        assert again.json() == {"resealed": 1, "current": 1, "unreadable": []}
+        other = await db.webhooks.find_one({"_id": "P-OTHER"})
+        assert Fernet(new_key).decrypt(other["secret"].encode()) == b"whsec_x"
+    finally:
+        await client.close()
+
+    # The old key dropped: every secret is still readable.
+    service.settings = service.settings.model_copy(
+        update={"webhook_secret_keys": SecretStr(new_key)}
+    )
+    async with service.api() as api:
+        sent = await api.post("/v1/partner/webhook/test", headers=PARTNER_AUTH)
+        assert sent.json()["delivered"] is True, sent.json()
+    headers, body, _ = receiver.requests[-1]
+    assert Webhook(secret).verify(body, headers)["type"] == "webhook.test"

@@ -64,8 +64,20 @@ def test_readyz_is_503_and_says_why_when_nothing_is_reachable() -> None:
         response = client.get("/readyz")
     assert response.status_code == 503
     checks = response.json()["checks"]
+    # Only the database: a broker or a worker is not this pod's to answer for.
+    assert list(checks) == ["database"]
+    assert checks["database"].startswith("unreachable")
+
+
+@pytest.mark.parametrize("path", ["/status", "/readyz?full=1"])
+def test_status_reports_broker_and_workers(path: str) -> None:
+    with make_client() as client:
+        response = client.get(path)
+    assert response.status_code == 503
+    checks = response.json()["checks"]
     assert checks["database"].startswith("unreachable")
     assert checks["broker"] != "ok"
+    assert checks["consumers"] == checks["alarms"] == "unknown"
 
 
 def test_validation_error_names_the_field() -> None:

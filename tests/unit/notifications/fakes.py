@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from typing import Any
 
 from services.notifications.domain.model import Partner, PlannedDelivery
@@ -111,6 +111,17 @@ class FakeWebhooks:
     async def of(self, partner_ids: Iterable[str]) -> dict[str, WebhookConfig]:
         return {p: self.configs[p] for p in partner_ids if p in self.configs}
 
+    async def all(self) -> AsyncIterator[WebhookConfig]:
+        for partner_id in sorted(self.configs):
+            yield self.configs[partner_id]
+
+    async def replace_secret(self, partner_id: str, old: str, new: str) -> bool:
+        config = self.configs.get(partner_id)
+        if config is None or config.secret_ciphertext != old:
+            return False
+        self.configs[partner_id] = WebhookConfig(partner_id, config.url, new)
+        return True
+
 
 class FakeAdvisories:
     def __init__(self, advisories: Iterable[Mapping[str, Any]] = ()) -> None:
@@ -160,3 +171,6 @@ class PlainBox:
 
     def open(self, ciphertext: str) -> str:
         return ciphertext.removeprefix("sealed:")
+
+    def reseal(self, ciphertext: str) -> str | None:
+        return None

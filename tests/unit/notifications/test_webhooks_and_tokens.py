@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from cryptography.fernet import Fernet
 from standardwebhooks.webhooks import Webhook
 
 from services.notifications.adapters.webhooks import FernetSecretBox, new_signing_secret, sign
@@ -43,12 +44,12 @@ def test_a_receiver_verifies_what_we_sign() -> None:
 
 
 def test_secrets_are_stored_sealed_and_open_only_with_the_key() -> None:
-    box = FernetSecretBox(b"key-one")
+    box = FernetSecretBox([Fernet.generate_key().decode()])
     secret = new_signing_secret()
     sealed = box.seal(secret)
     assert secret not in sealed and box.open(sealed) == secret
     with pytest.raises(DeliveryError):
-        FernetSecretBox(b"key-two").open(sealed)
+        FernetSecretBox([Fernet.generate_key().decode()]).open(sealed)
 
 
 @pytest.mark.parametrize(
