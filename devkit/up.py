@@ -52,9 +52,9 @@ def service_ready(name: str, port: int) -> bool:
     """The whole service is up: `/status` (database, broker, a worker holding partitions).
 
     An API's `/readyz` asks only for its database, which is not enough here: a suite
-    is ready when its workers consume. The portal has no workers; its `/readyz` is it.
+    is ready when its workers consume. The portal's `/status` asks for the three APIs.
     """
-    path = "/readyz" if name == "portal" else "/status"
+    path = "/status"
     with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as response:
         return bool(response.status == 200)
 

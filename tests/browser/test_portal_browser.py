@@ -169,7 +169,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     try:
         portal.start()
         base = f"http://127.0.0.1:{portal_port}"
-        wait_until(lambda: _ready(f"{base}/readyz"), timeout=30, interval=0.3, process=portal)
+        wait_until(lambda: _ready(f"{base}/status"), timeout=30, interval=0.3, process=portal)
         yield _seed(base, urls, suite.embedded.kafka_bootstrap, env["ADMIN_TOKEN"])
     finally:
         portal.stop()

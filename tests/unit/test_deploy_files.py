@@ -40,10 +40,6 @@ APPS: dict[str, type[BaseSettings]] = {**SERVICES, "portal": PortalSettings}
 DEFAULT_PORTS = {"registration": 8001, "commissions": 8002, "notifications": 8003, "portal": 8004}
 ROLES = ("api", "worker")
 CONTAINERS = [f"{svc}-{role}" for svc in SERVICES for role in ROLES]
-# Settings another change adds in parallel (issue 14 item 5: the notifications' Fernet
-# keys for webhook secrets), wired into compose and deploy/ ahead of it. Allowed here
-# until the setting lands; then drop the entry.
-PENDING_SETTINGS: dict[str, set[str]] = {"notifications": {"WEBHOOK_SECRET_KEYS"}}
 DEV_ONLY_PACKAGES = ("noida-db", "noida_db", "secantusdb")
 
 
@@ -56,9 +52,7 @@ def env_names(settings_cls: type[BaseSettings]) -> set[str]:
     return names
 
 
-SETTING_NAMES = {
-    svc: env_names(cls) | PENDING_SETTINGS.get(svc, set()) for svc, cls in APPS.items()
-}
+SETTING_NAMES = {svc: env_names(cls) for svc, cls in APPS.items()}
 ALL_SETTING_NAMES = set().union(*SETTING_NAMES.values())
 
 

@@ -33,6 +33,7 @@ PUBLIC = {
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),
+    ("get", "/status"),
     ("post", "/v1/registrations"),
     ("get", "/v1/seller-codes/{code}"),
     ("get", "/v1/unsubscribe/{token}"),

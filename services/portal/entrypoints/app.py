@@ -1,4 +1,4 @@
-"""The portal's FastAPI app: pages, static files, /healthz, /readyz, /metrics.
+"""The portal's FastAPI app: pages, static files, /healthz, /readyz, /status, /metrics.
 
 Not `chassis.http.create_app`: that readiness checks a broker, a database and
 workers, and the portal has none. Readiness here is the three services reachable.
@@ -142,7 +142,15 @@ def build_app(
         return {"status": "ok", "service": settings.service_name}
 
     @app.get("/readyz", tags=["operations"])
-    async def readyz(request: Request) -> JSONResponse:
+    async def readyz() -> dict[str, str]:
+        # Only what this pod needs: it is up. An upstream API that is down shows as a
+        # 503 page on the routes that need it; taking every portal pod out of its
+        # Service for it would turn one API's blip into a portal outage.
+        return {"status": "ready", "service": settings.service_name}
+
+    @app.get("/status", tags=["operations"])
+    async def status(request: Request) -> JSONResponse:
+        """For operators and `./dev up`: the three services' `/healthz` reachable."""
         http: httpx.AsyncClient = request.app.state.portal.http
 
         async def check(base: str) -> str:
