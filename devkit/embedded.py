@@ -26,6 +26,10 @@ DEV_TUNING = {
     # Off by default in the services (it patches a private aiokafka method); every run
     # against the embedded servers turns it on: ./dev up, the demo, the benchmarks, tests.
     "CONSUMER_EMPTY_FETCH_BACKOFF_MS": "50",
+    # SecantusDB runs a thread per connection and serves them unfairly: with 50 requests
+    # in flight its throughput falls below what it manages with 10, and single statements
+    # wait seconds. The registration API's cap (64 for a real MongoDB) is held at 8.
+    "API_DB_CONCURRENCY": "8",
 }
 """Settings that work around defects of the embedded servers; what a real one never needs."""
 
