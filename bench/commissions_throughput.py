@@ -41,7 +41,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from chassis.kafka import ensure_topics, make_producer
-from devkit.embedded import EmbeddedSuite
+from devkit.embedded import DEV_TUNING, EmbeddedSuite
 from devkit.processes import free_port
 from shared.envelope import encode
 from shared.examples import example_events
@@ -137,6 +137,7 @@ async def worker_run(
     group = f"bench-commissions-{run}"
     env = {
         **os.environ,
+        **DEV_TUNING,
         "ADMIN_TOKEN": "bench-admin-token-0123",
         "KAFKA_BOOTSTRAP": suite.kafka_bootstrap,
         "MONGO_URL": suite.mongo_url,

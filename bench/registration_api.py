@@ -33,7 +33,7 @@ import httpx
 from _report import figure
 from pymongo import AsyncMongoClient
 
-from devkit.embedded import EmbeddedSuite
+from devkit.embedded import DEV_TUNING, EmbeddedSuite
 from devkit.processes import free_port
 from services.registration.adapters import documents
 from services.registration.adapters.mongo import ENTITLEMENTS, MongoUnitOfWork, ensure_indexes
@@ -298,6 +298,7 @@ def _api_env(suite: EmbeddedSuite, db_name: str, port: int, **extra: str) -> dic
     """The registration API's environment against `suite`, on `port`."""
     return {
         **os.environ,
+        **DEV_TUNING,
         "ADMIN_TOKEN": ADMIN_TOKEN,
         "KAFKA_BOOTSTRAP": suite.kafka_bootstrap,
         "MONGO_URL": suite.mongo_url,

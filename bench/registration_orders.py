@@ -35,7 +35,7 @@ from pymongo import AsyncMongoClient
 
 from chassis.kafka import ensure_topics, make_producer
 from chassis.metrics import WorkerCounters
-from devkit.embedded import EmbeddedSuite
+from devkit.embedded import DEV_TUNING, EmbeddedSuite
 from devkit.processes import free_port
 from services.registration.adapters.mongo import MongoUnitOfWork, ensure_indexes
 from services.registration.bootstrap import build_processors, utc_now
@@ -193,6 +193,9 @@ async def main() -> None:
                     kafka_bootstrap=bootstrap,
                     mongo_url=suite.mongo_url,
                     consumer_batch_max=args.batch,
+                    consumer_empty_fetch_backoff_ms=int(
+                        DEV_TUNING["CONSUMER_EMPTY_FETCH_BACKOFF_MS"]
+                    ),
                     **{"REGISTRATION_MONGO_DB": f"bench_{run}"},
                 )
                 client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(

@@ -35,7 +35,7 @@ def configure(level: str = "INFO", service: str = "") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     # Library chatter (connection retries, group rebalances) stays at WARNING.
-    for noisy in ("aiokafka", "kafka", "pymongo", "uvicorn.access", "httpx", "faust", "mode"):
+    for noisy in ("aiokafka", "kafka", "pymongo", "uvicorn.access", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     if service:
         old_factory = logging.getLogRecordFactory()

@@ -1,11 +1,15 @@
-"""`./dev audit` (and the last step of `./dev lint`): pip-audit over requirements.lock.
+"""`./dev audit` (and the last step of `./dev lint`): pip-audit over the runtime lock.
+
+The runtime lock (requirements/runtime.lock) is exactly what the image installs, so
+what is audited is what ships; dev tools are not in it (`--lock requirements/dev.lock`
+audits those too).
 
 Fails when a pinned dependency has a known vulnerability. A package the
 vulnerability service cannot look up (the service unreachable, as on machines that
 only reach a package index mirror) is not a pass: the summary says how many were
 not audited, and `--strict` (or `AUDIT_STRICT=1`) makes that a failure too.
 
-    python -m devkit.audit [--strict] [--lock requirements.lock]
+    python -m devkit.audit [--strict] [--lock requirements/runtime.lock]
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 TIMEOUT_S = 300
+RUNTIME_LOCK = Path("requirements/runtime.lock")
 
 
 @dataclass
@@ -89,7 +94,7 @@ def run(lock: Path) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devkit.audit")
-    parser.add_argument("--lock", type=Path, default=Path("requirements.lock"))
+    parser.add_argument("--lock", type=Path, default=RUNTIME_LOCK)
     parser.add_argument(
         "--strict",
         action="store_true",

@@ -20,6 +20,19 @@ from devkit.processes import ManagedProcess, ensure_port_free, stop_all, wait_un
 
 HOST = "127.0.0.1"
 
+DEV_TUNING = {
+    # noida-db answers an empty fetch at once instead of holding it for fetch.max.wait.ms:
+    # without a client-side pause an idle worker polls in a tight loop (~50% of a core).
+    # Off by default in the services (it patches a private aiokafka method); every run
+    # against the embedded servers turns it on: ./dev up, the demo, the benchmarks, tests.
+    "CONSUMER_EMPTY_FETCH_BACKOFF_MS": "50",
+    # SecantusDB runs a thread per connection and serves them unfairly: with 50 requests
+    # in flight its throughput falls below what it manages with 10, and single statements
+    # wait seconds. The registration API's cap (64 for a real MongoDB) is held at 8.
+    "API_DB_CONCURRENCY": "8",
+}
+"""Settings that work around defects of the embedded servers; what a real one never needs."""
+
 
 def kafka_answers(bootstrap: str, timeout: float = 1.0) -> bool:
     """True when `bootstrap` answers a Kafka ApiVersions request without error."""
@@ -193,8 +206,12 @@ class EmbeddedSuite:
         wait_until(lambda: smtp_answers(HOST, port), timeout=self.startup_timeout, process=sink)
 
     def service_env(self) -> dict[str, str]:
-        """The settings every service process gets from a local run."""
+        """The settings every service process gets from a local run.
+
+        The embedded servers' workarounds too, unless the environment says otherwise.
+        """
         return {
+            **{name: self.env.get(name, value) for name, value in DEV_TUNING.items()},
             "KAFKA_BOOTSTRAP": self.kafka_bootstrap,
             "MONGO_URL": self.mongo_url,
             "SMTP_HOST": self.smtp_host,

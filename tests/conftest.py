@@ -17,8 +17,15 @@ from typing import Any
 import pytest
 from pymongo import AsyncMongoClient
 
-from devkit.embedded import EmbeddedSuite
+from devkit.embedded import DEV_TUNING, EmbeddedSuite
 from devkit.processes import free_port
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The embedded servers' workarounds for every Settings the tests build, in this
+    process and in the processes it starts (the services default them to off)."""
+    for name, value in DEV_TUNING.items():
+        os.environ.setdefault(name, value)
 
 
 @pytest.fixture(scope="session")

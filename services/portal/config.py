@@ -14,6 +14,7 @@ class Settings(ServiceSettings):
     """The portal has no database, broker or worker: it only calls the partner APIs."""
 
     service_name: ClassVar[str] = "portal"
+    uses_broker_and_database: ClassVar[bool] = False
     port: int = Field(8004, validation_alias="PORTAL_PORT", ge=1, le=65535)
     # The portal never calls an admin route, so it needs no operator token (least privilege).
     admin_token: SecretStr = Field(SecretStr("not-used-by-the-portal"), exclude=True)

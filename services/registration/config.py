@@ -18,7 +18,10 @@ class Settings(ServiceSettings):
     attribution_window_months: int = Field(36, ge=1)
     # Units of work of one API process using the database at once, and how long a
     # request may queue for a place before it answers 503 (service_layer/admission.py).
-    api_db_concurrency: int = Field(8, ge=1, le=256)
+    # 64 leaves room in PyMongo's pool of 100. The embedded database (SecantusDB) runs a
+    # thread per connection and serves them unfairly, so its runs set 8, the concurrency
+    # it serves best (devkit.embedded.DEV_TUNING).
+    api_db_concurrency: int = Field(64, ge=1, le=256)
     api_db_queue_s: float = Field(10.0, gt=0)
     # Reserved for the checkout system's service-to-service calls; no route takes it yet.
     checkout_token: SecretStr = Field(

@@ -8,6 +8,7 @@ from __future__ import annotations
 import gc
 
 from chassis.run import run_worker_process
+from chassis.settings import load_settings
 from services.commissions.bootstrap import build_background, build_processors, consumes, produces
 from services.commissions.config import Settings
 
@@ -30,7 +31,7 @@ def tune_gc() -> None:
 
 
 def main() -> None:
-    settings = Settings()
+    settings = load_settings(Settings)
     tune_gc()
     run_worker_process(
         settings,

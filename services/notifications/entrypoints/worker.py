@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 
 from chassis import logging as ck_logging
-from chassis.settings import load
+from chassis.settings import load_settings
 from chassis.worker import run_worker
 from services.notifications.adapters.mongo import ensure_indexes
 from services.notifications.bootstrap import (
@@ -23,7 +23,7 @@ from services.notifications.config import Settings
 
 
 def main() -> None:
-    settings = load(Settings)
+    settings = load_settings(Settings)
     ck_logging.configure(settings.log_level, settings.service_name)
 
     async def run() -> None:

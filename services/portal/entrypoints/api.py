@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from chassis.run import serve_api
+from chassis.settings import load_settings
 from services.portal.config import Settings
 from services.portal.entrypoints.app import build_app
 
 
 def main() -> None:
-    serve_api(Settings(), build_app)  # type: ignore[arg-type]
+    serve_api(load_settings(Settings), build_app)  # type: ignore[arg-type]
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 
 from chassis.errors import error_body
 from chassis.run import serve_api
+from chassis.settings import load_settings
 from services.registration.config import Settings
 from services.registration.entrypoints.routes import (
     admin_entitlements,
@@ -64,7 +65,7 @@ def install(app: FastAPI) -> None:
 def main() -> None:
     from services.registration.bootstrap import build_api
 
-    serve_api(Settings(), build_api)  # type: ignore[arg-type]
+    serve_api(load_settings(Settings), build_api)  # type: ignore[arg-type]
 
 
 if __name__ == "__main__":

@@ -53,6 +53,7 @@ def env_for(settings: Settings) -> dict[str, str]:
         "COMMISSIONS_OUTBOX_RELAY_ID": settings.outbox_relay_id,
         "TOPIC_PARTITIONS": str(settings.topic_partitions),
         "CONSUMER_BATCH_MAX": str(settings.consumer_batch_max),
+        "CONSUMER_EMPTY_FETCH_BACKOFF_MS": str(settings.consumer_empty_fetch_backoff_ms),
         "RELAY_INTERVAL_SECONDS": str(settings.relay_interval_seconds),
     }
 

@@ -8,7 +8,7 @@ import pytest
 from cryptography.fernet import Fernet
 from pydantic import ValidationError
 
-from chassis.settings import load
+from chassis.settings import load_settings
 from services.notifications.adapters.webhooks import FernetSecretBox, legacy_fernet
 from services.notifications.config import DEV_WEBHOOK_SECRET_KEYS, Settings
 from services.notifications.service_layer.ports import DeliveryError, WebhookConfig
@@ -101,6 +101,8 @@ def test_production_refuses_to_start_without_webhook_secret_keys() -> None:
     base = {
         "environment": "production",
         "admin_token": "test-admin-token-123",
+        "kafka_bootstrap": "kafka:9092",
+        "mongo_url": "mongodb://mongo/?replicaSet=rs0",
         "unsubscribe_secret": "prod-like-unsubscribe-secret-0123456789",
     }
     with pytest.raises(ValidationError, match="set WEBHOOK_SECRET_KEYS"):
@@ -113,19 +115,23 @@ def test_production_refuses_to_start_without_webhook_secret_keys() -> None:
 
 
 def test_a_refused_configuration_is_one_line_naming_the_variable(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("ENVIRONMENT", "production")
     monkeypatch.setenv("ADMIN_TOKEN", "test-admin-token-123")
+    monkeypatch.setenv("KAFKA_BOOTSTRAP", "kafka:9092")
+    monkeypatch.setenv("MONGO_URL", "mongodb://mongo/?replicaSet=rs0")
     monkeypatch.setenv("UNSUBSCRIBE_SECRET", "prod-like-unsubscribe-secret-0123456789")
     monkeypatch.delenv("WEBHOOK_SECRET_KEYS", raising=False)
     with pytest.raises(SystemExit) as refused:
-        load(Settings)
-    message = str(refused.value.code)
+        load_settings(Settings)
+    assert refused.value.code == 2
+    message = capsys.readouterr().err.strip()
     assert "\n" not in message
-    assert message.startswith("notifications: refusing to start: set WEBHOOK_SECRET_KEYS")
+    assert message.startswith("notifications: cannot start: set WEBHOOK_SECRET_KEYS")
     monkeypatch.setenv("WEBHOOK_SECRET_KEYS", "not-a-key")
-    with pytest.raises(SystemExit) as refused:
-        load(Settings)
-    assert "WEBHOOK_SECRET_KEYS: key 1 is not a Fernet key" in str(refused.value.code)
-    assert "not-a-key" not in str(refused.value.code)
+    with pytest.raises(SystemExit):
+        load_settings(Settings)
+    message = capsys.readouterr().err
+    assert "WEBHOOK_SECRET_KEYS: key 1 is not a Fernet key" in message
+    assert "not-a-key" not in message
