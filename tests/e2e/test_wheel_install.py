@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -29,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.fernet import Fernet
 
 from devkit.embedded import DEV_TUNING, EmbeddedSuite
 from devkit.processes import free_port
@@ -194,6 +196,9 @@ def every_entry_point(installed: Installed, embedded: EmbeddedSuite) -> Iterator
         MONGO_URL=embedded.mongo_url,
         ADMIN_TOKEN=ADMIN_TOKEN,
         UNSUBSCRIBE_SECRET=f"wheel-test-unsubscribe-{run}",
+        # Production refuses the public dev values of these: fresh ones per run.
+        WEBHOOK_SECRET_KEYS=Fernet.generate_key().decode(),
+        PORTAL_SESSION_SECRET=secrets.token_urlsafe(32),
         TOPIC_PARTITIONS="1",
         LOG_LEVEL="INFO",
         **DEV_TUNING,
