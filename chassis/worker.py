@@ -17,7 +17,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from chassis import heartbeat
 from chassis.consumer import TransactionalProcessor
-from chassis.kafka import ensure_topics
+from chassis.kafka import clip_aborted_transactions, ensure_topics
+from chassis.lso import LsoWatch, output_topics
 from chassis.metrics import WorkerCounters
 from chassis.mongo import connect, database
 from chassis.settings import ServiceSettings
@@ -97,11 +98,14 @@ async def run_worker(
             loop.add_signal_handler(sig, stop.set)
 
     me = instance_id(settings)
+    if settings.kafka_clip_aborted_transactions:
+        clip_aborted_transactions()
     counters = WorkerCounters()
     client = connect(settings)
     db = database(client, settings)
     running: list[TransactionalProcessor] = []
     tasks: list[asyncio.Task[Any]] = []
+    lso_task: asyncio.Task[None] | None = None
     try:
         ok = await _retry(
             "topic provisioning",
@@ -129,6 +133,13 @@ async def run_worker(
                 return
             running.append(processor)
             tasks.append(asyncio.create_task(processor.run(), name=processor.group_id))
+        lso = LsoWatch(
+            settings.kafka_bootstrap,
+            output_topics(topics, [t for p in running for t in p.topics]),
+            counters,
+            stuck_after_s=settings.lso_stuck_after_seconds,
+        )
+        lso_task = asyncio.create_task(lso.run(settings.worker_heartbeat_seconds), name="lso")
         log.info("worker started", extra={"instance": me, "groups": [p.group_id for p in running]})
         beat_file = Path(settings.worker_heartbeat_file) if settings.worker_heartbeat_file else None
         while not stop.is_set():
@@ -162,6 +173,10 @@ async def run_worker(
         for processor in running:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(processor.stop(), 5)
+        if lso_task is not None:
+            lso_task.cancel()
+            with contextlib.suppress(BaseException):
+                await lso_task
         with contextlib.suppress(Exception):
             await asyncio.wait_for(heartbeat.forget(db, me), 2)
         await client.close()

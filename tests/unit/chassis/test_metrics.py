@@ -35,3 +35,26 @@ def test_worker_counters_gauges_and_histograms_render_per_instance() -> None:
     count = next(s for s in batch if s.name.endswith("_count"))
     le_25ms = next(s for s in batch if s.labels.get("le") == "0.025")
     assert count.value == 2 and le_25ms.value == 1
+
+
+def test_a_gauge_keyed_by_topic_and_partition_renders_both_as_labels() -> None:
+    counters = WorkerCounters()
+    counters.set_gauge("lso_lag:commissions.ledger.v1:4", 120)
+    counters.set_gauge("lso_stuck:commissions.ledger.v1:4", 1)
+    counters.set_gauge("lso_stuck:commissions.ledger.v1:5", 0)
+    beat = {"_id": "commissions-0", "counters": [], "gauges": counters.gauges}
+    text = render(HttpMetrics("commissions"), "commissions", [beat]).decode()
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+
+    [lag] = families["channelkeep_worker_lso_lag"].samples
+    assert lag.value == 120
+    assert lag.labels == {
+        "service": "commissions",
+        "instance": "commissions-0",
+        "topic": "commissions.ledger.v1",
+        "partition": "4",
+    }
+    stuck = {
+        s.labels["partition"]: s.value for s in families["channelkeep_worker_lso_stuck"].samples
+    }
+    assert stuck == {"4": 1, "5": 0}
