@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from chassis.lso import output_topics
 from chassis.metrics import HttpMetrics, WorkerCounters, render
 
 
@@ -58,3 +59,8 @@ def test_a_gauge_keyed_by_topic_and_partition_renders_both_as_labels() -> None:
         s.labels["partition"]: s.value for s in families["channelkeep_worker_lso_stuck"].samples
     }
     assert stuck == {"4": 1, "5": 0}
+
+
+def test_a_worker_watches_the_lso_of_what_it_produces_to_and_of_its_dead_letter_topics() -> None:
+    topics = ["in.a", "in.b", "out.ledger"]
+    assert output_topics(topics, ["in.a", "in.b"]) == ["out.ledger", "in.a.dlq", "in.b.dlq"]
