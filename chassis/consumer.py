@@ -23,7 +23,13 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
-from chassis.kafka import OutRecord, dead_letter, make_producer, send_all
+from chassis.kafka import (
+    TRANSACTION_TIMEOUT_MS,
+    OutRecord,
+    dead_letter,
+    make_producer,
+    send_all,
+)
 from chassis.metrics import WorkerCounters
 from shared.envelope import Envelope, EventValidationError, parse_event
 
@@ -215,6 +221,7 @@ class TransactionalProcessor:
         empty_fetch_backoff_ms: int = 0,
         producer_batch_bytes: int = 16384,
         max_in_flight: int = 1,
+        transaction_timeout_ms: int = TRANSACTION_TIMEOUT_MS,
     ) -> None:
         if max_in_flight < 1:
             raise ValueError("max_in_flight must be at least 1")
@@ -245,7 +252,10 @@ class TransactionalProcessor:
             group_instance_id=group_instance_id,
         )
         self._producer = make_producer(
-            bootstrap, transactional_id=transactional_id, max_batch_bytes=producer_batch_bytes
+            bootstrap,
+            transactional_id=transactional_id,
+            max_batch_bytes=producer_batch_bytes,
+            transaction_timeout_ms=transaction_timeout_ms,
         )
         self._consumer.subscribe(self.topics, listener=_FinishBeforeRevoking(self))
         self._stopping = asyncio.Event()
@@ -261,6 +271,9 @@ class TransactionalProcessor:
         return sorted(f"{tp.topic}:{tp.partition}" for tp in self._consumer.assignment())
 
     async def start(self) -> None:
+        # The producer first: its InitProducerId fences a predecessor with our transactional
+        # id and aborts the transaction it left open (the broker answers once that is done),
+        # so we never consume behind a transaction of our own that is still hanging.
         await self._producer.start()
         await self._consumer.start()
         if self._empty_fetch_backoff_s > 0:

@@ -20,11 +20,15 @@ from starlette.routing import Match
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
+_GAUGE_LABELS = ("topic", "partition")
+"""The labels of a gauge key's parts after its name: `name:topic`, `name:topic:partition`."""
+
 
 class WorkerCounters:
     """Counters, gauges and latency histograms, cheap to bump and to snapshot into a document.
 
-    Gauge names may carry one label after a colon (`consumer_lag:checkout.orders.v1`).
+    Gauge keys may carry a topic, and a partition, after colons (`consumer_lag:<topic>`,
+    `lso_lag:<topic>:<partition>`); `render` makes them labels.
     """
 
     def __init__(self) -> None:
@@ -123,13 +127,13 @@ def render(http: HttpMetrics, service: str, heartbeats: Iterable[Mapping[str, An
                 )
             family.add_metric(list(labels.values()), counter["value"])
         for gauge_key, value in beat.get("gauges", {}).items():
-            gauge_name, _, topic = gauge_key.partition(":")
+            gauge_name, *where = gauge_key.split(":", 2)
             name = f"channelkeep_worker_{gauge_name}"
-            label_names = ["service", "instance", "topic"] if topic else ["service", "instance"]
+            label_names = ["service", "instance", *_GAUGE_LABELS[: len(where)]]
             family_g = gauges.setdefault(
                 name, GaugeMetricFamily(name, f"worker gauge {gauge_name}", labels=label_names)
             )
-            family_g.add_metric([service, instance, topic][: len(label_names)], value)
+            family_g.add_metric([service, instance, *where], value)
         for hist_name, hist in beat.get("histograms", {}).items():
             name = f"channelkeep_worker_{hist_name}"
             family_h = histograms.setdefault(

@@ -84,6 +84,35 @@ class ServiceSettings(BaseSettings):
         " counts as hung: the liveness file is no longer touched",
     )
 
+    kafka_transaction_timeout_ms: int = Field(
+        60_000,
+        ge=1_000,
+        le=900_000,
+        description="transaction.timeout.ms of every transactional producer: Kafka aborts a"
+        " transaction its producer left open (killed mid-batch, never restarted) after this"
+        " long, so a read_committed reader waits at most this long for it (KIP-98). Longer"
+        " than any one transaction (a batch's produce and commit, seconds); at most the"
+        " broker's transaction.max.timeout.ms (15 minutes by default)",
+    )
+    kafka_clip_aborted_transactions: bool = Field(
+        False,
+        description="embedded-broker workaround, off in production (./dev up and the tests"
+        " turn it on): read_committed consumers ignore the aborted transactions a fetch"
+        " response lists that start before the fetched range. noida-db 0.2.3 lists every"
+        " aborted transaction of the partition in every fetch response and gives a restarted"
+        " transactional id its old producer id, so without it a consumer that keeps up skips"
+        " that producer's committed records as aborted (see chassis.kafka)",
+    )
+    lso_stuck_after_seconds: float = Field(
+        30.0,
+        gt=0,
+        le=3600,
+        description="an output partition whose last stable offset trails its high watermark"
+        " without moving for longer than this is flagged stuck (gauge lso_stuck): its"
+        " read_committed readers see nothing new. A healthy transaction holds the LSO for one"
+        " batch commit (under a second); a dead producer's, until fencing or the timeout",
+    )
+
     # The portal reaches neither the broker nor a database: it needs neither setting.
     uses_broker_and_database: ClassVar[bool] = True
 

@@ -18,7 +18,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from chassis import heartbeat
 from chassis.consumer import TransactionalProcessor
-from chassis.kafka import ensure_topics
+from chassis.kafka import clip_aborted_transactions, ensure_topics
+from chassis.lso import LsoWatch, output_topics
 from chassis.metrics import WorkerCounters
 from chassis.mongo import connect, database
 from chassis.settings import ServiceSettings
@@ -139,6 +140,8 @@ async def run_worker(
             loop.add_signal_handler(sig, stop.set)
 
     me = instance_id(settings)
+    if settings.kafka_clip_aborted_transactions:
+        clip_aborted_transactions()
     counters = WorkerCounters()
     client = connect(settings)
     db = database(client, settings)
@@ -157,6 +160,7 @@ async def run_worker(
                 name="liveness",
             )
         )
+    lso_task: asyncio.Task[None] | None = None
     try:
         ok = await _retry(
             "topic provisioning",
@@ -184,6 +188,13 @@ async def run_worker(
                 return
             running.append(processor)
             tasks.append(asyncio.create_task(processor.run(), name=processor.group_id))
+        lso = LsoWatch(
+            settings.kafka_bootstrap,
+            output_topics(topics, [t for p in running for t in p.topics]),
+            counters,
+            stuck_after_s=settings.lso_stuck_after_seconds,
+        )
+        lso_task = asyncio.create_task(lso.run(settings.worker_heartbeat_seconds), name="lso")
         log.info("worker started", extra={"instance": me, "groups": [p.group_id for p in running]})
         while not stop.is_set():
             crashed = [t for t in tasks if t.done()]
@@ -215,6 +226,10 @@ async def run_worker(
         for processor in running:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(processor.stop(), 5)
+        if lso_task is not None:
+            lso_task.cancel()
+            with contextlib.suppress(BaseException):
+                await lso_task
         with contextlib.suppress(Exception):
             await asyncio.wait_for(heartbeat.forget(db, me), 2)
         await client.close()

@@ -22,6 +22,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from chassis.kafka import clip_aborted_transactions
 from devkit.story import StoryResult, Suite, WebhookReceiver, tell
 from devkit.up import DEV_ADMIN_TOKEN, fresh_env, start_ready_suite
 from shared.money import MINOR_DIGITS
@@ -141,6 +142,9 @@ def main(argv: list[str] | None = None) -> int:
         ports = suite_handle.ports
         bootstrap = suite_handle.embedded.kafka_bootstrap
         console.log(f"Suite ready; state under {data_dir}")
+    if not env.get("KAFKA_BOOTSTRAP"):
+        # The ledger reader on the embedded broker (chassis.kafka.clip_aborted_transactions).
+        clip_aborted_transactions()
     suite = Suite(
         registration=f"http://127.0.0.1:{ports['registration']}",
         commissions=f"http://127.0.0.1:{ports['commissions']}",

@@ -73,6 +73,10 @@ def start_suite(data_dir: Path, env: dict[str, str]) -> RunningSuite:
         "ADMIN_TOKEN": env.get("ADMIN_TOKEN") or DEV_ADMIN_TOKEN,
         "ENVIRONMENT": env.get("ENVIRONMENT", "dev"),
         "WEBHOOK_ALLOW_LOOPBACK": env.get("WEBHOOK_ALLOW_LOOPBACK", "true"),
+        # The embedded broker's workaround (chassis.kafka.clip_aborted_transactions).
+        "KAFKA_CLIP_ABORTED_TRANSACTIONS": env.get(
+            "KAFKA_CLIP_ABORTED_TRANSACTIONS", "false" if env.get("KAFKA_BOOTSTRAP") else "true"
+        ),
         "DATA_DIR": str(data_dir),
         **{
             f"{name.upper()}_URL": env.get(f"{name.upper()}_URL") or f"http://127.0.0.1:{port}"

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from pymongo import AsyncMongoClient
 
+from chassis.kafka import clip_aborted_transactions
 from devkit.embedded import DEV_TUNING, EmbeddedSuite
 from devkit.processes import free_port
 
@@ -36,9 +37,16 @@ def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedSuite
     env["EMBEDDED_MONGO_PORT"] = str(free_port())
     suite = EmbeddedSuite(data_dir=tmp_path_factory.mktemp("embedded"), env=env, with_smtp=False)
     suite.start()
+    environ = pytest.MonkeyPatch()
+    if "KAFKA_BOOTSTRAP" not in env:
+        # The embedded broker's workaround (see chassis.kafka.clip_aborted_transactions), for
+        # the readers of this process and, through the environment, the workers it starts.
+        environ.setenv("KAFKA_CLIP_ABORTED_TRANSACTIONS", "true")
+        clip_aborted_transactions()
     try:
         yield suite
     finally:
+        environ.undo()
         suite.stop()
 
 

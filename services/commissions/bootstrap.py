@@ -191,6 +191,7 @@ def build_processors(settings: Settings) -> ProcessorFactory:
                 ),
                 handler=handle,
                 counters=counters,
+                transaction_timeout_ms=settings.kafka_transaction_timeout_ms,
                 max_records=settings.consumer_batch_max,
                 empty_fetch_backoff_ms=settings.consumer_empty_fetch_backoff_ms,
                 producer_batch_bytes=settings.producer_batch_bytes,
@@ -221,6 +222,7 @@ def build_background(settings: Settings, clock: Clock = utc_now) -> list[Backgro
                 checkpoint_topic=settings.ledger_topic,
                 epoch=epoch,
                 fallback_checkpoint=published_mark,
+                transaction_timeout_ms=settings.kafka_transaction_timeout_ms,
             )
 
         return relay_forever(

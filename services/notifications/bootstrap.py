@@ -205,6 +205,7 @@ def build_processors(
                 group_instance_id=static_member_id(settings, f"{group_id}-{instance}"),
                 handler=handler,
                 counters=counters,
+                transaction_timeout_ms=settings.kafka_transaction_timeout_ms,
                 max_records=settings.consumer_batch_max,
                 empty_fetch_backoff_ms=settings.consumer_empty_fetch_backoff_ms,
             )

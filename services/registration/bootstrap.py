@@ -204,6 +204,7 @@ def build_processors(
                 group_instance_id=static_member_id(settings, f"{group_id}-{instance}"),
                 handler=order_handler(db, counters, settings, topic_map=topic_map),
                 counters=counters,
+                transaction_timeout_ms=settings.kafka_transaction_timeout_ms,
                 max_records=settings.consumer_batch_max,
                 schema_of=schema_of,
                 retry_backoff_s=retry_backoff_s,

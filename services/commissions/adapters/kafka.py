@@ -17,7 +17,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from aiokafka.structs import OffsetAndMetadata
 
-from chassis.kafka import OutRecord, make_producer, send_all
+from chassis.kafka import TRANSACTION_TIMEOUT_MS, OutRecord, make_producer, send_all
 from services.commissions.domain.order_line import Source
 from services.commissions.service_layer.ports import HorizonUnavailableError, OutboxMessage
 
@@ -50,6 +50,7 @@ class KafkaLedgerPublisher:
         checkpoint_topic: str,
         epoch: str,
         fallback_checkpoint: int = 0,
+        transaction_timeout_ms: int = TRANSACTION_TIMEOUT_MS,
     ) -> None:
         self._bootstrap = bootstrap
         self._transactional_id = transactional_id
@@ -57,11 +58,16 @@ class KafkaLedgerPublisher:
         self._tp = TopicPartition(checkpoint_topic, 0)
         self._epoch = epoch
         self._fallback = fallback_checkpoint
+        self._transaction_timeout_ms = transaction_timeout_ms
         self._producer: AIOKafkaProducer | None = None
         self._checkpoint = 0
 
     async def start(self) -> None:
-        producer = make_producer(self._bootstrap, transactional_id=self._transactional_id)
+        producer = make_producer(
+            self._bootstrap,
+            transactional_id=self._transactional_id,
+            transaction_timeout_ms=self._transaction_timeout_ms,
+        )
         # Starting initialises the transactional id: any older relay is fenced from here on,
         # and its unfinished transaction is aborted before we read the checkpoint.
         await producer.start()

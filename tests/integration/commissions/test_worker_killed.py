@@ -75,6 +75,12 @@ async def test_a_worker_killed_mid_batch_and_restarted_still_gives_the_ledger_ex
         records = await read_topic(
             kafka_bootstrap, settings.ledger_topic, expect=len(expected), wait_s=180, settle_s=3
         )
+        # The restarted worker watches the ledger's last stable offset: nothing hangs.
+        await wait_for(
+            lambda: _lso_gauges(mongo_db, settings.ledger_topic, settings.topic_partitions),
+            within_s=30,
+            what="the restarted worker's lso gauges, all partitions caught up",
+        )
     finally:
         worker.send_signal(signal.SIGTERM)
         worker.wait(20)
@@ -87,3 +93,11 @@ async def test_a_worker_killed_mid_batch_and_restarted_still_gives_the_ledger_ex
 async def _count_at_least(collection: Any, wanted: int) -> bool:
     await asyncio.sleep(0.2)
     return bool(await collection.count_documents({}) >= wanted)
+
+
+async def _lso_gauges(db: Any, topic: str, partitions: int) -> bool:
+    await asyncio.sleep(0.5)
+    beat = await db["worker_heartbeats"].find_one({"_id": "commissions-0"})
+    gauges = (beat or {}).get("gauges", {})
+    wanted = [f"{name}:{topic}:{p}" for name in ("lso_lag", "lso_stuck") for p in range(partitions)]
+    return all(gauges.get(key) == 0 for key in wanted)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from chassis.lso import output_topics
 from chassis.metrics import HttpMetrics, WorkerCounters, render
 
 
@@ -35,3 +36,31 @@ def test_worker_counters_gauges_and_histograms_render_per_instance() -> None:
     count = next(s for s in batch if s.name.endswith("_count"))
     le_25ms = next(s for s in batch if s.labels.get("le") == "0.025")
     assert count.value == 2 and le_25ms.value == 1
+
+
+def test_a_gauge_keyed_by_topic_and_partition_renders_both_as_labels() -> None:
+    counters = WorkerCounters()
+    counters.set_gauge("lso_lag:commissions.ledger.v1:4", 120)
+    counters.set_gauge("lso_stuck:commissions.ledger.v1:4", 1)
+    counters.set_gauge("lso_stuck:commissions.ledger.v1:5", 0)
+    beat = {"_id": "commissions-0", "counters": [], "gauges": counters.gauges}
+    text = render(HttpMetrics("commissions"), "commissions", [beat]).decode()
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+
+    [lag] = families["channelkeep_worker_lso_lag"].samples
+    assert lag.value == 120
+    assert lag.labels == {
+        "service": "commissions",
+        "instance": "commissions-0",
+        "topic": "commissions.ledger.v1",
+        "partition": "4",
+    }
+    stuck = {
+        s.labels["partition"]: s.value for s in families["channelkeep_worker_lso_stuck"].samples
+    }
+    assert stuck == {"4": 1, "5": 0}
+
+
+def test_a_worker_watches_the_lso_of_what_it_produces_to_and_of_its_dead_letter_topics() -> None:
+    topics = ["in.a", "in.b", "out.ledger"]
+    assert output_topics(topics, ["in.a", "in.b"]) == ["out.ledger", "in.a.dlq", "in.b.dlq"]
