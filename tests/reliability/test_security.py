@@ -528,6 +528,13 @@ def production_notifications(live: Live, world: tuple[PartnerA, dict[str, Any]])
         "https://[fe80::1]/hook",
         "https://[::ffff:10.0.0.1]/hook",
         "https://100.64.0.1/hook",
+        # IPv6 forms that embed an IPv4 address (CONTRACT 6.9): unwrapped, then judged.
+        "https://[64:ff9b::a9fe:a9fe]/",
+        "https://[64:ff9b:1:a9fe:a9:fe00::]/hook",
+        "https://[::a9fe:a9fe]/hook",
+        "https://[::ffff:a9fe:a9fe]/hook",
+        "https://[2002:a9fe:a9fe::1]/hook",
+        "https://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/hook",
         "https://0.0.0.0/hook",
         "https://2130706433/hook",
         "https://user:pw@partner.example/hook",
