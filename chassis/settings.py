@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from chassis.clients import Network, parse_networks
 
 EMBEDDED_KAFKA = "127.0.0.1:19092"
 EMBEDDED_MONGO = "mongodb://127.0.0.1:27117/?directConnection=true"
@@ -34,6 +36,11 @@ class ServiceSettings(BaseSettings):
         " or load balancer's own idle limit (httpx 5 s, typical balancers 60 s), so a client"
         " never sends a request on a connection the server is closing at that moment",
     )
+    trusted_proxies: Annotated[tuple[Network, ...], NoDecode] = Field(
+        (),
+        description="proxies whose X-Forwarded-For names the client for rate limits: IPs or"
+        " CIDRs, comma-separated (CONTRACT 6.9); default none, the peer is the client",
+    )
     registration_url: str = Field(
         "http://127.0.0.1:8001", description="registration API, for partner key introspection"
     )
@@ -53,6 +60,15 @@ class ServiceSettings(BaseSettings):
     worker_heartbeat_file: str = Field(
         "", description="file a worker touches on each heartbeat (container liveness probe)"
     )
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _trusted_proxies(cls, value: object) -> object:
+        if isinstance(value, str):
+            return parse_networks(value.split(","))
+        if isinstance(value, list | tuple):
+            return parse_networks(str(v) for v in value)
+        return value
 
     @field_validator("admin_token")
     @classmethod

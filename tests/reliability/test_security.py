@@ -410,6 +410,21 @@ def test_seller_code_brute_force_is_stopped(live: Live) -> None:
     assert len(statuses) <= 31, f"stopped only after {len(statuses)} lookups"
 
 
+def test_forwarded_for_does_not_bypass_the_rate_limit(live: Live) -> None:
+    """uvicorn's own proxy headers are off and TRUSTED_PROXIES is empty (CONTRACT 6.9):
+    40 lookups from 127.0.0.1, each claiming another client, are one client's."""
+    statuses = []
+    with live.http() as http:
+        for i in range(40):
+            r = http.get(
+                f"{live.url('registration')}/v1/seller-codes/7K3M-9QXF",
+                headers={"X-Forwarded-For": f"198.51.100.{i}, 203.0.113.{i}"},
+            )
+            statuses.append(r.status_code)
+    assert 429 in statuses, statuses
+    assert statuses.count(429) >= 10, statuses
+
+
 class _Hooks:
     """Loopback endpoints: `/redirect` answers 302 to `/target`; every request is kept."""
 

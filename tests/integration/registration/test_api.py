@@ -284,6 +284,83 @@ async def test_seller_code_lookup_is_rate_limited_per_client(
                 assert error(limited)["code"] == "rate_limited"
 
 
+async def test_rotating_forwarded_for_from_an_untrusted_peer_is_still_rate_limited(
+    kafka_bootstrap: str, mongo_url: str, mongo_db: Any
+) -> None:
+    """40 lookups with a new X-Forwarded-For each: one client, 429 after 30 (CONTRACT 6.9)."""
+    from services.registration.bootstrap import build_api
+
+    app = build_api(make_settings(kafka_bootstrap, mongo_url, mongo_db.name), run_relay=False)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 1234))
+        async with httpx.AsyncClient(transport=transport, base_url="http://r") as c:
+            statuses = [
+                (
+                    await c.get(
+                        "/v1/seller-codes/7K3M-9QXF",
+                        headers={"X-Forwarded-For": f"198.51.100.{i}"},
+                    )
+                ).status_code
+                for i in range(40)
+            ]
+    assert statuses[:30] == [404] * 30
+    assert set(statuses[30:]) == {429}
+
+
+async def test_a_trusted_proxy_names_the_client(
+    kafka_bootstrap: str, mongo_url: str, mongo_db: Any
+) -> None:
+    from services.registration.bootstrap import build_api
+
+    settings = make_settings(
+        kafka_bootstrap,
+        mongo_url,
+        mongo_db.name,
+        seller_code_lookups_per_minute=2,
+        trusted_proxies="10.0.0.0/8",
+    )
+    app = build_api(settings, run_relay=False)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, client=("10.0.0.5", 1234))
+        async with httpx.AsyncClient(transport=transport, base_url="http://r") as c:
+
+            async def lookup(forwarded: str) -> int:
+                headers = {"X-Forwarded-For": forwarded}
+                return (await c.get("/v1/seller-codes/7K3M-9QXF", headers=headers)).status_code
+
+            # Each client has its own bucket; what the client wrote left of it is ignored.
+            assert [await lookup(f"6.6.6.{i}, 198.51.100.1") for i in range(3)] == [404, 404, 429]
+            assert [await lookup("198.51.100.2") for _ in range(3)] == [404, 404, 429]
+
+
+async def test_public_registration_is_rate_limited_per_client(
+    kafka_bootstrap: str, mongo_url: str, mongo_db: Any
+) -> None:
+    from services.registration.bootstrap import build_api
+
+    settings = make_settings(kafka_bootstrap, mongo_url, mongo_db.name, registrations_per_minute=3)
+    app = build_api(settings, run_relay=False)
+    async with app.router.lifespan_context(app):
+        for address in ("198.51.100.1", "198.51.100.2"):
+            transport = httpx.ASGITransport(app=app, client=(address, 1234))
+            async with httpx.AsyncClient(transport=transport, base_url="http://r") as c:
+                statuses = [
+                    (
+                        await c.post(
+                            "/v1/registrations",
+                            json={"license_key": f"LK-NONE-{i}", "customer": CUSTOMER},
+                            headers={"X-Forwarded-For": f"6.6.6.{i}"},
+                        )
+                    ).status_code
+                    for i in range(4)
+                ]
+                assert statuses == [404, 404, 404, 429]
+                limited = await c.post("/v1/registrations", json={})
+                assert limited.status_code == 429
+                assert int(limited.headers["Retry-After"]) >= 1
+                assert error(limited)["code"] == "rate_limited"
+
+
 # --- customer registrations --------------------------------------------------------------
 
 

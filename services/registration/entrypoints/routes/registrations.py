@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from chassis.errors import ApiError
-from services.registration.entrypoints.dependencies import ServicesDep
+from services.registration.entrypoints.dependencies import RegistrationRateDep, ServicesDep
 from services.registration.entrypoints.schemas import (
     CustomerIn,
     LateSellerCodeIn,
@@ -29,8 +29,13 @@ def customer_details(customer: CustomerIn) -> CustomerDetails:
 
 
 @router.post("", status_code=201, response_model=RegistrationOut)
-async def register(body: RegistrationIn, svc: ServicesDep) -> RegistrationOut:
-    """Register `license_key`; the `registration_token` in the answer is shown this once."""
+async def register(
+    body: RegistrationIn, svc: ServicesDep, _: RegistrationRateDep
+) -> RegistrationOut:
+    """Register `license_key`; the `registration_token` in the answer is shown this once.
+
+    Rate-limited per client like the seller-code lookup (`429` with `Retry-After`).
+    """
     outcome = await svc.registrations.register_customer(
         body.license_key, customer_details(body.customer), body.seller_code
     )
