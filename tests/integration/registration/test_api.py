@@ -631,6 +631,52 @@ async def test_admin_entitlement_history_and_reassignment(
     assert nothing.status_code == 404 and error(nothing)["code"] == "unknown_license_key"
 
 
+async def test_a_partner_cannot_take_a_licence_attributed_by_a_seller_code(
+    client: httpx.AsyncClient, mongo_db: Any
+) -> None:
+    """CONTRACT 6.9: 409 naming and showing nothing, PoR unchanged, conflict for an operator;
+    a licence that is not the caller's own answers 404 or 409, nothing else."""
+    a = await create_partner(client, display_name="Alpha IT", contact_email="a@alpha.example")
+    b = await create_partner(client, display_name="Beta IT", contact_email="b@beta.example")
+    await sold(mongo_db, "LK-1")
+    registered = await client.post(
+        "/v1/registrations",
+        json={"license_key": "LK-1", "customer": CUSTOMER, "seller_code": a["seller_code"]},
+    )
+    assert registered.status_code == 201, registered.text
+    for body in ({"license_key": "LK-1"}, {"license_key": "LK-1", "customer": CUSTOMER}):
+        taken = await client.post(
+            "/v1/partner/registrations", json=body, headers=bearer(b["api_key"])
+        )
+        assert taken.status_code == 409, taken.text
+        assert set(taken.json()) == {"error"}
+        assert error(taken)["code"] == "attributed_elsewhere"
+        for leaked in (a["partner_id"], a["display_name"], "Müller", "jana@", "C-"):
+            assert leaked not in taken.text
+    unknown = await client.post(
+        "/v1/partner/registrations", json={"license_key": "LK-NOPE"}, headers=bearer(b["api_key"])
+    )
+    assert unknown.status_code == 404
+    view = await client.get("/v1/admin/entitlements/LK-1", headers=ADMIN)
+    assert view.json()["partner_of_record"]["partner_id"] == a["partner_id"]
+    conflicts = await client.get(
+        "/v1/admin/attribution-conflicts", params={"license_key": "LK-1"}, headers=ADMIN
+    )
+    [conflict] = conflicts.json()["conflicts"]
+    assert conflict["claimant_partner_id"] == b["partner_id"]
+    assert conflict["reason"] == "attributed_elsewhere"
+    # A partner-channel sale by B still replaces the PoR (the customer switched).
+    switch = order(
+        "O-SWITCH",
+        line("LK-1", "renewal", term=("2027-01-10", "2028-01-09")),
+        channel="partner",
+        partner_code=b["seller_code"],
+    )
+    await seed_orders(mongo_db, incoming(switch, "2026-12-20T09:00:00Z"))
+    view = await client.get("/v1/admin/entitlements/LK-1", headers=ADMIN)
+    assert view.json()["partner_of_record"]["partner_id"] == b["partner_id"]
+
+
 async def test_body_size_limit(client: httpx.AsyncClient, settings: Settings) -> None:
     response = await client.post(
         "/v1/registrations",

@@ -267,15 +267,38 @@ async def test_a_partner_refused_twice_has_one_conflict_record(
     assert conflict.recorded_at == clock.now
 
 
-async def test_partner_registration_beats_a_customer_seller_code(
+async def test_partner_registration_never_takes_a_licence_from_an_active_partner(
     registrations: RegistrationService, partners: PartnerService, store: Store, clock: Clock
 ) -> None:
-    _, code_a, _ = await enrol(partners, "A")
+    """CONTRACT 6.9: not even one held by a (weaker) customer's seller code, nor after
+    the window: 409, the PoR stays, the conflict goes to the operator queue."""
+    a, code_a, _ = await enrol(partners, "A")
     b, _, _ = await enrol(partners, "B")
     await sold(store, clock, "LK-1")
     await registrations.register_customer("LK-1", CUSTOMER, code_a)
+    before = len(store.events())
+    for _ in range(2):
+        with pytest.raises(UseCaseError) as refused:
+            await registrations.register_by_partner(b, "LK-1", None)
+        assert (refused.value.code, refused.value.kind) == ("attributed_elsewhere", "conflict")
+        clock.advance(days=3 * 366)
+    assert store.entitlements["LK-1"].partner_of_record.partner_id == a  # type: ignore[union-attr]
+    assert len(store.events()) == before
+    [conflict] = store.conflicts.values()
+    assert (conflict.claimant_partner_id, conflict.reason) == (b, "attributed_elsewhere")
+
+
+async def test_partner_registration_replaces_an_inactive_partner_of_record(
+    registrations: RegistrationService, partners: PartnerService, store: Store, clock: Clock
+) -> None:
+    a, code_a, _ = await enrol(partners, "A")
+    b, _, _ = await enrol(partners, "B")
+    await sold(store, clock, "LK-1")
+    await registrations.register_customer("LK-1", CUSTOMER, code_a)
+    await partners.update(a, PartnerChanges(status="terminated"))
+    clock.advance(minutes=1)
     outcome = await registrations.register_by_partner(b, "LK-1", None)
-    assert outcome.decision.reason == "stronger_claim"  # type: ignore[union-attr]
+    assert outcome.decision.reason == "partner_of_record_inactive"  # type: ignore[union-attr]
     assert store.entitlements["LK-1"].partner_of_record.partner_id == b  # type: ignore[union-attr]
 
 
