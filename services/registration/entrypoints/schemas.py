@@ -196,6 +196,17 @@ class LateSellerCodeIn(Strict):
     )
 
 
+class ContactConfirmationIn(Strict):
+    token: str = Field(
+        min_length=1, max_length=200, description="the one-time token from the mailed link"
+    )
+
+
+class ContactConfirmationOut(BaseModel):
+    license_key: str
+    confirmed: bool = True
+
+
 class PartnerRegistrationIn(Strict):
     license_key: Identifier
     customer: CustomerIn | None = None
@@ -213,6 +224,11 @@ class RegistrationOut(BaseModel):
     attribution: str | None = Field(
         None, description="what the seller code did: set, replace, refresh, conflict, noop"
     )
+    contact_pending: bool = Field(
+        False,
+        description="the e-mail differs from the licence's contact: that contact was sent a"
+        " link to confirm the change, and stays the contact until then (CONTRACT 6.9)",
+    )
 
 
 def registration_out(
@@ -221,8 +237,10 @@ def registration_out(
     *,
     token: str | None = None,
     outcome: str | None = None,
+    contact_pending: bool = False,
 ) -> RegistrationOut:
     return RegistrationOut(
+        contact_pending=contact_pending,
         license_key=license_key,
         registration_token=token,
         display_name=partner.display_name if partner else None,

@@ -677,6 +677,42 @@ async def test_a_partner_cannot_take_a_licence_attributed_by_a_seller_code(
     assert view.json()["partner_of_record"]["partner_id"] == b["partner_id"]
 
 
+async def test_a_public_registration_with_another_email_waits_for_checkouts_contact(
+    client: httpx.AsyncClient, mongo_db: Any
+) -> None:
+    """CONTRACT 6.9 (contacts): 201, contact unchanged, a one-time link to checkout's contact,
+    stored hashed; confirming it through the public endpoint makes the change."""
+    await sold(mongo_db, "LK-1")
+    stranger = {**CUSTOMER, "email": "mallory@evil.example", "contact_name": "Mallory"}
+    response = await client.post(
+        "/v1/registrations", json={"license_key": "LK-1", "customer": stranger}
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["contact_pending"] is True
+    view = (await client.get("/v1/admin/entitlements/LK-1", headers=ADMIN)).json()
+    assert view["customer"]["email"] == "jana@mueller-logistik.example"
+    outbox = [json.loads(e["value"]) for e in await mongo_db["outbox"].find().to_list()]
+    [request] = [
+        e for e in outbox if e["event_type"] == "entitlement.contact_confirmation_requested"
+    ]
+    assert request["data"]["customer"]["email"] == "jana@mueller-logistik.example"
+    token = request["data"]["confirmation_token"]
+    stored = await mongo_db["entitlements"].find_one({"_id": "LK-1"})
+    assert token not in json.dumps(stored, default=str)
+    assert stored["pending_contact"]["customer"]["email"] == "mallory@evil.example"
+
+    bad = await client.post("/v1/registrations/contact-confirmations", json={"token": "ckc_nope"})
+    assert bad.status_code == 404 and error(bad)["code"] == "unknown_confirmation_token"
+    assert "ckc_nope" not in bad.text
+    ok = await client.post("/v1/registrations/contact-confirmations", json={"token": token})
+    assert ok.status_code == 200, ok.text
+    assert ok.json() == {"license_key": "LK-1", "confirmed": True}
+    view = (await client.get("/v1/admin/entitlements/LK-1", headers=ADMIN)).json()
+    assert view["customer"]["email"] == "mallory@evil.example"
+    again = await client.post("/v1/registrations/contact-confirmations", json={"token": token})
+    assert again.status_code == 404
+
+
 async def test_body_size_limit(client: httpx.AsyncClient, settings: Settings) -> None:
     response = await client.post(
         "/v1/registrations",

@@ -17,7 +17,9 @@ from shared import seller_code
 from tests.unit.registration.builders import at, enrol, incoming, line, order
 from tests.unit.registration.fakes import Clock, Store, factory
 
-CUSTOMER = CustomerDetails("Müller GmbH", "Jana", "jana@example.com", "DE")
+# The contact checkout supplied (tests/unit/registration/builders.py), in another case.
+CUSTOMER = CustomerDetails("Müller GmbH", "Jana", "Jana@Mueller-Logistik.example", "DE")
+STRANGER = CustomerDetails("Evil Corp", "Mallory", "mallory@evil.example", "GB")
 
 
 @pytest.fixture
@@ -170,6 +172,70 @@ async def test_customer_registration_with_a_seller_code(
     with pytest.raises(UseCaseError) as again:
         await registrations.register_customer("LK-1", CUSTOMER, None)
     assert again.value.code == "already_registered"
+
+
+async def test_a_registration_never_replaces_checkouts_contact_without_its_confirmation(
+    registrations: RegistrationService, store: Store, clock: Clock
+) -> None:
+    """CONTRACT 6.9: another e-mail registers, the contact stays until it confirms."""
+    await sold(store, clock, "LK-1")
+    outcome = await registrations.register_customer("LK-1", STRANGER, None)
+    assert outcome.registration_token and outcome.contact_pending
+    entitlement = store.entitlements["LK-1"]
+    assert entitlement.customer.email == "jana@mueller-logistik.example"
+    assert entitlement.customer.contact_name == "Jana Müller"
+    pending = entitlement.pending_contact
+    assert pending is not None and pending.customer.email == "mallory@evil.example"
+    assert event_types(store) == [
+        "entitlement.registered",
+        "entitlement.contact_confirmation_requested",
+    ]
+    registered, requested = store.events()
+    assert registered.envelope.data.customer.email == "jana@mueller-logistik.example"
+    data = requested.envelope.data
+    assert data.customer.email == "jana@mueller-logistik.example"  # the mail goes there
+    assert data.requested_email == "mallory@evil.example"
+    token = data.confirmation_token
+    assert token.startswith("ckc_") and pending.token_hash == secrets.hash_secret(token)
+    assert token not in repr(entitlement)  # only its hash is kept
+
+    with pytest.raises(UseCaseError) as wrong:
+        await registrations.confirm_contact(token + "x")
+    assert (wrong.value.kind, wrong.value.code) == ("not_found", "unknown_confirmation_token")
+    confirmed = await registrations.confirm_contact(token)
+    assert confirmed.license_key == "LK-1"
+    entitlement = store.entitlements["LK-1"]
+    assert entitlement.customer.email == "mallory@evil.example"
+    assert entitlement.customer.customer_id == "C-881"  # the account stays
+    assert entitlement.pending_contact is None
+    assert event_types(store)[-1] == "entitlement.updated"
+    with pytest.raises(UseCaseError) as reused:
+        await registrations.confirm_contact(token)
+    assert reused.value.code == "unknown_confirmation_token"
+
+
+async def test_a_contact_confirmation_expires(
+    registrations: RegistrationService, store: Store, clock: Clock
+) -> None:
+    await sold(store, clock, "LK-1")
+    await registrations.register_customer("LK-1", STRANGER, None)
+    token = store.events()[-1].envelope.data.confirmation_token
+    clock.advance(days=7)
+    with pytest.raises(UseCaseError) as expired:
+        await registrations.confirm_contact(token)
+    assert expired.value.code == "unknown_confirmation_token"
+    assert store.entitlements["LK-1"].customer.email == "jana@mueller-logistik.example"
+
+
+async def test_the_same_contact_registering_updates_its_details_at_once(
+    registrations: RegistrationService, store: Store, clock: Clock
+) -> None:
+    await sold(store, clock, "LK-1")
+    outcome = await registrations.register_customer("LK-1", CUSTOMER, None)
+    assert not outcome.contact_pending
+    entitlement = store.entitlements["LK-1"]
+    assert (entitlement.customer.org_name, entitlement.pending_contact) == ("Müller GmbH", None)
+    assert event_types(store) == ["entitlement.registered"]
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,8 @@ from fastapi import APIRouter, Request
 from chassis.errors import ApiError
 from services.registration.entrypoints.dependencies import RegistrationRateDep, ServicesDep
 from services.registration.entrypoints.schemas import (
+    ContactConfirmationIn,
+    ContactConfirmationOut,
     CustomerIn,
     LateSellerCodeIn,
     RegistrationIn,
@@ -44,7 +46,20 @@ async def register(
         outcome.partner_of_record,
         token=outcome.registration_token,
         outcome=outcome.decision.outcome.value if outcome.decision else None,
+        contact_pending=outcome.contact_pending,
     )
+
+
+@router.post("/contact-confirmations", response_model=ContactConfirmationOut)
+async def confirm_contact(
+    body: ContactConfirmationIn, svc: ServicesDep, _: RegistrationRateDep
+) -> ContactConfirmationOut:
+    """The contact in place confirms the contact a registration asked for (CONTRACT 6.9).
+
+    `404 unknown_confirmation_token` for a token that is unknown, used or expired.
+    """
+    entitlement = await svc.registrations.confirm_contact(body.token)
+    return ContactConfirmationOut(license_key=entitlement.license_key)
 
 
 @router.post("/{license_key}/seller-code", response_model=RegistrationOut)
