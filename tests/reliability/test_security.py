@@ -425,6 +425,70 @@ def test_forwarded_for_does_not_bypass_the_rate_limit(live: Live) -> None:
     assert statuses.count(429) >= 10, statuses
 
 
+def _formats(spec: dict[str, Any], schema: dict[str, Any]) -> set[str]:
+    """Every `format` a parameter's schema allows (through $ref, anyOf, allOf)."""
+    while "$ref" in schema:
+        schema = spec["components"]["schemas"][schema["$ref"].rsplit("/", 1)[-1]]
+    found = {schema["format"]} if "format" in schema else set()
+    for key in ("anyOf", "allOf", "oneOf"):
+        for sub in schema.get(key, []):
+            found |= _formats(spec, sub)
+    return found
+
+
+OUT_OF_RANGE = {
+    "date": ("9999-12-31", "1999-12-31", "2200-01-01", "0001-01-01"),
+    "date-time": ("9999-12-31T23:59:59Z", "1999-12-31T23:59:59Z", "2200-01-01T00:00:00Z"),
+}
+
+
+def test_out_of_range_query_dates_are_json_422_naming_the_parameter(
+    live: Live, world: tuple[PartnerA, dict[str, Any]]
+) -> None:
+    """CONTRACT 6.9: every date or date-time query parameter of every service, from the
+    OpenAPI documents, outside 2000-01-01 .. 2199-12-31: `422` naming it, never a 500."""
+    a, _ = world
+    checked: list[str] = []
+    failures: list[str] = []
+    with live.http() as http:
+        for route in routes(live, ("/v1/",)):
+            token = (
+                ADMIN_TOKEN
+                if route.path.startswith(("/v1/admin/", "/v1/internal/"))
+                else a.partner["api_key"]
+                if route.path.startswith("/v1/partner/")
+                else None
+            )
+            headers = {"Authorization": f"Bearer {token}"} if token else {}
+            for parameter in route.operation.get("parameters", []):
+                if parameter.get("in") != "query":
+                    continue
+                formats = _formats(route.spec, parameter.get("schema", {})) & set(OUT_OF_RANGE)
+                name = parameter["name"]
+                for value in [v for f in sorted(formats) for v in OUT_OF_RANGE[f]]:
+                    query = {**route.query(a.values()), name: value}
+                    response = http.request(
+                        route.method.upper(),
+                        route.url(live, a.values()),
+                        headers=headers,
+                        params=query,
+                        json=route.body(a.values()),
+                    )
+                    checked.append(f"{route.method.upper()} {route.path}?{name}={value}")
+                    field = (
+                        response.json().get("error", {}).get("field")
+                        if _error_shape(response)
+                        else None
+                    )
+                    if response.status_code != 422 or field != name:
+                        failures.append(
+                            f"{checked[-1]}: {response.status_code} {response.text[:160]}"
+                        )
+    names = {c.split("?")[1].split("=")[0] for c in checked}
+    assert {"from", "to", "as_of", "term_end_before"} <= names, checked
+    assert not failures, "\n".join(failures)
+
+
 class _Hooks:
     """Loopback endpoints: `/redirect` answers 302 to `/target`; every request is kept."""
 

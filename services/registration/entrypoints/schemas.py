@@ -5,8 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
+from chassis.bounds import BoundedInstant
 from services.registration.domain.attribution import PartnerOfRecord
 from services.registration.domain.entitlements import AttributionConflict, Entitlement
 from services.registration.domain.partners import Partner
@@ -61,7 +62,7 @@ class PartnerCreate(Strict):
     branding: BrandingIn = Field(default_factory=BrandingIn)
     co_brand_customer_messages: StrictBool = False
     customer_ids: list[Identifier] = Field(default_factory=list, max_length=1000)
-    effective_at: AwareDatetime | None = Field(
+    effective_at: BoundedInstant | None = Field(
         None, description="when the partner's terms start; default now"
     )
 
@@ -75,7 +76,7 @@ class PartnerPatch(Strict):
     branding: BrandingIn | None = None
     co_brand_customer_messages: StrictBool | None = None
     customer_ids: list[Identifier] | None = Field(None, max_length=1000)
-    effective_at: AwareDatetime | None = Field(
+    effective_at: BoundedInstant | None = Field(
         None, description="when a tier or status change takes effect; default now"
     )
 
