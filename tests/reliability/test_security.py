@@ -8,6 +8,8 @@ covered without editing this file.
 from __future__ import annotations
 
 import asyncio
+import email
+import email.policy
 import json
 import re
 import sys
@@ -632,3 +634,139 @@ def test_production_refuses_private_webhook_targets(
     )
     assert r.status_code == 422, (url, r.status_code, r.text)
     assert _error_shape(r)
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_a_chunked_body_over_the_limit_is_413(live: Live, service: str) -> None:
+    """No Content-Length, 100 KB in 1 KB chunks: 413 like a declared one (CONTRACT 6.9)."""
+
+    def chunks() -> Iterator[bytes]:
+        yield b'{"display_name": "'
+        for _ in range(100):
+            yield b"x" * 1024
+        yield b'"}'
+
+    path = {
+        "registration": "/v1/admin/partners",
+        "commissions": "/v1/admin/rate-tables",
+        "notifications": "/v1/partner/webhook",
+    }[service]
+    method = {"commissions": "PUT", "notifications": "PUT"}.get(service, "POST")
+    with live.http() as http:
+        response = http.request(
+            method,
+            f"{live.url(service)}{path}",
+            headers={**live.admin(), "Content-Type": "application/json"},
+            content=chunks(),
+        )
+    assert response.status_code == 413, response.text
+    assert _error_shape(response)
+
+
+def test_a_partner_cannot_take_over_another_partners_licence(
+    live: Live, world: tuple[PartnerA, dict[str, Any]]
+) -> None:
+    """CONTRACT 6.9: B with A's licence key gets 409 and learns nothing; the PoR stays;
+    the claim waits for an operator."""
+    a, b = world
+    with live.http() as http:
+        for body in (
+            {"license_key": a.license_key},
+            {
+                "license_key": a.license_key,
+                "customer": {
+                    "org_name": "B's idea",
+                    "contact_name": "B",
+                    "email": "b@b.example",
+                    "country": "DE",
+                },
+            },
+        ):
+            r = http.post(
+                f"{live.url('registration')}/v1/partner/registrations",
+                headers={"Authorization": f"Bearer {b['api_key']}"},
+                json=body,
+            )
+            assert r.status_code == 409, r.text
+            assert r.json()["error"]["code"] == "attributed_elsewhere"
+            for secret in a.identifiers():
+                if secret != a.license_key:
+                    assert secret not in r.text, secret
+        view = http.get(
+            f"{live.url('registration')}/v1/admin/entitlements/{a.license_key}",
+            headers=live.admin(),
+        ).json()
+        assert view["partner_of_record"]["partner_id"] == a.partner["partner_id"]
+        assert view["customer"]["email"] == a.customer_email
+        conflicts = http.get(
+            f"{live.url('registration')}/v1/admin/attribution-conflicts",
+            params={"license_key": a.license_key},
+            headers=live.admin(),
+        ).json()["conflicts"]
+        assert b["partner_id"] in {c["claimant_partner_id"] for c in conflicts}
+
+
+def test_a_stranger_registering_a_licence_does_not_become_its_contact(live: Live) -> None:
+    """CONTRACT 6.9: 201, checkout's contact kept and mailed a one-time link (vendor-branded,
+    naming no partner); the token is in no log; confirming it moves the contact."""
+    run = uuid.uuid4().hex[:6].upper()
+    license_key, customer_id = f"LK-CON-{run}", f"C-CON-{run}"
+    sale = envelope("order.placed", order_data(f"CON-{run}", license_key, customer_id=customer_id))
+    checkout_email = sale["data"]["customer"]["email"]
+    asyncio.run(produce(live.bootstrap, [("checkout.orders.v1", b"CON", dumps(sale))]))
+    with live.http() as http:
+        _wait(
+            lambda: (
+                http.get(
+                    f"{live.url('registration')}/v1/admin/entitlements/{license_key}",
+                    headers=live.admin(),
+                ).status_code
+                == 200
+            ),
+            "the entitlement",
+        )
+        stranger = {
+            "org_name": "Mallory Ltd",
+            "contact_name": "Mallory",
+            "email": f"mallory-{run.lower()}@evil.example",
+            "country": "GB",
+        }
+        r = http.post(
+            f"{live.url('registration')}/v1/registrations",
+            json={"license_key": license_key, "customer": stranger},
+        )
+        assert r.status_code == 201, r.text
+        assert r.json()["contact_pending"] is True
+        view = http.get(
+            f"{live.url('registration')}/v1/admin/entitlements/{license_key}",
+            headers=live.admin(),
+        ).json()
+        assert view["customer"]["email"] == checkout_email
+
+        mail_dir = live.data_dir / "mail"
+
+        def confirmation() -> tuple[str, str] | None:
+            for path in mail_dir.glob("*.eml"):
+                message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+                body = message.get_body(preferencelist=("plain",))
+                text = body.get_content() if body is not None else ""
+                if license_key in text and "#token=" in text:
+                    return str(message["To"]), text
+            return None
+
+        to, mail = _wait(confirmation, "the confirmation mail", 90)
+        assert checkout_email in to and stranger["email"] not in to
+        token = re.search(r"#token=(ckc_[A-Za-z0-9_-]+)", mail)
+        assert token is not None
+        for log in (live.data_dir / "logs").glob("*"):
+            assert token.group(1) not in log.read_text(errors="replace"), log
+        ok = http.post(
+            f"{live.url('registration')}/v1/registrations/contact-confirmations",
+            json={"token": token.group(1)},
+        )
+        assert ok.status_code == 200, ok.text
+        view = http.get(
+            f"{live.url('registration')}/v1/admin/entitlements/{license_key}",
+            headers=live.admin(),
+        ).json()
+        assert view["customer"]["email"] == stranger["email"]

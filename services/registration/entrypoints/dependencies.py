@@ -55,7 +55,7 @@ async def partner(request: Request, svc: ServicesDep) -> PartnerPrincipal:
 
 
 async def registration_rate(request: Request, svc: ServicesDep) -> None:
-    # A dependency, so a client over its share is refused before its body is read.
+    # A dependency, so a client over its share is refused before its body is validated.
     rate_limited(svc.registration_limiter, request, svc, "registrations")
 
 
