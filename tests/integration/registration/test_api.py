@@ -97,7 +97,7 @@ async def test_create_read_and_patch_a_partner(client: httpx.AsyncClient, mongo_
     assert [h["value"] for h in patched.json()["tier_history"]] == ["gold", "platinum"]
     future = await client.patch(
         f"/v1/admin/partners/{pid}",
-        json={"status": "suspended", "effective_at": "2999-01-01T00:00:00Z"},
+        json={"status": "suspended", "effective_at": "2199-01-01T00:00:00Z"},
         headers=ADMIN,
     )
     assert future.json()["status"] == "active"  # not yet in force
@@ -569,7 +569,7 @@ async def test_isolation_matrix_another_partners_data_is_a_404_like_a_missing_on
     for key in ("LK-A1", "LK-A2"):
         listed_filtered = await client.get(
             "/v1/partner/entitlements",
-            params={"after": key[:-1], "term_end_before": "2999-01-01"},
+            params={"after": key[:-1], "term_end_before": "2199-01-01"},
             headers=bearer(b["api_key"]),
         )
         assert listed_filtered.json()["entitlements"] == []
