@@ -41,19 +41,33 @@ class BodySizeLimit:
             await self._refuse(send)
             return
         received = 0
+        exceeded = False
+        started = False
 
         async def limited() -> Message:
-            nonlocal received
+            nonlocal received, exceeded
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.limit:
+                    exceeded = True
                     raise _TooLarge
             return message
 
-        try:
-            await self.app(scope, limited, send)
-        except _TooLarge:
+        async def guarded_send(message: Message) -> None:
+            # FastAPI turns any error while it reads the body into its own 400
+            # ("There was an error parsing the body"): once the limit is passed,
+            # whatever the app answers is replaced by the 413 (CONTRACT 6.9).
+            nonlocal started
+            if exceeded and not started:
+                return
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        with contextlib.suppress(_TooLarge):
+            await self.app(scope, limited, guarded_send)
+        if exceeded and not started:
             await self._refuse(send)
 
     async def _refuse(self, send: Send) -> None:

@@ -24,6 +24,10 @@ def serve_api(settings: ServiceSettings, build: Callable[[ServiceSettings], Fast
         timeout_graceful_shutdown=5,
         timeout_keep_alive=settings.http_keep_alive_seconds,
         server_header=False,
+        # uvicorn would take X-Forwarded-For from 127.0.0.1 (any local process)
+        # as the client; chassis/clients.py applies TRUSTED_PROXIES instead.
+        proxy_headers=False,
+        forwarded_allow_ips="",
     )
 
 

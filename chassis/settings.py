@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
-from typing import ClassVar, Literal, TypeVar
+from typing import Annotated, ClassVar, Literal, TypeVar
 
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from chassis.clients import Network, parse_networks
 
 # Where `./dev up` runs the embedded broker and database: the defaults in `dev` only.
 EMBEDDED_KAFKA = "127.0.0.1:19092"
@@ -46,6 +48,11 @@ class ServiceSettings(BaseSettings):
         description="how long the API keeps an idle connection open; longer than any client's"
         " or load balancer's own idle limit (httpx 5 s, typical balancers 60 s), so a client"
         " never sends a request on a connection the server is closing at that moment",
+    )
+    trusted_proxies: Annotated[tuple[Network, ...], NoDecode] = Field(
+        (),
+        description="proxies whose X-Forwarded-For names the client for rate limits: IPs or"
+        " CIDRs, comma-separated (CONTRACT 6.9); default none, the peer is the client",
     )
     registration_url: str = Field(
         "http://127.0.0.1:8001", description="registration API, for partner key introspection"
@@ -138,6 +145,15 @@ class ServiceSettings(BaseSettings):
             f"{variable} is not set; production needs it explicitly (e.g. {example}),"
             " only ENVIRONMENT=dev defaults to the embedded dev server"
         )
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _trusted_proxies(cls, value: object) -> object:
+        if isinstance(value, str):
+            return parse_networks(value.split(","))
+        if isinstance(value, list | tuple):
+            return parse_networks(str(v) for v in value)
+        return value
 
     @field_validator("admin_token")
     @classmethod

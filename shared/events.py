@@ -56,6 +56,7 @@ __all__ = [
     "DeliverySent",
     "DeliverySuppressed",
     "EntitlementAttributionChanged",
+    "EntitlementContactConfirmationRequested",
     "EntitlementOrderApplied",
     "EntitlementRegistered",
     "EntitlementState",
@@ -456,6 +457,23 @@ class EntitlementOrderApplied(EntitlementState):
     partner: PartnerAtOrder | None
 
 
+class EntitlementContactConfirmationRequested(EventData):
+    """`entitlement.contact_confirmation_requested` (CONTRACT 6.9): a public registration
+    gave another e-mail than the contact checkout supplied. That contact stays until it
+    confirms the change: the mail with the one-time link goes to `customer` (the contact
+    in place), vendor-branded. `confirmation_token` is a secret (its hash is all that
+    registration keeps): never logged, never in a dead letter's headers.
+    """
+
+    license_key: Text
+    product: Text
+    customer: Customer
+    requested_contact_name: str
+    requested_email: Email
+    confirmation_token: Annotated[str, StringConstraints(min_length=16, max_length=200)]
+    expires_at: Timestamp
+
+
 # --- commissions.ledger.v1 -------------------------------------------------------
 
 
@@ -582,6 +600,7 @@ EVENT_MODELS: Mapping[str, type[EventData]] = MappingProxyType(
         "entitlement.updated": EntitlementUpdated,
         "entitlement.attribution_changed": EntitlementAttributionChanged,
         "entitlement.order_applied": EntitlementOrderApplied,
+        "entitlement.contact_confirmation_requested": EntitlementContactConfirmationRequested,
         "commission.accrued": CommissionAccrued,
         "commission.clawed_back": CommissionClawedBack,
         "commission.payable": CommissionPayable,

@@ -121,8 +121,10 @@ ALL_TOPICS: tuple[Topic, ...] = (
             "entitlement.updated",
             "entitlement.attribution_changed",
             "entitlement.order_applied",
+            "entitlement.contact_confirmation_requested",
         ),
-        "Entitlements and their partner of record; order_applied drives commissions.",
+        "Entitlements and their partner of record; order_applied drives commissions;"
+        " contact_confirmation_requested asks the contact in place to confirm a new one.",
     ),
     _topic(
         COMMISSIONS_LEDGER,

@@ -73,6 +73,7 @@ def vendor_of(settings: Settings) -> Vendor:
         support_email=settings.vendor_support_email,
         renew_url=settings.vendor_renew_url,
         phone=settings.vendor_phone or None,
+        contact_confirmation_url=settings.vendor_contact_confirmation_url,
     )
 
 

@@ -62,6 +62,9 @@ class Settings(ServiceSettings):
     vendor_support_email: str = "support@vendor.example"
     vendor_renew_url: str = "https://vendor.example/renew"
     vendor_phone: str = ""
+    # The vendor's page that reads the token from the link's fragment and posts it to
+    # registration's POST /v1/registrations/contact-confirmations (CONTRACT 6.9).
+    vendor_contact_confirmation_url: str = "https://vendor.example/contact-confirmation"
 
     @model_validator(mode="after")
     def _production_is_strict(self) -> Self:

@@ -68,6 +68,8 @@ def build_services(settings: Settings, uow: UnitOfWorkFactory, clock: Clock) -> 
         ),
         entitlements=EntitlementService(uow, clock),
         seller_code_limiter=TokenBucketLimiter(settings.seller_code_lookups_per_minute),
+        registration_limiter=TokenBucketLimiter(settings.registrations_per_minute),
+        trusted_proxies=settings.trusted_proxies,
         clock=clock,
         admin_token=settings.admin_token.get_secret_value(),
     )

@@ -14,6 +14,8 @@ class Settings(ServiceSettings):
     port: int = Field(8001, validation_alias="REGISTRATION_PORT", ge=1, le=65535)
     mongo_db: str = Field("channelkeep_registration", validation_alias="REGISTRATION_MONGO_DB")
     seller_code_lookups_per_minute: int = Field(30, ge=1)
+    # POST /v1/registrations, per client, like the seller-code lookup (CONTRACT 6.9).
+    registrations_per_minute: int = Field(30, ge=1)
     late_seller_code_days: int = Field(90, ge=0)
     attribution_window_months: int = Field(36, ge=1)
     # Units of work of one API process using the database at once, and how long a

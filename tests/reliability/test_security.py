@@ -8,6 +8,8 @@ covered without editing this file.
 from __future__ import annotations
 
 import asyncio
+import email
+import email.policy
 import json
 import re
 import sys
@@ -411,6 +413,85 @@ def test_seller_code_brute_force_is_stopped(live: Live) -> None:
     assert len(statuses) <= 31, f"stopped only after {len(statuses)} lookups"
 
 
+def test_forwarded_for_does_not_bypass_the_rate_limit(live: Live) -> None:
+    """uvicorn's own proxy headers are off and TRUSTED_PROXIES is empty (CONTRACT 6.9):
+    40 lookups from 127.0.0.1, each claiming another client, are one client's."""
+    statuses = []
+    with live.http() as http:
+        for i in range(40):
+            r = http.get(
+                f"{live.url('registration')}/v1/seller-codes/7K3M-9QXF",
+                headers={"X-Forwarded-For": f"198.51.100.{i}, 203.0.113.{i}"},
+            )
+            statuses.append(r.status_code)
+    assert 429 in statuses, statuses
+    assert statuses.count(429) >= 10, statuses
+
+
+def _formats(spec: dict[str, Any], schema: dict[str, Any]) -> set[str]:
+    """Every `format` a parameter's schema allows (through $ref, anyOf, allOf)."""
+    while "$ref" in schema:
+        schema = spec["components"]["schemas"][schema["$ref"].rsplit("/", 1)[-1]]
+    found = {schema["format"]} if "format" in schema else set()
+    for key in ("anyOf", "allOf", "oneOf"):
+        for sub in schema.get(key, []):
+            found |= _formats(spec, sub)
+    return found
+
+
+OUT_OF_RANGE = {
+    "date": ("9999-12-31", "1999-12-31", "2200-01-01", "0001-01-01"),
+    "date-time": ("9999-12-31T23:59:59Z", "1999-12-31T23:59:59Z", "2200-01-01T00:00:00Z"),
+}
+
+
+def test_out_of_range_query_dates_are_json_422_naming_the_parameter(
+    live: Live, world: tuple[PartnerA, dict[str, Any]]
+) -> None:
+    """CONTRACT 6.9: every date or date-time query parameter of every service, from the
+    OpenAPI documents, outside 2000-01-01 .. 2199-12-31: `422` naming it, never a 500."""
+    a, _ = world
+    checked: list[str] = []
+    failures: list[str] = []
+    with live.http() as http:
+        for route in routes(live, ("/v1/",)):
+            token = (
+                ADMIN_TOKEN
+                if route.path.startswith(("/v1/admin/", "/v1/internal/"))
+                else a.partner["api_key"]
+                if route.path.startswith("/v1/partner/")
+                else None
+            )
+            headers = {"Authorization": f"Bearer {token}"} if token else {}
+            for parameter in route.operation.get("parameters", []):
+                if parameter.get("in") != "query":
+                    continue
+                formats = _formats(route.spec, parameter.get("schema", {})) & set(OUT_OF_RANGE)
+                name = parameter["name"]
+                for value in [v for f in sorted(formats) for v in OUT_OF_RANGE[f]]:
+                    query = {**route.query(a.values()), name: value}
+                    response = http.request(
+                        route.method.upper(),
+                        route.url(live, a.values()),
+                        headers=headers,
+                        params=query,
+                        json=route.body(a.values()),
+                    )
+                    checked.append(f"{route.method.upper()} {route.path}?{name}={value}")
+                    field = (
+                        response.json().get("error", {}).get("field")
+                        if _error_shape(response)
+                        else None
+                    )
+                    if response.status_code != 422 or field != name:
+                        failures.append(
+                            f"{checked[-1]}: {response.status_code} {response.text[:160]}"
+                        )
+    names = {c.split("?")[1].split("=")[0] for c in checked}
+    assert {"from", "to", "as_of", "term_end_before"} <= names, checked
+    assert not failures, "\n".join(failures)
+
+
 class _Hooks:
     """Loopback endpoints: `/redirect` answers 302 to `/target`; every request is kept."""
 
@@ -530,6 +611,13 @@ def production_notifications(live: Live, world: tuple[PartnerA, dict[str, Any]])
         "https://[fe80::1]/hook",
         "https://[::ffff:10.0.0.1]/hook",
         "https://100.64.0.1/hook",
+        # IPv6 forms that embed an IPv4 address (CONTRACT 6.9): unwrapped, then judged.
+        "https://[64:ff9b::a9fe:a9fe]/",
+        "https://[64:ff9b:1:a9fe:a9:fe00::]/hook",
+        "https://[::a9fe:a9fe]/hook",
+        "https://[::ffff:a9fe:a9fe]/hook",
+        "https://[2002:a9fe:a9fe::1]/hook",
+        "https://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/hook",
         "https://0.0.0.0/hook",
         "https://2130706433/hook",
         "https://user:pw@partner.example/hook",
@@ -548,3 +636,139 @@ def test_production_refuses_private_webhook_targets(
     )
     assert r.status_code == 422, (url, r.status_code, r.text)
     assert _error_shape(r)
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_a_chunked_body_over_the_limit_is_413(live: Live, service: str) -> None:
+    """No Content-Length, 100 KB in 1 KB chunks: 413 like a declared one (CONTRACT 6.9)."""
+
+    def chunks() -> Iterator[bytes]:
+        yield b'{"display_name": "'
+        for _ in range(100):
+            yield b"x" * 1024
+        yield b'"}'
+
+    path = {
+        "registration": "/v1/admin/partners",
+        "commissions": "/v1/admin/rate-tables",
+        "notifications": "/v1/partner/webhook",
+    }[service]
+    method = {"commissions": "PUT", "notifications": "PUT"}.get(service, "POST")
+    with live.http() as http:
+        response = http.request(
+            method,
+            f"{live.url(service)}{path}",
+            headers={**live.admin(), "Content-Type": "application/json"},
+            content=chunks(),
+        )
+    assert response.status_code == 413, response.text
+    assert _error_shape(response)
+
+
+def test_a_partner_cannot_take_over_another_partners_licence(
+    live: Live, world: tuple[PartnerA, dict[str, Any]]
+) -> None:
+    """CONTRACT 6.9: B with A's licence key gets 409 and learns nothing; the PoR stays;
+    the claim waits for an operator."""
+    a, b = world
+    with live.http() as http:
+        for body in (
+            {"license_key": a.license_key},
+            {
+                "license_key": a.license_key,
+                "customer": {
+                    "org_name": "B's idea",
+                    "contact_name": "B",
+                    "email": "b@b.example",
+                    "country": "DE",
+                },
+            },
+        ):
+            r = http.post(
+                f"{live.url('registration')}/v1/partner/registrations",
+                headers={"Authorization": f"Bearer {b['api_key']}"},
+                json=body,
+            )
+            assert r.status_code == 409, r.text
+            assert r.json()["error"]["code"] == "attributed_elsewhere"
+            for secret in a.identifiers():
+                if secret != a.license_key:
+                    assert secret not in r.text, secret
+        view = http.get(
+            f"{live.url('registration')}/v1/admin/entitlements/{a.license_key}",
+            headers=live.admin(),
+        ).json()
+        assert view["partner_of_record"]["partner_id"] == a.partner["partner_id"]
+        assert view["customer"]["email"] == a.customer_email
+        conflicts = http.get(
+            f"{live.url('registration')}/v1/admin/attribution-conflicts",
+            params={"license_key": a.license_key},
+            headers=live.admin(),
+        ).json()["conflicts"]
+        assert b["partner_id"] in {c["claimant_partner_id"] for c in conflicts}
+
+
+def test_a_stranger_registering_a_licence_does_not_become_its_contact(live: Live) -> None:
+    """CONTRACT 6.9: 201, checkout's contact kept and mailed a one-time link (vendor-branded,
+    naming no partner); the token is in no log; confirming it moves the contact."""
+    run = uuid.uuid4().hex[:6].upper()
+    license_key, customer_id = f"LK-CON-{run}", f"C-CON-{run}"
+    sale = envelope("order.placed", order_data(f"CON-{run}", license_key, customer_id=customer_id))
+    checkout_email = sale["data"]["customer"]["email"]
+    asyncio.run(produce(live.bootstrap, [("checkout.orders.v1", b"CON", dumps(sale))]))
+    with live.http() as http:
+        _wait(
+            lambda: (
+                http.get(
+                    f"{live.url('registration')}/v1/admin/entitlements/{license_key}",
+                    headers=live.admin(),
+                ).status_code
+                == 200
+            ),
+            "the entitlement",
+        )
+        stranger = {
+            "org_name": "Mallory Ltd",
+            "contact_name": "Mallory",
+            "email": f"mallory-{run.lower()}@evil.example",
+            "country": "GB",
+        }
+        r = http.post(
+            f"{live.url('registration')}/v1/registrations",
+            json={"license_key": license_key, "customer": stranger},
+        )
+        assert r.status_code == 201, r.text
+        assert r.json()["contact_pending"] is True
+        view = http.get(
+            f"{live.url('registration')}/v1/admin/entitlements/{license_key}",
+            headers=live.admin(),
+        ).json()
+        assert view["customer"]["email"] == checkout_email
+
+        mail_dir = live.data_dir / "mail"
+
+        def confirmation() -> tuple[str, str] | None:
+            for path in mail_dir.glob("*.eml"):
+                message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+                body = message.get_body(preferencelist=("plain",))
+                text = body.get_content() if body is not None else ""
+                if license_key in text and "#token=" in text:
+                    return str(message["To"]), text
+            return None
+
+        to, mail = _wait(confirmation, "the confirmation mail", 90)
+        assert checkout_email in to and stranger["email"] not in to
+        token = re.search(r"#token=(ckc_[A-Za-z0-9_-]+)", mail)
+        assert token is not None
+        for log in (live.data_dir / "logs").glob("*"):
+            assert token.group(1) not in log.read_text(errors="replace"), log
+        ok = http.post(
+            f"{live.url('registration')}/v1/registrations/contact-confirmations",
+            json={"token": token.group(1)},
+        )
+        assert ok.status_code == 200, ok.text
+        view = http.get(
+            f"{live.url('registration')}/v1/admin/entitlements/{license_key}",
+            headers=live.admin(),
+        ).json()
+        assert view["customer"]["email"] == stranger["email"]

@@ -6,9 +6,7 @@ simply not found); admin routes take the operator token.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 import re
 from dataclasses import dataclass
 from typing import Annotated
@@ -16,6 +14,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 
+from chassis import bounds, spreadsheets
 from chassis.auth import (
     AdminTokenDeclared,
     PartnerKeyDeclared,
@@ -87,18 +86,28 @@ Partner = Annotated[PartnerPrincipal, Depends(partner)]
 
 def parse_instant(value: str, field: str, *, end: bool) -> dt.datetime:
     """`YYYY-MM-DD` (the start, or with `end` the end, of that UTC day) or an RFC 3339 instant."""
+    parsed: dt.datetime | None
     try:
         if _DATE.fullmatch(value):
             day = dt.date.fromisoformat(value)
-            return end_of_day(day) if end else start_of_day(day)
-        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+            parsed = end_of_day(day) if end else start_of_day(day)
+        else:
+            parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except (ValueError, OverflowError):
         parsed = None
     if parsed is None or parsed.tzinfo is None:
         raise ApiError(
             422,
             "validation_error",
             f"{field}: expected YYYY-MM-DD or an RFC 3339 UTC instant",
+            field=field,
+        )
+    if not bounds.in_bounds(parsed):
+        # CONTRACT 6.9; `to=9999-12-31` plus its last millisecond overflowed (a 500).
+        raise ApiError(
+            422,
+            "validation_error",
+            f"{field}: must lie in {bounds.MIN_DATE} .. {bounds.MAX_DATE} (UTC)",
             field=field,
         )
     return parsed.astimezone(dt.UTC)
@@ -124,9 +133,21 @@ admin_router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[Depen
 async def partner_commissions(
     svc: Services,
     caller: Partner,
-    start: Annotated[str | None, Query(alias="from", description="YYYY-MM-DD or instant")] = None,
+    start: Annotated[
+        str | None,
+        Query(
+            alias="from",
+            description="YYYY-MM-DD or instant",
+            json_schema_extra=bounds.DATE_OR_INSTANT_SCHEMA,
+        ),
+    ] = None,
     end: Annotated[
-        str | None, Query(alias="to", description="YYYY-MM-DD or instant, inclusive")
+        str | None,
+        Query(
+            alias="to",
+            description="YYYY-MM-DD or instant, inclusive",
+            json_schema_extra=bounds.DATE_OR_INSTANT_SCHEMA,
+        ),
     ] = None,
     status: CommissionStatus | None = None,
 ) -> CommissionList:
@@ -158,12 +179,8 @@ async def partner_statement(
 ) -> Response | StatementOut:
     statement = await svc.queries.statement(caller.partner_id, _month(month))
     if "text/csv" in request.headers.get("accept", ""):
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\r\n")
-        writer.writerow(CSV_COLUMNS)
-        writer.writerows(csv_row(line) for line in statement.lines)
         return Response(
-            buffer.getvalue(),
+            spreadsheets.to_csv(CSV_COLUMNS, [csv_row(line) for line in statement.lines]),
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": f'attachment; filename="commissions-{month}.csv"'},
         )
@@ -233,7 +250,11 @@ async def add_rate_table(svc: Services, body: RateTableIn) -> RateTableOut:
 async def run_payables(
     svc: Services,
     as_of: Annotated[
-        str | None, Query(description="YYYY-MM-DD (end of that day) or instant")
+        str | None,
+        Query(
+            description="YYYY-MM-DD (end of that day) or instant",
+            json_schema_extra=bounds.DATE_OR_INSTANT_SCHEMA,
+        ),
     ] = None,
 ) -> PayablesRunOut:
     cutoff = parse_instant(as_of, "as_of", end=True) if as_of else svc.clock()

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt
 
+from chassis.bounds import check_instant
 from services.commissions.domain.order_line import LedgerLine
 from services.commissions.domain.rates import RateTable
 from services.commissions.domain.statements import CurrencyTotals
@@ -154,7 +155,8 @@ class RateTableIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    effective_from: Timestamp
+    # Bounded (CONTRACT 6.9): a table dated 9999 would be "in force" after every later one.
+    effective_from: Annotated[Timestamp, AfterValidator(check_instant)]
     rates: dict[PartnerTier, RatesIn]
     distributor_override_bps: Bps
 

@@ -107,6 +107,14 @@ class Renderer:
             ),
             "renew_url": _renew_url(self.vendor.renew_url, delivery.license_keys),
         }
+        if delivery.type == "contact_confirmation":
+            # In the fragment: a browser never sends it to a server, so no access log
+            # between here and the confirmation page keeps the token.
+            context["confirm_url"] = (
+                f"{self.vendor.contact_confirmation_url}#token={facts['confirmation_token']}"
+            )
+            expires = facts.get("expires_at")
+            context["expires_at"] = _human_timestamp(expires) if expires else ""
         if delivery.type in ("commission_earned", "commission_reversed"):
             currency = str(facts.get("currency") or "")
             context["money"] = format_money(abs(int(facts.get("amount_minor") or 0)), currency)
@@ -126,6 +134,8 @@ class Renderer:
         first = items[0] if items else {}
         if delivery.type == "welcome":
             return f"{by}Your {first.get('product', '')} licence is registered"
+        if delivery.type == "contact_confirmation":
+            return f"Confirm the new contact for your {first.get('product', '')} licence"
         if delivery.type == "renewal_reminder":
             days = context["facts"].get("offset_days")
             if count == 1:

@@ -22,6 +22,7 @@ NotificationType = Literal[
     "commission_earned",
     "commission_reversed",
     "attribution_changed",
+    "contact_confirmation",
 ]
 Channel = Literal["email", "webhook"]
 Audience = Literal["customer", "partner"]
@@ -36,9 +37,10 @@ NOTIFICATION_TYPES: Final[tuple[NotificationType, ...]] = (
     "commission_earned",
     "commission_reversed",
     "attribution_changed",
+    "contact_confirmation",
 )
 CUSTOMER_TYPES: Final[frozenset[NotificationType]] = frozenset(
-    {"welcome", "renewal_reminder", "security_advisory"}
+    {"welcome", "renewal_reminder", "security_advisory", "contact_confirmation"}
 )
 PARTNER_TYPES: Final[frozenset[NotificationType]] = frozenset(
     set(NOTIFICATION_TYPES) - CUSTOMER_TYPES
@@ -46,6 +48,9 @@ PARTNER_TYPES: Final[frozenset[NotificationType]] = frozenset(
 ADVISORY_TYPES: Final[frozenset[NotificationType]] = frozenset(
     {"security_advisory", "advisory_partner_digest"}
 )
+SECURITY_TYPES: Final[frozenset[NotificationType]] = ADVISORY_TYPES | {"contact_confirmation"}
+"""Sent whatever a contact's e-mail preferences: advisories, and the link that guards
+a licence's contact against a change (CONTRACT 6.9)."""
 
 
 def contact_id(email: str) -> str:
@@ -84,6 +89,7 @@ class Vendor:
     support_email: str
     renew_url: str
     phone: str | None = None
+    contact_confirmation_url: str = "https://vendor.example/contact-confirmation"
 
     def branding(self) -> Branding:
         return Branding(

@@ -13,7 +13,7 @@ from itertools import groupby
 from typing import Any, Final
 
 from services.notifications.domain.model import (
-    ADVISORY_TYPES,
+    SECURITY_TYPES,
     Branding,
     Channel,
     Entitlement,
@@ -22,8 +22,10 @@ from services.notifications.domain.model import (
     Partner,
     PlannedDelivery,
     Vendor,
+    contact_id,
     notification_id,
 )
+from shared.ids import derive_id
 
 REMINDER_OFFSETS: Final[tuple[int, ...]] = (90, 30, 7)
 OPPORTUNITY_OFFSET: Final[int] = 90
@@ -46,9 +48,10 @@ def customer_branding(
 ) -> Branding:
     """Partner branding only for a co-branding, active partner of record; else the vendor's.
 
-    Security advisories are the vendor's alone and name no partner.
+    Security advisories and contact confirmations (CONTRACT 6.9) are the vendor's
+    alone and name no partner.
     """
-    if notification_type == "security_advisory" or scope_partner is None:
+    if notification_type in ("security_advisory", "contact_confirmation") or scope_partner is None:
         return vendor.branding()
     if not (scope_partner.active and scope_partner.co_brand_customer_messages):
         return vendor.branding()
@@ -63,12 +66,13 @@ def customer_branding(
 
 
 def honours_unsubscribe(notification_type: NotificationType) -> bool:
-    """An unsubscribe stops every e-mail but security advisories (and their partner digests)."""
-    return notification_type not in ADVISORY_TYPES
+    """An unsubscribe stops every e-mail but security advisories (and their partner digests)
+    and contact confirmations."""
+    return notification_type not in SECURITY_TYPES
 
 
 def carries_list_unsubscribe(notification_type: NotificationType) -> bool:
-    return notification_type not in ADVISORY_TYPES
+    return notification_type not in SECURITY_TYPES
 
 
 def needs_active_partner(notification_type: NotificationType) -> bool:
@@ -93,6 +97,47 @@ def welcome_applies(event_type: str) -> bool:
     and attribution or term changes as `attribution_changed` / `updated`.
     """
     return event_type in WELCOME_EVENTS
+
+
+def plan_contact_confirmation(data: Mapping[str, Any], occurred_at: dt.datetime) -> PlannedDelivery:
+    """The one-time link to the contact in place, vendor-branded, naming no partner.
+
+    One delivery per request (the token is the subject), so a second request mails
+    its own link. The token stays in `facts` only until the mail is rendered.
+    """
+    customer = data["customer"]
+    recipient = str(customer["email"])
+    return PlannedDelivery(
+        notification_id=notification_id(
+            "contact_confirmation",
+            derive_id("contact-confirmation", str(data["confirmation_token"])),
+            contact_id(recipient),
+            "email",
+        ),
+        type="contact_confirmation",
+        channel="email",
+        audience="customer",
+        recipient=recipient,
+        partner_scope=None,
+        entitlements=(
+            ListedEntitlement(
+                license_key=str(data["license_key"]),
+                product=str(data["product"]),
+                term_end=None,
+                partner_of_record=None,
+                org_name=str(customer.get("org_name", "")),
+            ),
+        ),
+        occurred_at=occurred_at,
+        facts={
+            "confirmation_token": str(data["confirmation_token"]),
+            "requested_email": str(data["requested_email"]),
+            "requested_contact_name": str(data.get("requested_contact_name") or ""),
+            "expires_at": str(data["expires_at"]),
+        },
+        contact_name=str(customer.get("contact_name", "")),
+        org_name=str(customer.get("org_name", "")),
+    )
 
 
 def due_term_ends(as_of: dt.date) -> dict[int, dt.date]:

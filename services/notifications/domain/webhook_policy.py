@@ -90,9 +90,47 @@ def check_addresses(target: WebhookTarget, addresses: Iterable[str]) -> list[str
     return resolved
 
 
+NAT64_WELL_KNOWN = ipaddress.IPv6Network("64:ff9b::/96")
+NAT64_LOCAL_USE = ipaddress.IPv6Network("64:ff9b:1::/48")
+SIX_TO_FOUR = ipaddress.IPv6Network("2002::/16")
+TEREDO = ipaddress.IPv6Network("2001::/32")
+
+
+def embedded_ipv4(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address] | None:
+    """The IPv4 addresses an IPv6 address leads to, or None when it embeds none.
+
+    `ip.is_global` judges these by their IPv6 prefix (NAT64 `64:ff9b::/96` and
+    `::a.b.c.d` count as public) while a packet to them reaches the IPv4 inside:
+    `64:ff9b::a9fe:a9fe` is 169.254.169.254 behind a NAT64 gateway.
+    """
+    if ip.ipv4_mapped is not None:  # ::ffff:a.b.c.d
+        return [ip.ipv4_mapped]
+    if ip in NAT64_WELL_KNOWN:  # RFC 6052: the last 32 bits
+        return [ipaddress.IPv4Address(int(ip) & 0xFFFF_FFFF)]
+    if ip in NAT64_LOCAL_USE:  # RFC 6052 /48 layout: bits 48-63 and 72-87
+        packed = ip.packed
+        return [ipaddress.IPv4Address(packed[6:8] + packed[9:11])]
+    if ip.sixtofour is not None:  # 2002:AABB:CCDD::/48
+        return [ip.sixtofour]
+    if ip.teredo is not None:  # (server, client), the client de-obfuscated
+        return list(ip.teredo)
+    if int(ip) >> 32 == 0 and int(ip) > 1:  # IPv4-compatible ::a.b.c.d (deprecated)
+        return [ipaddress.IPv4Address(int(ip))]
+    return None
+
+
 def is_public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        return is_public(ip.ipv4_mapped)
+    """A public unicast address, judged by the IPv4 inside when it embeds one.
+
+    The NAT64 local-use prefix (RFC 8215) only ever leads into a private
+    network, so it is refused whatever it embeds.
+    """
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip in NAT64_LOCAL_USE:
+            return False
+        embedded = embedded_ipv4(ip)
+        if embedded is not None:
+            return all(is_public(inner) for inner in embedded)
     return ip.is_global and not ip.is_multicast
 
 

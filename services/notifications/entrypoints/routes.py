@@ -18,6 +18,7 @@ from chassis.auth import (
     require_admin,
     require_partner,
 )
+from chassis.bounds import BoundedDate
 from chassis.errors import ApiError
 from services.notifications.adapters.mongo import partner_log_query, recipient_query
 from services.notifications.adapters.webhooks import (
@@ -237,7 +238,9 @@ async def run_reminders(
     request: Request,
     _: Admin,
     s: StoresDep,
-    as_of: Annotated[dt.date | None, Query(description="YYYY-MM-DD; default today (UTC)")] = None,
+    as_of: Annotated[
+        BoundedDate | None, Query(description="YYYY-MM-DD; default today (UTC)")
+    ] = None,
 ) -> Any:
     clock = request.app.state.clock
     day = as_of or clock.now().astimezone(dt.UTC).date()

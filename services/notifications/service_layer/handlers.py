@@ -25,6 +25,7 @@ from services.notifications.domain.rules import (
     partner_channels,
     plan_attribution_changed,
     plan_commission,
+    plan_contact_confirmation,
     plan_welcome,
     welcome_applies,
 )
@@ -107,6 +108,9 @@ class EventHandler:
         if event_type in ("partner.created", "partner.updated"):
             await self.projections.apply_partner(data, envelope.data.effective_at)
             return []
+        if event_type == "entitlement.contact_confirmation_requested":
+            # Not a state of the entitlement: nothing to project, one mail to send.
+            return [plan_contact_confirmation(data, envelope.occurred_at)]
         if event_type.startswith("entitlement."):
             return await self._entitlement(inbound, data, channels, result)
         if event_type in COMMISSION_TYPES:

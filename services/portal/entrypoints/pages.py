@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
+from chassis import bounds
 from services.portal.adapters.partner_api import NotSignedIn, PartnerApi, UpstreamError
 from services.portal.domain import presentation
 from services.portal.domain.sessions import Branding, SignInCsrf
@@ -170,6 +171,9 @@ async def entitlements(
             before = dt.date.fromisoformat(term_end_before)
         except ValueError:
             error = "Term end must be a date (YYYY-MM-DD)."
+        if before is not None and not bounds.MIN_DATE <= before <= bounds.MAX_DATE:
+            # The API would refuse it (CONTRACT 6.9): say so here instead.
+            before, error = None, f"Term end must lie in {bounds.MIN_DATE} .. {bounds.MAX_DATE}."
     found = await p.api_for(session).entitlements(term_end_before=before)
     shown = [e for e in found if presentation.matches(e, q)]
     return render(

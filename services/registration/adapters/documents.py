@@ -12,6 +12,7 @@ from services.registration.domain.entitlements import (
     CustomerInfo,
     CustomerRegistration,
     Entitlement,
+    PendingContact,
 )
 from services.registration.domain.partners import Branding, Change, Partner
 from services.registration.service_layer.unit_of_work import ProcessedOrder, StoredRecord
@@ -120,6 +121,28 @@ def _customer(d: Doc) -> CustomerInfo:
     )
 
 
+def _pending_contact_doc(p: PendingContact | None) -> Doc | None:
+    if p is None:
+        return None
+    return {
+        "customer": _customer_doc(p.customer),
+        "token_hash": p.token_hash,
+        "requested_at": p.requested_at,
+        "expires_at": p.expires_at,
+    }
+
+
+def _pending_contact(d: Doc | None) -> PendingContact | None:
+    if d is None:
+        return None
+    return PendingContact(
+        customer=_customer(d["customer"]),
+        token_hash=d["token_hash"],
+        requested_at=_utc(d["requested_at"]),
+        expires_at=_utc(d["expires_at"]),
+    )
+
+
 def entitlement_to_doc(e: Entitlement, version: int) -> Doc:
     registration = None
     if e.registration is not None:
@@ -140,6 +163,7 @@ def entitlement_to_doc(e: Entitlement, version: int) -> Doc:
         "partner_of_record": _por_doc(e.partner_of_record),
         "registration": registration,
         "registered_by_partners": list(e.registered_by_partners),
+        "pending_contact": _pending_contact_doc(e.pending_contact),
         "attribution_history": [
             {
                 "at": c.at,
@@ -178,6 +202,7 @@ def entitlement_from_doc(d: Doc) -> Entitlement:
         partner_of_record=_por(d.get("partner_of_record")),
         registration=registration,
         registered_by_partners=list(d.get("registered_by_partners", [])),
+        pending_contact=_pending_contact(d.get("pending_contact")),
         attribution_history=[
             AttributionChange(
                 at=_utc(c["at"]),

@@ -92,6 +92,12 @@ async def ensure_indexes(db: Db) -> None:
                 [("partner_of_record.partner_id", ASCENDING), ("_id", ASCENDING)],
                 name="partner_of_record",
             ),
+            # Sparse: only entitlements with a contact change waiting (CONTRACT 6.9).
+            IndexModel(
+                [("pending_contact.token_hash", ASCENDING)],
+                name="pending_contact_token",
+                sparse=True,
+            ),
         ]
     )
     await db[CONFLICTS].create_indexes(
@@ -167,6 +173,10 @@ class MongoEntitlementRepository(EntitlementRepository):
     async def _fetch(self, license_keys: list[str]) -> list[Entitlement]:
         docs = await _find_in(self._collection, "_id", license_keys)
         return [documents.entitlement_from_doc(d) for d in docs]
+
+    async def _fetch_by_contact_token_hash(self, token_hash: str) -> Entitlement | None:
+        doc = await self._collection.find_one({"pending_contact.token_hash": token_hash})
+        return documents.entitlement_from_doc(doc) if doc is not None else None
 
     async def list_for_partner(
         self,

@@ -109,9 +109,11 @@ def decide(
 
     `current_active` is whether the current partner of record's status was
     `active` at `claim.at`. For a different partner, a partner-channel sale
-    always replaces; any claim replaces a partner of record that is inactive or
-    outside its window, or that a stronger claim beats; otherwise the claim is
-    a conflict for an operator. For the same partner, a partner-channel sale, a
+    always replaces; a partner registration never takes a licence from another
+    partner that is active (CONTRACT 6.9: window and strength aside, that is a
+    takeover by licence key); any other claim replaces a partner of record that
+    is inactive or outside its window, or that a stronger claim beats; otherwise
+    the claim is a conflict for an operator. For the same partner, a partner-channel sale, a
     stronger claim or an expired window refresh `since`; anything else changes
     nothing.
     """
@@ -131,6 +133,8 @@ def decide(
         return Decision(Outcome.REPLACE, "partner_sale")
     if not current_active:
         return Decision(Outcome.REPLACE, "partner_of_record_inactive")
+    if claim.source == "partner_registration":
+        return Decision(Outcome.CONFLICT, "attributed_elsewhere")
     if not inside:
         return Decision(Outcome.REPLACE, "window_expired")
     if stronger:

@@ -29,6 +29,8 @@ __all__ = [
     "CustomerRegistration",
     "Entitlement",
     "LineFacts",
+    "PendingContact",
+    "same_contact",
 ]
 
 ChangeKind = Literal["set", "replace", "refresh", "reassign", "clear"]
@@ -85,6 +87,25 @@ class AttributionConflict:
     recorded_at: dt.datetime
 
 
+def same_contact(a: str, b: str) -> bool:
+    """Two e-mail addresses name the same contact (case and surrounding space aside)."""
+    return a.strip().casefold() == b.strip().casefold()
+
+
+@dataclass
+class PendingContact:
+    """A contact a public registration asked for, until the contact in place confirms it.
+
+    CONTRACT 6.9: a registration never replaces the contact checkout supplied;
+    only the one-time link mailed to that contact does. Only the token's hash is kept.
+    """
+
+    customer: CustomerInfo
+    token_hash: str
+    requested_at: dt.datetime
+    expires_at: dt.datetime
+
+
 @dataclass
 class CustomerRegistration:
     registered_at: dt.datetime
@@ -106,6 +127,7 @@ class Entitlement:
     registration: CustomerRegistration | None = None
     registered_by_partners: list[str] = field(default_factory=list)
     attribution_history: list[AttributionChange] = field(default_factory=list)
+    pending_contact: PendingContact | None = None
     version: int = 0
 
     @classmethod
@@ -246,6 +268,30 @@ class Entitlement:
             seller_code=seller_code,
             seller_code_at=now if seller_code is not None else None,
         )
+
+    def request_contact(
+        self, customer: CustomerInfo, token_hash: str, now: dt.datetime, ttl: dt.timedelta
+    ) -> None:
+        """Keep `customer` pending (a later request replaces an earlier one and its link)."""
+        self.pending_contact = PendingContact(customer, token_hash, now, now + ttl)
+
+    def confirm_contact(self, now: dt.datetime) -> bool:
+        """The pending contact becomes the customer's contact; False if none or expired.
+
+        The customer id stays: the account is the same, only whom to write to changes.
+        """
+        pending = self.pending_contact
+        if pending is None or now >= pending.expires_at:
+            return False
+        self.customer = CustomerInfo(
+            customer_id=self.customer.customer_id,
+            org_name=pending.customer.org_name,
+            contact_name=pending.customer.contact_name,
+            email=pending.customer.email,
+            country=pending.customer.country,
+        )
+        self.pending_contact = None
+        return True
 
     def late_seller_code_deadline(self, days: int) -> dt.datetime | None:
         if self.registration is None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -14,6 +15,8 @@ from chassis.auth import (
     require_admin,
     require_partner,
 )
+from chassis.clients import Network, request_client
+from chassis.errors import ApiError
 from services.registration.service_layer.entitlements import EntitlementService
 from services.registration.service_layer.partners import PartnerService
 from services.registration.service_layer.rate_limit import TokenBucketLimiter
@@ -29,8 +32,10 @@ class Services:
     registrations: RegistrationService
     entitlements: EntitlementService
     seller_code_limiter: TokenBucketLimiter
+    registration_limiter: TokenBucketLimiter
     clock: Clock
     admin_token: str
+    trusted_proxies: Sequence[Network] = field(default_factory=tuple)
 
     async def resolve_partner(self, api_key: str) -> PartnerPrincipal | None:
         partner_id = await self.partners.resolve_api_key(api_key)
@@ -55,10 +60,28 @@ async def partner(request: Request, svc: ServicesDep, _: PartnerKeyDeclared) -> 
     return await require_partner(request, svc.admin_token, svc.resolve_partner)
 
 
+async def registration_rate(request: Request, svc: ServicesDep) -> None:
+    # A dependency, so a client over its share is refused before its body is validated.
+    rate_limited(svc.registration_limiter, request, svc, "registrations")
+
+
 AdminDep = Annotated[None, Depends(admin)]
+RegistrationRateDep = Annotated[None, Depends(registration_rate)]
 PartnerDep = Annotated[PartnerPrincipal, Depends(partner)]
 
 
-def client_address(request: Request) -> str:
-    # Behind a proxy, run uvicorn with --proxy-headers so this is the caller's address.
-    return request.client.host if request.client is not None else "unknown"
+def client_address(request: Request, svc: Services) -> str:
+    """The peer, or what a proxy in TRUSTED_PROXIES says it is (CONTRACT 6.9)."""
+    return request_client(request, svc.trusted_proxies)
+
+
+def rate_limited(limiter: TokenBucketLimiter, request: Request, svc: Services, what: str) -> None:
+    """429 with Retry-After when the calling client has used its share of `limiter`."""
+    wait = limiter.acquire(client_address(request, svc))
+    if wait is not None:
+        raise ApiError(
+            429,
+            "rate_limited",
+            f"too many {what}; slow down",
+            headers={"Retry-After": limiter.retry_after_header(wait)},
+        )

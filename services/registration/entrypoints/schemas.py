@@ -5,8 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
+from chassis.bounds import BoundedInstant
 from services.registration.domain.attribution import PartnerOfRecord
 from services.registration.domain.entitlements import AttributionConflict, Entitlement
 from services.registration.domain.partners import Partner
@@ -61,7 +62,7 @@ class PartnerCreate(Strict):
     branding: BrandingIn = Field(default_factory=BrandingIn)
     co_brand_customer_messages: StrictBool = False
     customer_ids: list[Identifier] = Field(default_factory=list, max_length=1000)
-    effective_at: AwareDatetime | None = Field(
+    effective_at: BoundedInstant | None = Field(
         None, description="when the partner's terms start; default now"
     )
 
@@ -75,7 +76,7 @@ class PartnerPatch(Strict):
     branding: BrandingIn | None = None
     co_brand_customer_messages: StrictBool | None = None
     customer_ids: list[Identifier] | None = Field(None, max_length=1000)
-    effective_at: AwareDatetime | None = Field(
+    effective_at: BoundedInstant | None = Field(
         None, description="when a tier or status change takes effect; default now"
     )
 
@@ -196,6 +197,17 @@ class LateSellerCodeIn(Strict):
     )
 
 
+class ContactConfirmationIn(Strict):
+    token: str = Field(
+        min_length=1, max_length=200, description="the one-time token from the mailed link"
+    )
+
+
+class ContactConfirmationOut(BaseModel):
+    license_key: str
+    confirmed: bool = True
+
+
 class PartnerRegistrationIn(Strict):
     license_key: Identifier
     customer: CustomerIn | None = None
@@ -213,6 +225,11 @@ class RegistrationOut(BaseModel):
     attribution: str | None = Field(
         None, description="what the seller code did: set, replace, refresh, conflict, noop"
     )
+    contact_pending: bool = Field(
+        False,
+        description="the e-mail differs from the licence's contact: that contact was sent a"
+        " link to confirm the change, and stays the contact until then (CONTRACT 6.9)",
+    )
 
 
 def registration_out(
@@ -221,8 +238,10 @@ def registration_out(
     *,
     token: str | None = None,
     outcome: str | None = None,
+    contact_pending: bool = False,
 ) -> RegistrationOut:
     return RegistrationOut(
+        contact_pending=contact_pending,
         license_key=license_key,
         registration_token=token,
         display_name=partner.display_name if partner else None,

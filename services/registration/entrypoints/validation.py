@@ -7,6 +7,8 @@ from typing import Annotated
 from pydantic import AfterValidator, EmailStr, Field, StringConstraints
 from pydantic_core import PydanticCustomError
 
+from chassis.bounds import CleanText
+
 # ISO 3166-1 alpha-2, officially assigned codes.
 _COUNTRY_CODES = """
     AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ BL BM BN BO BQ
@@ -37,7 +39,11 @@ Country = Annotated[
     Field(description="ISO 3166-1 alpha-2, upper case", examples=["DE"]),
 ]
 Email = Annotated[EmailStr, Field(max_length=320)]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+# CONTRACT 6.9: display, legal, organisation and contact names carry no control,
+# bidirectional or zero-width character.
+Name = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), CleanText
+]
 Identifier = Annotated[
     str,
     StringConstraints(pattern=r"^[\x21-\x7e]{1,100}$"),

@@ -16,6 +16,7 @@ from shared.events import (
     Branding,
     Customer,
     EntitlementAttributionChanged,
+    EntitlementContactConfirmationRequested,
     EntitlementOrderApplied,
     EntitlementRegistered,
     EntitlementUpdated,
@@ -114,6 +115,35 @@ def entitlement_event(
         occurred_at=occurred_at,
         producer=PRODUCER,
         event_id=event_id or str(uuid.uuid4()),
+    )
+    return OutboundEvent(
+        REGISTRATION_ENTITLEMENTS, entitlement.license_key, envelope, entitlement.version + 1
+    )
+
+
+def contact_confirmation_event(
+    entitlement: Entitlement, *, token: str, occurred_at: dt.datetime
+) -> OutboundEvent:
+    """`entitlement.contact_confirmation_requested`: mail `token` to the contact in place."""
+    pending = entitlement.pending_contact
+    if pending is None:
+        raise ValueError("no contact change is pending")
+    fields = entitlement_fields(entitlement)
+    data = EntitlementContactConfirmationRequested(
+        license_key=entitlement.license_key,
+        product=entitlement.product,
+        customer=fields["customer"],
+        requested_contact_name=pending.customer.contact_name,
+        requested_email=pending.customer.email,
+        confirmation_token=token,
+        expires_at=pending.expires_at,
+    )
+    envelope = new_envelope(
+        "entitlement.contact_confirmation_requested",
+        data,
+        occurred_at=occurred_at,
+        producer=PRODUCER,
+        event_id=str(uuid.uuid4()),
     )
     return OutboundEvent(
         REGISTRATION_ENTITLEMENTS, entitlement.license_key, envelope, entitlement.version + 1

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from services.registration.domain.attribution import Claim, Decision, Outcome
-from services.registration.domain.entitlements import CustomerInfo, Entitlement
+from services.registration.domain.entitlements import CustomerInfo, Entitlement, same_contact
 from services.registration.domain.partners import Partner
 from services.registration.service_layer import secrets
 from services.registration.service_layer.attribution import (
@@ -19,6 +19,7 @@ from services.registration.service_layer.attribution import (
     state_events,
 )
 from services.registration.service_layer.errors import UseCaseError, conflict, not_found
+from services.registration.service_layer.events import contact_confirmation_event
 from services.registration.service_layer.partners import canonical_seller_code, retrying
 from services.registration.service_layer.unit_of_work import Clock, UnitOfWork, UnitOfWorkFactory
 
@@ -50,6 +51,7 @@ class RegistrationOutcome:
     decision: Decision | None
     registration_token: str | None = None
     first_time: bool = True
+    contact_pending: bool = False
 
 
 def _unknown_license_key() -> UseCaseError:
@@ -80,11 +82,13 @@ class RegistrationService:
         *,
         window_months: int,
         late_seller_code_days: int,
+        contact_confirmation_ttl: dt.timedelta = dt.timedelta(days=7),
     ) -> None:
         self._uow = uow
         self._clock = clock
         self._window_months = window_months
         self._late_days = late_seller_code_days
+        self._contact_ttl = contact_confirmation_ttl
 
     async def register_customer(
         self, license_key: str, customer: CustomerDetails, seller_code: str | None
@@ -107,9 +111,19 @@ class RegistrationService:
                     raise conflict("already_registered", "this licence is already registered")
                 partner = await _active_partner_by_code(uow, code, now) if code else None
                 token = secrets.new_registration_token()
+                # CONTRACT 6.9: checkout's contact stays unless the registrant is that
+                # contact; another e-mail waits for the contact in place to confirm it.
+                registrant = customer.for_entitlement(entitlement)
+                same = same_contact(registrant.email, entitlement.customer.email)
                 entitlement.register_customer(
-                    customer.for_entitlement(entitlement), secrets.hash_secret(token), code, now
+                    registrant if same else None, secrets.hash_secret(token), code, now
                 )
+                contact_token = None
+                if not same:
+                    contact_token = secrets.new_contact_token()
+                    entitlement.request_contact(
+                        registrant, secrets.hash_secret(contact_token), now, self._contact_ttl
+                    )
                 result = None
                 if partner is not None:
                     result = await self._claim(
@@ -119,12 +133,19 @@ class RegistrationService:
                     entitlement, occurred_at=now, registered=True, updated=False, claim=result
                 ):
                     uow.emit(event)
+                if contact_token is not None:
+                    uow.emit(
+                        contact_confirmation_event(
+                            entitlement, token=contact_token, occurred_at=now
+                        )
+                    )
                 await uow.commit()
                 log.info(
                     "customer registration",
                     extra={
                         "license_key": license_key,
                         "outcome": result.decision.outcome if result else "no_seller_code",
+                        "contact_pending": contact_token is not None,
                     },
                 )
                 return RegistrationOutcome(
@@ -132,7 +153,38 @@ class RegistrationService:
                     await _partner_of_record(uow, entitlement),
                     result.decision if result else None,
                     registration_token=token,
+                    contact_pending=contact_token is not None,
                 )
+
+        return await retrying(attempt)
+
+    async def confirm_contact(self, token: str) -> Entitlement:
+        """POST /v1/registrations/contact-confirmations: the pending contact takes over.
+
+        One use: the token's hash goes with the pending contact. An unknown, used or
+        expired token all answer the same `404 unknown_confirmation_token`.
+        """
+
+        async def attempt() -> Entitlement:
+            now = self._clock()
+            async with self._uow() as uow:
+                entitlement = await uow.entitlements.get_by_contact_token_hash(
+                    secrets.hash_secret(token)
+                )
+                if entitlement is None or not entitlement.confirm_contact(now):
+                    raise not_found(
+                        "unknown_confirmation_token",
+                        "this confirmation link is unknown, used or expired",
+                    )
+                for event in state_events(
+                    entitlement, occurred_at=now, registered=False, updated=True, claim=None
+                ):
+                    uow.emit(event)
+                await uow.commit()
+                log.info(
+                    "customer contact confirmed", extra={"license_key": entitlement.license_key}
+                )
+                return entitlement
 
         return await retrying(attempt)
 

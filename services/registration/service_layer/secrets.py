@@ -13,6 +13,7 @@ import secrets
 
 API_KEY_PREFIX = "ckp_"
 REGISTRATION_TOKEN_PREFIX = "ckr_"  # noqa: S105 - a prefix, not a secret
+CONTACT_TOKEN_PREFIX = "ckc_"  # noqa: S105 - a prefix, not a secret
 
 
 def new_api_key() -> str:
@@ -21,6 +22,11 @@ def new_api_key() -> str:
 
 def new_registration_token() -> str:
     return REGISTRATION_TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def new_contact_token() -> str:
+    """The one-time link that confirms a new customer contact (CONTRACT 6.9)."""
+    return CONTACT_TOKEN_PREFIX + secrets.token_urlsafe(32)
 
 
 def hash_secret(secret: str) -> str:

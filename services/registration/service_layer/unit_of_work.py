@@ -197,8 +197,16 @@ class EntitlementRepository(TrackingRepository[Entitlement], abc.ABC):
     def add(self, entitlement: Entitlement) -> None:
         self._register_new(entitlement.license_key, entitlement)
 
+    async def get_by_contact_token_hash(self, token_hash: str) -> Entitlement | None:
+        """The entitlement whose pending contact waits for this confirmation token."""
+        found = await self._fetch_by_contact_token_hash(token_hash)
+        return self._track(found.license_key, found) if found is not None else None
+
     @abc.abstractmethod
     async def _fetch(self, license_keys: list[str]) -> list[Entitlement]: ...
+
+    @abc.abstractmethod
+    async def _fetch_by_contact_token_hash(self, token_hash: str) -> Entitlement | None: ...
 
     @abc.abstractmethod
     async def list_for_partner(

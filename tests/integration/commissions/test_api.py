@@ -325,3 +325,68 @@ async def test_metrics_count_the_workers_dead_letters_by_reason(api: Api) -> Non
         and 'reason="refund_exceeds_line"' in line
         for line in text.splitlines()
     ), text
+
+
+async def test_statement_csv_cells_never_run_as_formulas(api: Api) -> None:
+    """CONTRACT 6.9: text that starts =, +, -, @, tab or CR gets a leading ', numbers stay."""
+    await api.feed(order_applied())
+    await api.feed(refund_issued("RF-1", 61728))
+    await api.feed(order_applied('=HYPERLINK("http://evil.example","x")'))
+    await api.feed(order_applied("@SUM(1+1)*cmd|' /C calc'!A0"))
+    response = await api.client.get(
+        "/v1/partner/statements/2027-01", headers={**GOLD, "Accept": "text/csv"}
+    )
+    assert response.status_code == 200
+    rows = [dict(zip(*pair, strict=True)) for pair in _pairs(response.text)]
+    order_ids = {row["order_id"] for row in rows}
+    assert '\'=HYPERLINK("http://evil.example","x")' in order_ids
+    assert "'@SUM(1+1)*cmd|' /C calc'!A0" in order_ids
+    assert "-9259" in {row["amount_minor"] for row in rows}  # a number stays a number
+    for row in rows:
+        for cell in row.values():
+            assert not cell.startswith(("=", "+", "@", "\t", "\r")), cell
+            assert not cell.startswith("-") or cell.lstrip("-").isdigit(), cell
+
+
+def _pairs(text: str) -> list[tuple[list[str], list[str]]]:
+    rows = list(csv.reader(io.StringIO(text)))
+    return [(rows[0], row) for row in rows[1:]]
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "field"),
+    [
+        ("GET", "/v1/partner/commissions?to=9999-12-31", "to"),
+        ("GET", "/v1/partner/commissions?from=1999-12-31", "from"),
+        ("GET", "/v1/partner/commissions?from=2200-01-01T00:00:00Z", "from"),
+        ("GET", "/v1/partner/commissions?to=0999-01-01", "to"),
+        ("POST", "/v1/admin/payables/run?as_of=9999-12-31", "as_of"),
+        ("POST", "/v1/admin/payables/run?as_of=2199-12-31T23:00:00-05:00", "as_of"),
+    ],
+)
+async def test_out_of_range_query_dates_are_422_naming_the_parameter(
+    api: Api, method: str, url: str, field: str
+) -> None:
+    headers = ADMIN if "/admin/" in url else GOLD
+    response = await api.client.request(method, url, headers=headers)
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["field"] == field
+
+
+async def test_the_bounds_themselves_are_accepted(api: Api) -> None:
+    ok = await api.client.get("/v1/partner/commissions?from=2000-01-01&to=2199-12-31", headers=GOLD)
+    assert ok.status_code == 200, ok.text
+
+
+@pytest.mark.parametrize(
+    "effective_from", ["9999-12-31T00:00:00Z", "2200-01-01T00:00:00Z", "1999-12-31T23:59:59Z"]
+)
+async def test_a_rate_table_outside_the_bounds_is_refused(api: Api, effective_from: str) -> None:
+    """A table dated 9999 would block every later version (CONTRACT 6.9)."""
+    response = await api.client.put(
+        "/v1/admin/rate-tables", json=table(2500, effective_from=effective_from), headers=ADMIN
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["field"] == "effective_from"
+    listed = (await api.client.get("/v1/admin/rate-tables", headers=ADMIN)).json()
+    assert [v["version"] for v in listed["versions"]] == [1]

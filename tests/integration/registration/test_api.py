@@ -97,7 +97,7 @@ async def test_create_read_and_patch_a_partner(client: httpx.AsyncClient, mongo_
     assert [h["value"] for h in patched.json()["tier_history"]] == ["gold", "platinum"]
     future = await client.patch(
         f"/v1/admin/partners/{pid}",
-        json={"status": "suspended", "effective_at": "2999-01-01T00:00:00Z"},
+        json={"status": "suspended", "effective_at": "2199-01-01T00:00:00Z"},
         headers=ADMIN,
     )
     assert future.json()["status"] == "active"  # not yet in force
@@ -280,6 +280,83 @@ async def test_seller_code_lookup_is_rate_limited_per_client(
                 ]
                 assert statuses == [404] * allowed + [429]
                 limited = await c.get("/v1/seller-codes/7K3M-9QXF")
+                assert int(limited.headers["Retry-After"]) >= 1
+                assert error(limited)["code"] == "rate_limited"
+
+
+async def test_rotating_forwarded_for_from_an_untrusted_peer_is_still_rate_limited(
+    kafka_bootstrap: str, mongo_url: str, mongo_db: Any
+) -> None:
+    """40 lookups with a new X-Forwarded-For each: one client, 429 after 30 (CONTRACT 6.9)."""
+    from services.registration.bootstrap import build_api
+
+    app = build_api(make_settings(kafka_bootstrap, mongo_url, mongo_db.name), run_relay=False)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 1234))
+        async with httpx.AsyncClient(transport=transport, base_url="http://r") as c:
+            statuses = [
+                (
+                    await c.get(
+                        "/v1/seller-codes/7K3M-9QXF",
+                        headers={"X-Forwarded-For": f"198.51.100.{i}"},
+                    )
+                ).status_code
+                for i in range(40)
+            ]
+    assert statuses[:30] == [404] * 30
+    assert set(statuses[30:]) == {429}
+
+
+async def test_a_trusted_proxy_names_the_client(
+    kafka_bootstrap: str, mongo_url: str, mongo_db: Any
+) -> None:
+    from services.registration.bootstrap import build_api
+
+    settings = make_settings(
+        kafka_bootstrap,
+        mongo_url,
+        mongo_db.name,
+        seller_code_lookups_per_minute=2,
+        trusted_proxies="10.0.0.0/8",
+    )
+    app = build_api(settings, run_relay=False)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, client=("10.0.0.5", 1234))
+        async with httpx.AsyncClient(transport=transport, base_url="http://r") as c:
+
+            async def lookup(forwarded: str) -> int:
+                headers = {"X-Forwarded-For": forwarded}
+                return (await c.get("/v1/seller-codes/7K3M-9QXF", headers=headers)).status_code
+
+            # Each client has its own bucket; what the client wrote left of it is ignored.
+            assert [await lookup(f"6.6.6.{i}, 198.51.100.1") for i in range(3)] == [404, 404, 429]
+            assert [await lookup("198.51.100.2") for _ in range(3)] == [404, 404, 429]
+
+
+async def test_public_registration_is_rate_limited_per_client(
+    kafka_bootstrap: str, mongo_url: str, mongo_db: Any
+) -> None:
+    from services.registration.bootstrap import build_api
+
+    settings = make_settings(kafka_bootstrap, mongo_url, mongo_db.name, registrations_per_minute=3)
+    app = build_api(settings, run_relay=False)
+    async with app.router.lifespan_context(app):
+        for address in ("198.51.100.1", "198.51.100.2"):
+            transport = httpx.ASGITransport(app=app, client=(address, 1234))
+            async with httpx.AsyncClient(transport=transport, base_url="http://r") as c:
+                statuses = [
+                    (
+                        await c.post(
+                            "/v1/registrations",
+                            json={"license_key": f"LK-NONE-{i}", "customer": CUSTOMER},
+                            headers={"X-Forwarded-For": f"6.6.6.{i}"},
+                        )
+                    ).status_code
+                    for i in range(4)
+                ]
+                assert statuses == [404, 404, 404, 429]
+                limited = await c.post("/v1/registrations", json={})
+                assert limited.status_code == 429
                 assert int(limited.headers["Retry-After"]) >= 1
                 assert error(limited)["code"] == "rate_limited"
 
@@ -492,7 +569,7 @@ async def test_isolation_matrix_another_partners_data_is_a_404_like_a_missing_on
     for key in ("LK-A1", "LK-A2"):
         listed_filtered = await client.get(
             "/v1/partner/entitlements",
-            params={"after": key[:-1], "term_end_before": "2999-01-01"},
+            params={"after": key[:-1], "term_end_before": "2199-01-01"},
             headers=bearer(b["api_key"]),
         )
         assert listed_filtered.json()["entitlements"] == []
@@ -552,6 +629,88 @@ async def test_admin_entitlement_history_and_reassignment(
     ]
     nothing = await client.get("/v1/admin/entitlements/LK-9", headers=ADMIN)
     assert nothing.status_code == 404 and error(nothing)["code"] == "unknown_license_key"
+
+
+async def test_a_partner_cannot_take_a_licence_attributed_by_a_seller_code(
+    client: httpx.AsyncClient, mongo_db: Any
+) -> None:
+    """CONTRACT 6.9: 409 naming and showing nothing, PoR unchanged, conflict for an operator;
+    a licence that is not the caller's own answers 404 or 409, nothing else."""
+    a = await create_partner(client, display_name="Alpha IT", contact_email="a@alpha.example")
+    b = await create_partner(client, display_name="Beta IT", contact_email="b@beta.example")
+    await sold(mongo_db, "LK-1")
+    registered = await client.post(
+        "/v1/registrations",
+        json={"license_key": "LK-1", "customer": CUSTOMER, "seller_code": a["seller_code"]},
+    )
+    assert registered.status_code == 201, registered.text
+    for body in ({"license_key": "LK-1"}, {"license_key": "LK-1", "customer": CUSTOMER}):
+        taken = await client.post(
+            "/v1/partner/registrations", json=body, headers=bearer(b["api_key"])
+        )
+        assert taken.status_code == 409, taken.text
+        assert set(taken.json()) == {"error"}
+        assert error(taken)["code"] == "attributed_elsewhere"
+        for leaked in (a["partner_id"], a["display_name"], "Müller", "jana@", "C-"):
+            assert leaked not in taken.text
+    unknown = await client.post(
+        "/v1/partner/registrations", json={"license_key": "LK-NOPE"}, headers=bearer(b["api_key"])
+    )
+    assert unknown.status_code == 404
+    view = await client.get("/v1/admin/entitlements/LK-1", headers=ADMIN)
+    assert view.json()["partner_of_record"]["partner_id"] == a["partner_id"]
+    conflicts = await client.get(
+        "/v1/admin/attribution-conflicts", params={"license_key": "LK-1"}, headers=ADMIN
+    )
+    [conflict] = conflicts.json()["conflicts"]
+    assert conflict["claimant_partner_id"] == b["partner_id"]
+    assert conflict["reason"] == "attributed_elsewhere"
+    # A partner-channel sale by B still replaces the PoR (the customer switched).
+    switch = order(
+        "O-SWITCH",
+        line("LK-1", "renewal", term=("2027-01-10", "2028-01-09")),
+        channel="partner",
+        partner_code=b["seller_code"],
+    )
+    await seed_orders(mongo_db, incoming(switch, "2026-12-20T09:00:00Z"))
+    view = await client.get("/v1/admin/entitlements/LK-1", headers=ADMIN)
+    assert view.json()["partner_of_record"]["partner_id"] == b["partner_id"]
+
+
+async def test_a_public_registration_with_another_email_waits_for_checkouts_contact(
+    client: httpx.AsyncClient, mongo_db: Any
+) -> None:
+    """CONTRACT 6.9 (contacts): 201, contact unchanged, a one-time link to checkout's contact,
+    stored hashed; confirming it through the public endpoint makes the change."""
+    await sold(mongo_db, "LK-1")
+    stranger = {**CUSTOMER, "email": "mallory@evil.example", "contact_name": "Mallory"}
+    response = await client.post(
+        "/v1/registrations", json={"license_key": "LK-1", "customer": stranger}
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["contact_pending"] is True
+    view = (await client.get("/v1/admin/entitlements/LK-1", headers=ADMIN)).json()
+    assert view["customer"]["email"] == "jana@mueller-logistik.example"
+    outbox = [json.loads(e["value"]) for e in await mongo_db["outbox"].find().to_list()]
+    [request] = [
+        e for e in outbox if e["event_type"] == "entitlement.contact_confirmation_requested"
+    ]
+    assert request["data"]["customer"]["email"] == "jana@mueller-logistik.example"
+    token = request["data"]["confirmation_token"]
+    stored = await mongo_db["entitlements"].find_one({"_id": "LK-1"})
+    assert token not in json.dumps(stored, default=str)
+    assert stored["pending_contact"]["customer"]["email"] == "mallory@evil.example"
+
+    bad = await client.post("/v1/registrations/contact-confirmations", json={"token": "ckc_nope"})
+    assert bad.status_code == 404 and error(bad)["code"] == "unknown_confirmation_token"
+    assert "ckc_nope" not in bad.text
+    ok = await client.post("/v1/registrations/contact-confirmations", json={"token": token})
+    assert ok.status_code == 200, ok.text
+    assert ok.json() == {"license_key": "LK-1", "confirmed": True}
+    view = (await client.get("/v1/admin/entitlements/LK-1", headers=ADMIN)).json()
+    assert view["customer"]["email"] == "mallory@evil.example"
+    again = await client.post("/v1/registrations/contact-confirmations", json={"token": token})
+    assert again.status_code == 404
 
 
 async def test_body_size_limit(client: httpx.AsyncClient, settings: Settings) -> None:

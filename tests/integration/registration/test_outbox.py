@@ -26,7 +26,14 @@ PARTNER = {
     "tier": "gold",
     "contact_email": "p@nordlicht.example",
 }
-CUSTOMER = {"org_name": "M GmbH", "contact_name": "J", "email": "j@m.example", "country": "DE"}
+# The contact checkout supplied (tests/unit/registration/builders.py): no confirmation
+# request, so the registration writes exactly the events counted below (CONTRACT 6.9).
+CUSTOMER = {
+    "org_name": "M GmbH",
+    "contact_name": "J",
+    "email": "jana@mueller-logistik.example",
+    "country": "DE",
+}
 
 
 async def started_producer(bootstrap: str) -> AIOKafkaProducer:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 from fastapi import Request
 from fastapi.testclient import TestClient
@@ -144,3 +146,36 @@ def test_services_refuse_to_start_without_an_admin_token(monkeypatch: pytest.Mon
     monkeypatch.delenv("ADMIN_TOKEN", raising=False)
     with pytest.raises(ValidationError, match="admin_token"):
         Settings()
+
+
+def test_chunked_body_over_the_limit_is_413_not_400() -> None:
+    """No Content-Length: the limit is found while FastAPI reads the body (CONTRACT 6.9)."""
+
+    def chunks() -> Iterator[bytes]:
+        yield b'{"customer": {"email": "a@b.example", "country": "'
+        for _ in range(10):
+            yield b"D" * 512
+        yield b'"}}'
+
+    with make_client() as client:
+        response = client.post(
+            "/v1/admin/things",
+            content=chunks(),
+            headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
+        )
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "payload_too_large"
+
+
+def test_chunked_body_under_the_limit_is_read() -> None:
+    def chunks() -> Iterator[bytes]:
+        yield b'{"customer": {"email": "a@b.example",'
+        yield b' "country": "DE"}}'
+
+    with make_client() as client:
+        response = client.post(
+            "/v1/admin/things",
+            content=chunks(),
+            headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
+        )
+    assert response.status_code == 200, response.text

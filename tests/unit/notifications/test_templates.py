@@ -16,6 +16,22 @@ from tests.unit.notifications.test_isolation import ADVISORY
 from tests.unit.notifications.test_rules import AS_OF, commission_line
 
 RENDERER = Renderer(VENDOR)
+CONTACT_TOKEN = "ckc_" + "T0k3n" * 9
+CONFIRMATION = {
+    "license_key": "LK-5F2A-0001",
+    "product": "secure-pro",
+    "customer": {
+        "customer_id": "C-881",
+        "org_name": "Müller Logistik GmbH",
+        "contact_name": "Jana Müller",
+        "email": "jana@mueller-logistik.example",
+        "country": "DE",
+    },
+    "requested_contact_name": "Sam Registrant",
+    "requested_email": "sam@registrant.example",
+    "confirmation_token": CONTACT_TOKEN,
+    "expires_at": "2026-01-17T09:00:00Z",
+}
 UNSUBSCRIBE = "https://notify.vendor.example/v1/unsubscribe/abc.def"
 
 
@@ -40,6 +56,7 @@ def plan_of(kind: str) -> PlannedDelivery:
         "attribution_changed": rules.plan_attribution_changed(
             mine, ALPENTECH.partner_id, OCCURRED, {}
         )[1:],
+        "contact_confirmation": [rules.plan_contact_confirmation(CONFIRMATION, OCCURRED)],
     }[kind]
     plan = plans[0]
     assert plan is not None
@@ -92,12 +109,13 @@ def test_every_type_renders_text_and_html(kind: str, co_brand: bool) -> None:
     else:
         assert 'src="https://vendor.example/logo.png"' in rendered.html
         assert f"background:{VENDOR.color}" in rendered.html
-    if kind in ("security_advisory", "advisory_partner_digest"):
-        assert UNSUBSCRIBE not in rendered.text and ADVISORY["url"] in rendered.text
+    if kind in ("security_advisory", "advisory_partner_digest", "contact_confirmation"):
+        assert UNSUBSCRIBE not in rendered.text
+        assert kind == "contact_confirmation" or ADVISORY["url"] in rendered.text
         assert "security notice" in rendered.text
     else:
         assert UNSUBSCRIBE in rendered.text and UNSUBSCRIBE in rendered.html
-    if kind == "security_advisory":
+    if kind in ("security_advisory", "contact_confirmation"):
         assert "Nordlicht" not in rendered.text + rendered.html
 
 
@@ -122,3 +140,20 @@ def test_html_escapes_what_partners_and_customers_typed() -> None:
     message = compose(plan_of("welcome"), {evil.partner_id: evil}, VENDOR)
     html = RENDERER.render(message, advisory=None, unsubscribe_url=None).html
     assert "<script>" not in html and "&lt;script&gt;" in html
+
+
+def test_the_contact_confirmation_goes_to_checkouts_contact_with_a_one_time_link() -> None:
+    """CONTRACT 6.9: vendor-branded, naming no partner, whatever the licence's PoR; the
+    token rides in the link's fragment, so no server on the way logs it."""
+    plan = rules.plan_contact_confirmation(CONFIRMATION, OCCURRED)
+    assert (plan.audience, plan.recipient) == ("customer", "jana@mueller-logistik.example")
+    assert plan.partner_scope is None and CONTACT_TOKEN not in plan.notification_id
+    assert not rules.honours_unsubscribe(plan.type)
+    message = compose(plan, {NORDLICHT.partner_id: NORDLICHT}, VENDOR)
+    assert not message.branding.is_partner and not message.list_unsubscribe
+    rendered = RENDERER.render(message, advisory=None, unsubscribe_url=None)
+    link = f"{VENDOR.contact_confirmation_url}#token={CONTACT_TOKEN}"
+    assert link in rendered.text and link in rendered.html
+    assert "sam@registrant.example" in rendered.text
+    assert CONTACT_TOKEN not in rendered.subject
+    assert rendered.subject == "Confirm the new contact for your secure-pro licence"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 
 import pytest
 from cryptography.fernet import Fernet
@@ -14,6 +15,7 @@ from services.notifications.domain.retry import RetryPolicy
 from services.notifications.domain.webhook_policy import (
     WebhookTargetRefused,
     check_addresses,
+    is_public,
     parse_target,
 )
 from services.notifications.service_layer.ports import DeliveryError
@@ -103,3 +105,58 @@ def test_backoff_grows_exponentially_within_jitter_and_gives_up() -> None:
     assert policy.delay(3, 0.0) == dt.timedelta(seconds=10)
     assert policy.delay(20, 0.0) == dt.timedelta(seconds=300)
     assert not policy.gives_up_after(7) and policy.gives_up_after(8)
+
+
+# IPv6 addresses that embed an IPv4 one are judged by the IPv4 inside (CONTRACT 6.9):
+# each form once around the metadata address 169.254.169.254 and once around 8.8.8.8.
+EMBEDDING_FORMS = [
+    ("ipv4_mapped", "::ffff:a9fe:a9fe", "::ffff:808:808"),
+    ("ipv4_compatible", "::a9fe:a9fe", "::808:808"),
+    ("nat64_well_known", "64:ff9b::a9fe:a9fe", "64:ff9b::808:808"),
+    ("nat64_well_known_dotted", "64:ff9b::169.254.169.254", "64:ff9b::8.8.8.8"),
+    ("6to4", "2002:a9fe:a9fe::1", "2002:808:808::1"),
+    # Teredo: server 65.54.227.120, client obfuscated (bits inverted) in the last 32 bits.
+    (
+        "teredo_client",
+        "2001:0:4136:e378:8000:63bf:5601:5601",
+        "2001:0:4136:e378:8000:63bf:f7f7:f7f7",
+    ),
+    ("teredo_server", "2001:0:a9fe:a9fe:8000:63bf:f7f7:f7f7", "2001:0:808:808:8000:63bf:f7f7:f7f7"),
+]
+
+
+@pytest.mark.parametrize(("form", "inner_private", "inner_public"), EMBEDDING_FORMS)
+def test_ipv6_forms_are_judged_by_the_ipv4_they_embed(
+    form: str, inner_private: str, inner_public: str
+) -> None:
+    assert not is_public(ipaddress.ip_address(inner_private)), form
+    assert is_public(ipaddress.ip_address(inner_public)), form
+    with pytest.raises(WebhookTargetRefused):
+        parse_target(f"https://[{inner_private}]/hook", allow_loopback=False)
+    assert parse_target(f"https://[{inner_public}]/hook", allow_loopback=False).host
+    target = parse_target("https://hooks.partner.example/in", allow_loopback=False)
+    with pytest.raises(WebhookTargetRefused):
+        check_addresses(target, [inner_private])
+    assert check_addresses(target, [inner_public]) == [inner_public]
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "64:ff9b::a00:1",  # NAT64 of 10.0.0.1
+        "64:ff9b::7f00:1",  # NAT64 of 127.0.0.1
+        "64:ff9b:1::808:808",  # NAT64 local use (RFC 8215): private whatever it embeds
+        "64:ff9b:1:808:8:800::",
+        "::ffff:127.0.0.1",
+        "::7f00:1",
+        "2002:7f00:1::1",
+        "2002:a00:1::1",
+        "2001:0:808:808:8000:63bf:80ff:fffe",  # Teredo client 127.0.0.1
+    ],
+)
+def test_every_private_ipv4_behind_an_ipv6_prefix_is_refused(address: str) -> None:
+    target = parse_target("https://hooks.partner.example/in", allow_loopback=False)
+    with pytest.raises(WebhookTargetRefused):
+        check_addresses(target, [address])
+    with pytest.raises(WebhookTargetRefused):
+        parse_target(f"https://[{address}]/", allow_loopback=False)

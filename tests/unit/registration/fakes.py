@@ -70,6 +70,12 @@ class FakeEntitlements(EntitlementRepository):
             if k in self._store.entitlements
         ]
 
+    async def _fetch_by_contact_token_hash(self, token_hash: str) -> Entitlement | None:
+        for e in self._store.entitlements.values():
+            if e.pending_contact is not None and e.pending_contact.token_hash == token_hash:
+                return copy.deepcopy(e)
+        return None
+
     async def list_for_partner(
         self, partner_id: str, *, term_end_before: dt.date | None, after: str | None, limit: int
     ) -> list[Entitlement]:

@@ -59,7 +59,13 @@ def expected(
         )
     # "A weaker or equal claim for a different partner does not replace a PoR that is
     # active and inside its window"; "a partner-channel sale by another reseller does".
-    if claim == "partner_sale" or not active or not inside or stronger:
+    if claim == "partner_sale" or not active:
+        return Outcome.REPLACE
+    # CONTRACT 6.9: a partner registration against another active partner is a conflict,
+    # whatever the window and the strength of the claim in place.
+    if claim == "partner_registration":
+        return Outcome.CONFLICT
+    if not inside or stronger:
         return Outcome.REPLACE
     return Outcome.CONFLICT
 

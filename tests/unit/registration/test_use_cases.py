@@ -17,7 +17,9 @@ from shared import seller_code
 from tests.unit.registration.builders import at, enrol, incoming, line, order
 from tests.unit.registration.fakes import Clock, Store, factory
 
-CUSTOMER = CustomerDetails("Müller GmbH", "Jana", "jana@example.com", "DE")
+# The contact checkout supplied (tests/unit/registration/builders.py), in another case.
+CUSTOMER = CustomerDetails("Müller GmbH", "Jana", "Jana@Mueller-Logistik.example", "DE")
+STRANGER = CustomerDetails("Evil Corp", "Mallory", "mallory@evil.example", "GB")
 
 
 @pytest.fixture
@@ -172,6 +174,70 @@ async def test_customer_registration_with_a_seller_code(
     assert again.value.code == "already_registered"
 
 
+async def test_a_registration_never_replaces_checkouts_contact_without_its_confirmation(
+    registrations: RegistrationService, store: Store, clock: Clock
+) -> None:
+    """CONTRACT 6.9: another e-mail registers, the contact stays until it confirms."""
+    await sold(store, clock, "LK-1")
+    outcome = await registrations.register_customer("LK-1", STRANGER, None)
+    assert outcome.registration_token and outcome.contact_pending
+    entitlement = store.entitlements["LK-1"]
+    assert entitlement.customer.email == "jana@mueller-logistik.example"
+    assert entitlement.customer.contact_name == "Jana Müller"
+    pending = entitlement.pending_contact
+    assert pending is not None and pending.customer.email == "mallory@evil.example"
+    assert event_types(store) == [
+        "entitlement.registered",
+        "entitlement.contact_confirmation_requested",
+    ]
+    registered, requested = store.events()
+    assert registered.envelope.data.customer.email == "jana@mueller-logistik.example"
+    data = requested.envelope.data
+    assert data.customer.email == "jana@mueller-logistik.example"  # the mail goes there
+    assert data.requested_email == "mallory@evil.example"
+    token = data.confirmation_token
+    assert token.startswith("ckc_") and pending.token_hash == secrets.hash_secret(token)
+    assert token not in repr(entitlement)  # only its hash is kept
+
+    with pytest.raises(UseCaseError) as wrong:
+        await registrations.confirm_contact(token + "x")
+    assert (wrong.value.kind, wrong.value.code) == ("not_found", "unknown_confirmation_token")
+    confirmed = await registrations.confirm_contact(token)
+    assert confirmed.license_key == "LK-1"
+    entitlement = store.entitlements["LK-1"]
+    assert entitlement.customer.email == "mallory@evil.example"
+    assert entitlement.customer.customer_id == "C-881"  # the account stays
+    assert entitlement.pending_contact is None
+    assert event_types(store)[-1] == "entitlement.updated"
+    with pytest.raises(UseCaseError) as reused:
+        await registrations.confirm_contact(token)
+    assert reused.value.code == "unknown_confirmation_token"
+
+
+async def test_a_contact_confirmation_expires(
+    registrations: RegistrationService, store: Store, clock: Clock
+) -> None:
+    await sold(store, clock, "LK-1")
+    await registrations.register_customer("LK-1", STRANGER, None)
+    token = store.events()[-1].envelope.data.confirmation_token
+    clock.advance(days=7)
+    with pytest.raises(UseCaseError) as expired:
+        await registrations.confirm_contact(token)
+    assert expired.value.code == "unknown_confirmation_token"
+    assert store.entitlements["LK-1"].customer.email == "jana@mueller-logistik.example"
+
+
+async def test_the_same_contact_registering_updates_its_details_at_once(
+    registrations: RegistrationService, store: Store, clock: Clock
+) -> None:
+    await sold(store, clock, "LK-1")
+    outcome = await registrations.register_customer("LK-1", CUSTOMER, None)
+    assert not outcome.contact_pending
+    entitlement = store.entitlements["LK-1"]
+    assert (entitlement.customer.org_name, entitlement.pending_contact) == ("Müller GmbH", None)
+    assert event_types(store) == ["entitlement.registered"]
+
+
 @pytest.mark.parametrize(
     ("key", "code", "expected"),
     [
@@ -267,15 +333,38 @@ async def test_a_partner_refused_twice_has_one_conflict_record(
     assert conflict.recorded_at == clock.now
 
 
-async def test_partner_registration_beats_a_customer_seller_code(
+async def test_partner_registration_never_takes_a_licence_from_an_active_partner(
     registrations: RegistrationService, partners: PartnerService, store: Store, clock: Clock
 ) -> None:
-    _, code_a, _ = await enrol(partners, "A")
+    """CONTRACT 6.9: not even one held by a (weaker) customer's seller code, nor after
+    the window: 409, the PoR stays, the conflict goes to the operator queue."""
+    a, code_a, _ = await enrol(partners, "A")
     b, _, _ = await enrol(partners, "B")
     await sold(store, clock, "LK-1")
     await registrations.register_customer("LK-1", CUSTOMER, code_a)
+    before = len(store.events())
+    for _ in range(2):
+        with pytest.raises(UseCaseError) as refused:
+            await registrations.register_by_partner(b, "LK-1", None)
+        assert (refused.value.code, refused.value.kind) == ("attributed_elsewhere", "conflict")
+        clock.advance(days=3 * 366)
+    assert store.entitlements["LK-1"].partner_of_record.partner_id == a  # type: ignore[union-attr]
+    assert len(store.events()) == before
+    [conflict] = store.conflicts.values()
+    assert (conflict.claimant_partner_id, conflict.reason) == (b, "attributed_elsewhere")
+
+
+async def test_partner_registration_replaces_an_inactive_partner_of_record(
+    registrations: RegistrationService, partners: PartnerService, store: Store, clock: Clock
+) -> None:
+    a, code_a, _ = await enrol(partners, "A")
+    b, _, _ = await enrol(partners, "B")
+    await sold(store, clock, "LK-1")
+    await registrations.register_customer("LK-1", CUSTOMER, code_a)
+    await partners.update(a, PartnerChanges(status="terminated"))
+    clock.advance(minutes=1)
     outcome = await registrations.register_by_partner(b, "LK-1", None)
-    assert outcome.decision.reason == "stronger_claim"  # type: ignore[union-attr]
+    assert outcome.decision.reason == "partner_of_record_inactive"  # type: ignore[union-attr]
     assert store.entitlements["LK-1"].partner_of_record.partner_id == b  # type: ignore[union-attr]
 
 

@@ -23,6 +23,8 @@ CONTRACT_TOPICS = {
             "entitlement.updated",
             "entitlement.attribution_changed",
             "entitlement.order_applied",
+            # CONTRACT 6.9 (contacts): the confirmation link for the contact in place.
+            "entitlement.contact_confirmation_requested",
         },
     ),
     "commissions.ledger.v1": (

@@ -5,11 +5,11 @@ Another partner's entitlement answers 404 exactly like one that does not exist.
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
+from chassis.bounds import BoundedDate
 from services.registration.entrypoints.dependencies import PartnerDep, ServicesDep
 from services.registration.entrypoints.routes.registrations import customer_details
 from services.registration.entrypoints.schemas import (
@@ -47,7 +47,7 @@ async def register_for_customer(
 async def list_entitlements(
     caller: PartnerDep,
     svc: ServicesDep,
-    term_end_before: Annotated[dt.date | None, Query()] = None,
+    term_end_before: Annotated[BoundedDate | None, Query()] = None,
     after: Annotated[str | None, Query(max_length=100)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> EntitlementPage:

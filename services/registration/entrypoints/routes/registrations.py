@@ -6,8 +6,10 @@ from fastapi import APIRouter, Request
 
 from chassis.auth import RegistrationTokenDeclared
 from chassis.errors import ApiError
-from services.registration.entrypoints.dependencies import ServicesDep
+from services.registration.entrypoints.dependencies import RegistrationRateDep, ServicesDep
 from services.registration.entrypoints.schemas import (
+    ContactConfirmationIn,
+    ContactConfirmationOut,
     CustomerIn,
     LateSellerCodeIn,
     RegistrationIn,
@@ -30,8 +32,13 @@ def customer_details(customer: CustomerIn) -> CustomerDetails:
 
 
 @router.post("", status_code=201, response_model=RegistrationOut)
-async def register(body: RegistrationIn, svc: ServicesDep) -> RegistrationOut:
-    """Register `license_key`; the `registration_token` in the answer is shown this once."""
+async def register(
+    body: RegistrationIn, svc: ServicesDep, _: RegistrationRateDep
+) -> RegistrationOut:
+    """Register `license_key`; the `registration_token` in the answer is shown this once.
+
+    Rate-limited per client like the seller-code lookup (`429` with `Retry-After`).
+    """
     outcome = await svc.registrations.register_customer(
         body.license_key, customer_details(body.customer), body.seller_code
     )
@@ -40,7 +47,20 @@ async def register(body: RegistrationIn, svc: ServicesDep) -> RegistrationOut:
         outcome.partner_of_record,
         token=outcome.registration_token,
         outcome=outcome.decision.outcome.value if outcome.decision else None,
+        contact_pending=outcome.contact_pending,
     )
+
+
+@router.post("/contact-confirmations", response_model=ContactConfirmationOut)
+async def confirm_contact(
+    body: ContactConfirmationIn, svc: ServicesDep, _: RegistrationRateDep
+) -> ContactConfirmationOut:
+    """The contact in place confirms the contact a registration asked for (CONTRACT 6.9).
+
+    `404 unknown_confirmation_token` for a token that is unknown, used or expired.
+    """
+    entitlement = await svc.registrations.confirm_contact(body.token)
+    return ContactConfirmationOut(license_key=entitlement.license_key)
 
 
 @router.post("/{license_key}/seller-code", response_model=RegistrationOut)

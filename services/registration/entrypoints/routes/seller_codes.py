@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from chassis.errors import ApiError
-from services.registration.entrypoints.dependencies import ServicesDep, client_address
+from services.registration.entrypoints.dependencies import ServicesDep, rate_limited
 from services.registration.entrypoints.schemas import SellerCodeOut
 
 router = APIRouter(prefix="/v1/seller-codes", tags=["public"])
@@ -14,13 +13,6 @@ router = APIRouter(prefix="/v1/seller-codes", tags=["public"])
 @router.get("/{code}", response_model=SellerCodeOut)
 async def lookup_seller_code(code: str, request: Request, svc: ServicesDep) -> SellerCodeOut:
     """`200` with the display name; `422 invalid_seller_code`; `404 unknown_seller_code`."""
-    wait = svc.seller_code_limiter.acquire(client_address(request))
-    if wait is not None:
-        raise ApiError(
-            429,
-            "rate_limited",
-            "too many seller-code lookups; slow down",
-            headers={"Retry-After": svc.seller_code_limiter.retry_after_header(wait)},
-        )
+    rate_limited(svc.seller_code_limiter, request, svc, "seller-code lookups")
     canonical, partner = await svc.partners.lookup_seller_code(code[:64])
     return SellerCodeOut(seller_code=canonical, display_name=partner.display_name)
