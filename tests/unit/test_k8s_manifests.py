@@ -932,6 +932,7 @@ def _routes_of(service: str) -> set[str]:
 
 PUBLIC_API_ROUTES = {
     "/v1/registrations",
+    "/v1/registrations/contact-confirmations",
     "/v1/registrations/{license_key}/seller-code",
     "/v1/seller-codes/{code}",
     "/v1/unsubscribe/{token}",

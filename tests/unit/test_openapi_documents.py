@@ -35,6 +35,7 @@ PUBLIC = {
     ("get", "/metrics"),
     ("get", "/status"),
     ("post", "/v1/registrations"),
+    ("post", "/v1/registrations/contact-confirmations"),
     ("get", "/v1/seller-codes/{code}"),
     ("get", "/v1/unsubscribe/{token}"),
     ("post", "/v1/unsubscribe/{token}"),

@@ -50,6 +50,7 @@ def test_trusted_proxies_setting_takes_a_comma_separated_list(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("ADMIN_TOKEN", "test-admin-token-123")
+    monkeypatch.setenv("ENVIRONMENT", "dev")
     assert Settings().trusted_proxies == ()
     monkeypatch.setenv("TRUSTED_PROXIES", "10.0.0.0/8, 192.0.2.1,fd00::/8")
     assert Settings().trusted_proxies == PROXIES

@@ -63,8 +63,10 @@ def test_dev_defaults_to_the_embedded_servers(monkeypatch: pytest.MonkeyPatch) -
     assert settings.mongo_url.get_secret_value() == EMBEDDED_MONGO
 
 
-def test_the_portal_needs_neither_broker_nor_database() -> None:
-    load_settings(PortalSettings)
+def test_the_portal_needs_neither_broker_nor_database(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PORTAL_SESSION_SECRET", "portal-session-secret-for-the-test-0123")
+    settings = load_settings(PortalSettings)
+    assert settings.environment == "production"
 
 
 def test_the_embedded_broker_workaround_is_off_unless_asked_for(
