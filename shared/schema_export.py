@@ -29,6 +29,7 @@ from pydantic_core import core_schema
 from shared.envelope import SCHEMA_VERSION, encode, envelope_model
 from shared.events import EVENT_MODELS
 from shared.examples import example_events
+from shared.money import MINOR_DIGITS
 from shared.topics import ALL_TOPICS, DLQ_DETAIL_HEADER, DLQ_REASON_HEADER, Topic
 
 __all__ = [
@@ -144,6 +145,40 @@ def _envelope_class(event_type: str) -> type[BaseModel]:
     )
 
 
+CURRENCY_DEF = "Currency"
+_CURRENCIES = list(MINOR_DIGITS)
+
+
+def _hoist_currencies(node: Any, ref: str) -> bool:
+    """Point every currency at one definition, in place; True if there was one.
+
+    The models spell the ISO 4217 list out at each field; a published document that
+    repeats 180 codes per field is hard to read.
+    """
+    found = False
+    if isinstance(node, dict):
+        if node.get("enum") == _CURRENCIES:
+            kept = {k: v for k, v in node.items() if k in ("title", "description")}
+            node.clear()
+            node.update({"$ref": ref, **kept})
+            return True
+        for value in node.values():
+            found = _hoist_currencies(value, ref) or found
+    elif isinstance(node, list):
+        for value in node:
+            found = _hoist_currencies(value, ref) or found
+    return found
+
+
+def _currency_schema() -> dict[str, Any]:
+    return {
+        "description": "ISO 4217 alphabetic code with a minor unit (shared.money.MINOR_DIGITS)",
+        "enum": _CURRENCIES,
+        "title": CURRENCY_DEF,
+        "type": "string",
+    }
+
+
 def _pin_envelope(schema: dict[str, Any], event_type: str) -> None:
     # The generic envelope types event_type as any string; each file is for one.
     schema["properties"]["event_type"] = {
@@ -167,6 +202,8 @@ def _event_schema(event_type: str) -> dict[str, Any]:
     )
     _pin_envelope(schema, event_type)
     _tighten(schema)
+    if _hoist_currencies(schema, f"#/$defs/{CURRENCY_DEF}"):
+        schema["$defs"][CURRENCY_DEF] = _currency_schema()
     schema["$id"] = f"{SCHEMA_ID_BASE}{event_type}.json"
     schema["$schema"] = JSON_SCHEMA_DIALECT
     schema["$comment"] = GENERATED_NOTE
@@ -205,6 +242,8 @@ def _asyncapi() -> dict[str, Any]:
         _pin_envelope(schemas[name], et)
     for schema in schemas.values():
         _tighten(schema)
+    if _hoist_currencies(schemas, f"#/components/schemas/{CURRENCY_DEF}"):
+        schemas[CURRENCY_DEF] = _currency_schema()
     examples = {envelope.event_type: envelope for _, envelope in example_events()}
 
     messages: dict[str, Any] = {}

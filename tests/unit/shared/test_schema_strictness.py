@@ -170,6 +170,16 @@ CATALOGUE: list[Mutation] = [
     M("occurred_at on 30 February", ORDER, _set("occurred_at", "2027-02-30T10:00:00Z")),
     M("occurred_at in 2200", ORDER, _set("occurred_at", "2200-01-01T00:00:00Z")),
     M("occurred_at before 2000", ORDER, _set("occurred_at", "1999-12-31T23:59:59Z")),
+    M(
+        "occurred_at in 2200 by its offset",
+        ORDER,
+        _set("occurred_at", "2199-12-31T23:00:00-05:00"),
+    ),
+    M(
+        "occurred_at in 2000 by its offset",
+        ORDER,
+        _set("occurred_at", "1999-12-31T23:30:00-01:00"),
+    ),
     M("occurred_at with an offset", ORDER, _set("occurred_at", "2027-01-05T11:00:00+01:00")),
     M("occurred_at with milliseconds", ORDER, _set("occurred_at", "2027-01-05T10:00:00.250Z")),
     M("occurred_at with a space for T", ORDER, _set("occurred_at", "2027-01-05 10:00:00Z")),
@@ -302,6 +312,9 @@ INEXPRESSIBLE: dict[str, str] = {
         "integers fit 64 bits in fields the schema does not know (consumers ignore them)"
     ),
     "record over the size limit": "the size of the record in bytes",
+    "occurred_at in 2200 by its offset": (
+        "the bound is on the UTC instant; the pattern sees the local date"
+    ),
     "unknown field nested 40 deep": "the nesting depth of the whole record (32)",
 }
 """Mutation -> the rule JSON Schema cannot state; the consumers alone reject these."""
@@ -324,13 +337,21 @@ ACCEPTED = frozenset(
 )
 """Mutations that are still valid events: both judges accept them."""
 
-LENIENT = frozenset({"occurred_at with a space for T", "occurred_at offset without colon"})
-"""Forms beyond RFC 3339 the consumers tolerate and the schema does not publish."""
+LENIENT = frozenset(
+    {
+        "occurred_at with a space for T",
+        "occurred_at offset without colon",
+        "occurred_at in 2000 by its offset",
+    }
+)
+"""Forms the consumers tolerate and the schema does not publish: beyond RFC 3339, or
+a local date outside the bounds whose UTC instant is inside."""
 
 PENDING_BOUNDS = frozenset(
     {
         "occurred_at in 2200",
         "occurred_at before 2000",
+        "occurred_at in 2200 by its offset",
         "amount above 10^15",
         "term_start before 2000",
         "term_end after 2199",
