@@ -25,6 +25,7 @@ from shared.events import EVENT_MODELS, ContractModel, EventData, Text, Timestam
 
 __all__ = [
     "DETAIL_MAX_CHARS",
+    "SCHEMA_VERSION",
     "Envelope",
     "EventValidationError",
     "encode",
@@ -40,6 +41,13 @@ DataModelT = TypeVar("DataModelT", bound=EventData)
 
 DETAIL_MAX_CHARS = 1000
 """``EventValidationError.detail`` is cut to this; it travels as a Kafka header."""
+
+SCHEMA_VERSION = 1
+"""The envelope version the suite writes and its published schemas describe.
+
+Parsing accepts any version >= 1; the consumers dead-letter a newer one than they
+understand (``chassis.consumer.SUPPORTED_SCHEMA_VERSION``), as ``unsupported_schema_version``.
+"""
 
 
 class Envelope(ContractModel, Generic[DataT]):
@@ -104,7 +112,7 @@ def new_envelope(
     occurred_at: dt.datetime,
     producer: str,
     event_id: str | None = None,
-    schema_version: int = 1,
+    schema_version: int = SCHEMA_VERSION,
 ) -> Envelope[DataModelT]:
     """Wrap ``data`` for ``event_type``; ``event_id`` defaults to a random UUID4.
 

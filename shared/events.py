@@ -12,7 +12,7 @@ import datetime as dt
 import re
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Annotated, Any, ClassVar, Literal, Self
+from typing import Annotated, Any, ClassVar, Literal, Self, cast
 
 from pydantic import (
     AfterValidator,
@@ -29,6 +29,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.config import JsonDict
 from pydantic_core import PydanticCustomError
 
 from shared import seller_code
@@ -196,6 +197,8 @@ Currency = Annotated[
     StringConstraints(pattern=r"^[A-Z]{3}$"),
     AfterValidator(_is_currency),
     Field(description="ISO 4217 alphabetic code, upper case (see shared.money.MINOR_DIGITS)"),
+    # The published schema lists the codes _is_currency accepts, not only their shape.
+    Field(json_schema_extra={"enum": list(MINOR_DIGITS)}),
 ]
 CountryCode = Annotated[
     str,
@@ -210,6 +213,8 @@ Email = Annotated[
 ]
 SellerCode = Annotated[
     str,
+    # What the codec can normalise; only its check symbol is beyond a schema.
+    Field(json_schema_extra={"pattern": seller_code.INPUT_PATTERN}),
     AfterValidator(_is_seller_code),
     Field(description="seller code, XXXX-XXXX Crockford base32 with a check symbol"),
 ]
@@ -228,6 +233,33 @@ def _check_term_end(term_end: dt.date, info: ValidationInfo) -> dt.date:
     if term_start is not None and term_end < term_start:
         raise PydanticCustomError("term_order", "term_end must not be before term_start")
     return term_end
+
+
+_SELLER_CODE_INPUT = seller_code.INPUT_PATTERN  # in a model body, seller_code is a field
+
+
+def _schema_rules(
+    properties: Mapping[str, JsonDict] | None = None, conditions: JsonDict | None = None
+) -> ConfigDict:
+    """A model's config publishing its own cross-field validators in its JSON Schema.
+
+    ``properties`` narrows named properties: their keywords are overridden, and a
+    narrowing that fixes ``type`` or ``const`` drops the wider ``anyOf``/``enum``.
+    ``conditions`` (``if``/``then``) are added to the model's schema. What a schema
+    cannot say stays with the validators; shared/README.md lists it.
+    """
+
+    def extra(schema: JsonDict) -> None:
+        known = cast("dict[str, JsonDict]", schema["properties"])
+        for name, narrowing in (properties or {}).items():
+            current = dict(known[name])
+            if "type" in narrowing or "const" in narrowing:
+                current.pop("anyOf", None)
+                current.pop("enum", None)
+            known[name] = {**current, **narrowing}
+        schema.update(conditions or {})
+
+    return ConfigDict(json_schema_extra=extra)
 
 
 class ContractModel(BaseModel):
@@ -291,6 +323,21 @@ class OrderPlaced(EventData):
     currency: Currency
     customer: Customer
     lines: list[OrderLine] = Field(min_length=1)
+
+    # _partner_code_for_partner_sales, and registration's invalid_partner_code but
+    # for the check symbol; the unique line_ids (_line_ids_unique) a schema cannot say.
+    model_config = _schema_rules(
+        conditions={
+            "if": {
+                "properties": {"sales_channel": {"const": "partner"}},
+                "required": ["sales_channel"],
+            },
+            "then": {
+                "properties": {"partner_code": {"type": "string", "pattern": _SELLER_CODE_INPUT}},
+                "required": ["partner_code"],
+            },
+        }
+    )
 
     @field_validator("partner_code")
     @classmethod
@@ -421,6 +468,18 @@ class EntitlementAttributionChanged(EntitlementState):
 
     previous_partner_id: str | None
 
+    # Notifications dead-letters an unchanged attribution (attribution_unchanged).
+    # A schema can say "not from no partner to no partner", not "not to the same one".
+    model_config = _schema_rules(
+        conditions={
+            "if": {
+                "properties": {"partner_of_record": {"type": "null"}},
+                "required": ["partner_of_record"],
+            },
+            "then": {"properties": {"previous_partner_id": {"type": "string"}}},
+        }
+    )
+
 
 class AppliedOrder(ContractModel):
     order_id: Text
@@ -519,6 +578,13 @@ class CommissionAccrued(CommissionLine):
     """`commission.accrued`: a new commission line, amount >= 0."""
 
     implied_status = "accrued"
+    model_config = _schema_rules(
+        {
+            "status": {"const": "accrued"},
+            "refund_id": {"type": "null"},
+            "amount_minor": {"minimum": 0},
+        }
+    )
 
     @model_validator(mode="after")
     def _accrual_shape(self) -> Self:
@@ -533,6 +599,13 @@ class CommissionClawedBack(CommissionLine):
     """`commission.clawed_back`: a clawback line for a refund, amount <= 0."""
 
     implied_status = "accrued"
+    model_config = _schema_rules(
+        {
+            "status": {"const": "accrued"},
+            "refund_id": {"type": "string", "minLength": 1},
+            "amount_minor": {"maximum": 0},
+        }
+    )
 
     @model_validator(mode="after")
     def _clawback_shape(self) -> Self:
@@ -547,12 +620,14 @@ class CommissionPayable(CommissionLine):
     """`commission.payable`: the hold has passed."""
 
     implied_status = "payable"
+    model_config = _schema_rules({"status": {"const": "payable"}})
 
 
 class CommissionPaid(CommissionLine):
     """`commission.paid`: finance marked the statement paid."""
 
     implied_status = "paid"
+    model_config = _schema_rules({"status": {"const": "paid"}})
 
 
 # --- notifications.deliveries.v1 -------------------------------------------------
@@ -577,6 +652,8 @@ class DeliverySent(DeliveryOutcome):
 
 class DeliveryFailed(DeliveryOutcome):
     """`delivery.failed`: retries exhausted (or a permanent error)."""
+
+    model_config = _schema_rules({"error": {"type": "string", "minLength": 1}})
 
     @model_validator(mode="after")
     def _error_given(self) -> Self:

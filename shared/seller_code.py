@@ -16,6 +16,7 @@ from typing import Protocol
 
 __all__ = [
     "ALPHABET",
+    "INPUT_PATTERN",
     "InvalidSellerCode",
     "RandomSource",
     "check_symbol",
@@ -37,6 +38,14 @@ _VALUE = {symbol: value for value, symbol in enumerate(ALPHABET)}
 _ALIASES = {"O": "0", "I": "1", "L": "1"}
 _DROPPED = frozenset(" -")
 _MODULUS = 0b100101  # x^5 + x^2 + 1
+
+INPUT_PATTERN = r"^[ -]*(?:[0-9A-TV-Za-tv-z][ -]*){8}$"
+"""What ``normalize`` accepts, as a regular expression: 8 symbols of the alphabet or
+its aliases (any case; every ASCII letter but U), spaces and hyphens anywhere.
+
+For JSON Schemas, which cannot run the check symbol: a text this rejects, ``validate``
+rejects too.
+"""
 
 
 class InvalidSellerCode(ValueError):
