@@ -551,6 +551,13 @@ class DeliveryOutcome(EventData):
     license_keys: list[Text]
     attempts: Annotated[StrictInt, Field(ge=0)]
     error: str | None
+    error_detail: str | None = Field(
+        None,
+        description=(
+            "why, beside the error code: for `isolation_violation` (CONTRACT 6.8) the"
+            " comma-separated checks that failed, codes that name no partner"
+        ),
+    )
 
 
 class DeliverySent(DeliveryOutcome):

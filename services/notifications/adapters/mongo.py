@@ -389,6 +389,7 @@ def delivery_from_doc(doc: Mapping[str, Any]) -> DeliveryState:
         error=doc.get("error"),
         created_at=doc.get("created_at"),
         finished_at=doc.get("finished_at"),
+        error_detail=doc.get("error_detail"),
     )
 
 
@@ -459,15 +460,23 @@ class MongoDeliveries:
                     UpdateOne({"_id": notification_id, "status": "pending"}, {"$set": fields})
                 )
                 continue
-            key = (state.status, state.attempts, state.error, state.finished_at)
+            key = (
+                state.status,
+                state.attempts,
+                state.error,
+                state.error_detail,
+                state.finished_at,
+            )
             finals.setdefault(key, []).append(notification_id)
-        for (status, attempts, error, finished_at), ids in finals.items():
+        for (status, attempts, error, error_detail, finished_at), ids in finals.items():
             fields = {
                 "status": status,
                 "attempts": attempts,
                 "error": error,
                 "finished_at": finished_at,
             }
+            if error_detail is not None:
+                fields["error_detail"] = error_detail
             writes.append(UpdateMany({"_id": {"$in": ids}, "status": "pending"}, {"$set": fields}))
         await self.collection.bulk_write(writes, ordered=False)
 

@@ -117,7 +117,10 @@ class Partner:
         return self.status == "active"
 
     def identity_markers(self) -> tuple[str, ...]:
-        """Everything that would name this partner in a message (CONTRACT 4, isolation)."""
+        """Everything that would name this partner in a message (CONTRACT 4).
+
+        The isolation check matches these as whole tokens (`isolation.markers_of`).
+        """
         markers = [
             self.partner_id,
             self.display_name,
@@ -125,13 +128,14 @@ class Partner:
             self.seller_code,
             self.contact_email,
             self.phone,
-            _host_of(self.website),
+            host_of(self.website),
         ]
         # Very short strings ("IT") would match ordinary words; ids and codes are long.
         return tuple(m for m in dict.fromkeys(markers) if m and len(m.strip()) >= 4)
 
 
-def _host_of(url: str | None) -> str | None:
+def host_of(url: str | None) -> str | None:
+    """The host of a partner's or the vendor's website, without `www.`."""
     if not url:
         return None
     rest = url.split("://", 1)[-1]

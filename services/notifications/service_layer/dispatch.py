@@ -53,6 +53,9 @@ log = logging.getLogger(__name__)
 INITIAL_HORIZON_SPAN = dt.timedelta(seconds=1)
 MIN_HORIZON_SPAN = dt.timedelta(milliseconds=1)
 MAX_HORIZON_SPAN = dt.timedelta(days=1)
+# The name CONTRACT 6.8 and operators' alerts use; `chassis.metrics` keeps a worker
+# counter named after its service as it is (no `channelkeep_worker_` prefix).
+ISOLATION_VIOLATIONS = "notifications_isolation_violations_total"
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +76,7 @@ class Outcome:
     status: str  # sent | failed | suppressed | retry
     error: str | None = None
     attempted: bool = True
+    error_detail: str | None = None
 
 
 @dataclass
@@ -254,7 +258,7 @@ class Dispatcher:
             token = unsubscribe_tokens.sign(contact, self.settings.unsubscribe_secret)
             unsubscribe_url = f"{self.settings.public_base_url.rstrip('/')}/v1/unsubscribe/{token}"
         rendered = self.renderer.render(message, advisory=advisory, unsubscribe_url=unsubscribe_url)
-        refused = self._isolation(message, rendered.parts(), related)
+        refused = self._isolation(message, rendered.parts(), related, advisory)
         if refused is not None:
             return refused
         try:
@@ -286,7 +290,7 @@ class Dispatcher:
         if config is None:
             return Outcome("suppressed", "no_webhook", attempted=False)
         body = webhook_body(message, advisory)
-        refused = self._isolation(message, (body,), related)
+        refused = self._isolation(message, (body,), related, advisory)
         if refused is not None:
             return refused
         try:
@@ -299,13 +303,24 @@ class Dispatcher:
         return Outcome("sent")
 
     def _isolation(
-        self, message: Message, rendered: tuple[str, ...], related: list[Partner]
+        self,
+        message: Message,
+        rendered: tuple[str, ...],
+        related: list[Partner],
+        announcement: Mapping[str, Any] | None,
     ) -> Outcome | None:
-        found = isolation.violations(message, rendered, related)
+        """Refuse a message that would break isolation (CONTRACT 6.8).
+
+        The record fails with `error: "isolation_violation"` (the contract's code)
+        and the reasons, codes that name nobody, in `error_detail`. The counter is
+        exported on `/metrics` under its own name (see `chassis.metrics.render`).
+        """
+        common = isolation.vendor_texts(self.vendor, announcement)
+        found = isolation.violations(message, rendered, related, common=common)
         if not found:
             return None
         planned = message.delivery
-        self.counters.inc("isolation_violations_total", type=planned.type)
+        self.counters.inc(ISOLATION_VIOLATIONS, type=planned.type)
         log.error(
             "isolation violation: message refused",
             extra={
@@ -314,7 +329,9 @@ class Dispatcher:
                 "violations": found,
             },
         )
-        return Outcome("failed", "isolation_violation:" + ",".join(found), attempted=False)
+        return Outcome(
+            "failed", isolation.ERROR_CODE, attempted=False, error_detail=",".join(found)
+        )
 
     def _from(self, message: Message) -> str:
         name, address = email.utils.parseaddr(self.settings.from_address)
@@ -348,6 +365,7 @@ class Dispatcher:
             status=outcome.status,  # type: ignore[arg-type]
             attempts=attempts,
             error=outcome.error,
+            error_detail=outcome.error_detail,
             finished_at=now,
         )
 

@@ -35,3 +35,21 @@ def test_worker_counters_gauges_and_histograms_render_per_instance() -> None:
     count = next(s for s in batch if s.name.endswith("_count"))
     le_25ms = next(s for s in batch if s.labels.get("le") == "0.025")
     assert count.value == 2 and le_25ms.value == 1
+
+
+def test_a_counter_named_after_its_service_is_exported_under_that_very_name() -> None:
+    """CONTRACT 6.8: operators alert on `notifications_isolation_violations_total`."""
+    counters = WorkerCounters()
+    counters.inc("notifications_isolation_violations_total", type="renewal_reminder")
+    counters.inc("deliveries_total", type="welcome")
+    beat = {"_id": "worker-1", "counters": counters.snapshot()}
+    text = render(HttpMetrics("notifications"), "notifications", [beat]).decode()
+    assert "\nnotifications_isolation_violations_total{" in text
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    [refused] = families["notifications_isolation_violations"].samples
+    assert refused.name == "notifications_isolation_violations_total"
+    assert refused.value == 1 and refused.labels["type"] == "renewal_reminder"
+    assert "channelkeep_worker_deliveries" in families
+    # Another service's worker cannot claim a notifications name.
+    text = render(HttpMetrics("commissions"), "commissions", [beat]).decode()
+    assert "channelkeep_worker_notifications_isolation_violations_total{" in text

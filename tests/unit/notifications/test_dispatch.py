@@ -43,6 +43,7 @@ NOW = dt.datetime(2027, 10, 11, 6, 0, tzinfo=dt.UTC)
 class World:
     def __init__(self) -> None:
         self.clock = FakeClock(NOW)
+        self.projections = FakeProjections([NORDLICHT, ALPENTECH])
         self.deliveries = FakeDeliveries()
         self.preferences = FakePreferences()
         self.webhooks = FakeWebhooks()
@@ -52,7 +53,7 @@ class World:
         self.counters = FakeCounters()
         self.dispatcher = Dispatcher(
             deliveries=self.deliveries,
-            projections=FakeProjections([NORDLICHT, ALPENTECH]),
+            projections=self.projections,
             preferences=self.preferences,
             webhooks=self.webhooks,
             advisories=FakeAdvisories([ADVISORY]),
@@ -112,9 +113,28 @@ async def test_an_isolation_violation_is_refused_counted_and_never_sent() -> Non
     assert world.email.sent == []
     state = world.deliveries.records[mixed.notification_id]
     assert state.status == "failed" and state.error is not None
-    assert state.error.startswith("isolation_violation:") and "P-SILV02" not in state.error
-    assert world.counters.total("isolation_violations_total") == 1
+    assert state.error == "isolation_violation"  # the contract's code, exactly (6.8)
+    assert state.error_detail == "mixes_partner_scopes"
+    assert world.counters.total("notifications_isolation_violations_total") == 1
     assert [s.status for s in world.publisher.published] == ["failed"]
+    assert world.publisher.published[0].error_detail == "mixes_partner_scopes"
+
+
+async def test_resellers_sharing_a_support_line_both_get_their_customer_reminded() -> None:
+    """The acceptance defect (CONTRACT 6.8): a shared phone refused every reminder."""
+    world = World()
+    shared_line = dataclasses.replace(ALPENTECH, phone=NORDLICHT.phone)
+    world.projections.by_id[ALPENTECH.partner_id] = shared_line
+    plans = rules.plan_reminders(
+        [entitlement("LK-A", NORDLICHT), entitlement("LK-B", shared_line)], 30, AS_OF, OCCURRED
+    )
+    assert len(plans) == 2
+    await world.deliveries.plan(plans, NOW)
+    await world.dispatcher.run_once()
+    assert {world.status(p.notification_id) for p in plans} == {"sent"}
+    assert world.counters.total("notifications_isolation_violations_total") == 0
+    for sent in world.email.sent:
+        assert NORDLICHT.phone in sent.text  # type: ignore[operator]  # each names its own line
 
 
 async def test_unsubscribes_stop_reminders_but_never_advisories() -> None:
