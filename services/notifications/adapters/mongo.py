@@ -559,18 +559,30 @@ class MongoWebhooks:
 
 
 class MongoAdvisoryJobs:
-    """One job per advisory: where its fan-out stands, so a restart resumes it."""
+    """One job per advisory or product notice: where its fan-out stands, so a restart resumes it."""
 
     def __init__(self, db: Db) -> None:
         self.collection = db[ADVISORY_JOBS]
 
-    async def open(self, advisory: Mapping[str, Any], occurred_at: dt.datetime) -> str:
-        """'opened', 'duplicate' (same advisory again) or 'conflict' (same id, other content)."""
-        advisory_id = advisory["advisory_id"]
+    async def open(
+        self,
+        advisory: Mapping[str, Any],
+        occurred_at: dt.datetime,
+        *,
+        job_id: str | None = None,
+        kind: str = "advisory",
+    ) -> str:
+        """'opened', 'duplicate' (same advisory again) or 'conflict' (same id, other content).
+
+        A product notice's job has `kind` "notice" and the id `notice/<notice_id>`
+        (`model.notice_key`); its `advisory` field holds the notice.
+        """
+        advisory_id = job_id or advisory["advisory_id"]
         try:
             await self.collection.insert_one(
                 {
                     "_id": advisory_id,
+                    "kind": kind,
                     "advisory": dict(advisory),
                     "occurred_at": occurred_at,
                     "phase": "customers",

@@ -44,9 +44,10 @@ from typing import Any, Final, Literal
 
 from services.notifications.domain.messages import Message
 from services.notifications.domain.model import Partner, Vendor, host_of
+from services.notifications.domain.rules import VENDOR_ONLY_TYPES
 
 ERROR_CODE: Final[str] = "isolation_violation"
-NO_PARTNER_TYPES: Final[frozenset[str]] = frozenset({"security_advisory", "product_notice"})
+NO_PARTNER_TYPES: Final[frozenset[str]] = VENDOR_ONLY_TYPES
 MarkerKind = Literal["name", "token", "email", "host", "phone"]
 _PHONE_SEPARATORS: Final[str] = r"[\s\-./()]*"
 _MIN_PHONE_DIGITS: Final[int] = 6

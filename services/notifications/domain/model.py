@@ -19,6 +19,8 @@ NotificationType = Literal[
     "renewal_opportunity",
     "security_advisory",
     "advisory_partner_digest",
+    "product_notice",
+    "notice_partner_digest",
     "commission_earned",
     "commission_reversed",
     "attribution_changed",
@@ -33,12 +35,14 @@ NOTIFICATION_TYPES: Final[tuple[NotificationType, ...]] = (
     "renewal_opportunity",
     "security_advisory",
     "advisory_partner_digest",
+    "product_notice",
+    "notice_partner_digest",
     "commission_earned",
     "commission_reversed",
     "attribution_changed",
 )
 CUSTOMER_TYPES: Final[frozenset[NotificationType]] = frozenset(
-    {"welcome", "renewal_reminder", "security_advisory"}
+    {"welcome", "renewal_reminder", "security_advisory", "product_notice"}
 )
 PARTNER_TYPES: Final[frozenset[NotificationType]] = frozenset(
     set(NOTIFICATION_TYPES) - CUSTOMER_TYPES
@@ -46,6 +50,27 @@ PARTNER_TYPES: Final[frozenset[NotificationType]] = frozenset(
 ADVISORY_TYPES: Final[frozenset[NotificationType]] = frozenset(
     {"security_advisory", "advisory_partner_digest"}
 )
+NOTICE_TYPES: Final[frozenset[NotificationType]] = frozenset(
+    {"product_notice", "notice_partner_digest"}
+)
+# Sent from an announcement the vendor published (advisory or product notice): the
+# message needs its text, kept in the fan-out job under `announcement_key`.
+ANNOUNCEMENT_TYPES: Final[frozenset[NotificationType]] = ADVISORY_TYPES | NOTICE_TYPES
+NOTICE_KEY_PREFIX: Final[str] = "notice/"
+
+
+def notice_key(notice_id: str) -> str:
+    """Where a product notice's fan-out job is kept: apart from advisories' ids."""
+    return f"{NOTICE_KEY_PREFIX}{notice_id}"
+
+
+def announcement_key(facts: Mapping[str, Any]) -> str | None:
+    """The fan-out job a planned delivery's text comes from, or None."""
+    if facts.get("notice_id"):
+        return notice_key(str(facts["notice_id"]))
+    if facts.get("advisory_id"):
+        return str(facts["advisory_id"])
+    return None
 
 
 def contact_id(email: str) -> str:

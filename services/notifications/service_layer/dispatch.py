@@ -24,7 +24,14 @@ from typing import Any
 from services.notifications.domain import isolation
 from services.notifications.domain import unsubscribe as unsubscribe_tokens
 from services.notifications.domain.messages import Message, UnknownPartner, compose
-from services.notifications.domain.model import ADVISORY_TYPES, Partner, Vendor, contact_id
+from services.notifications.domain.model import (
+    ANNOUNCEMENT_TYPES,
+    NOTICE_TYPES,
+    Partner,
+    Vendor,
+    announcement_key,
+    contact_id,
+)
 from services.notifications.domain.payloads import webhook_body
 from services.notifications.domain.retry import RetryPolicy
 from services.notifications.domain.rules import honours_unsubscribe, needs_active_partner
@@ -207,8 +214,9 @@ class Dispatcher:
                 partner_ids.add(planned.recipient)
             if planned.channel == "webhook":
                 webhook_partners.add(planned.recipient)
-            if "advisory_id" in planned.facts:
-                advisory_ids.add(str(planned.facts["advisory_id"]))
+            key = announcement_key(planned.facts)
+            if key is not None:
+                advisory_ids.add(key)
             if planned.audience == "customer" and honours_unsubscribe(planned.type):
                 contacts.add(contact_id(planned.recipient))
         partners = await self.projections.partners(partner_ids)
@@ -232,9 +240,11 @@ class Dispatcher:
         partner = message.to_partner
         if partner is not None and needs_active_partner(planned.type) and not partner.active:
             return Outcome("suppressed", "partner_inactive", attempted=False)
-        advisory = context.advisories.get(str(planned.facts.get("advisory_id", "")))
-        if planned.type in ADVISORY_TYPES and advisory is None:
-            return Outcome("retry", "advisory_unknown", attempted=False)
+        # The advisory's or product notice's text, from its fan-out job.
+        advisory = context.advisories.get(announcement_key(planned.facts) or "")
+        if planned.type in ANNOUNCEMENT_TYPES and advisory is None:
+            unknown = "notice_unknown" if planned.type in NOTICE_TYPES else "advisory_unknown"
+            return Outcome("retry", unknown, attempted=False)
         related = [
             context.partners[p] for p in planned.related_partner_ids if p in context.partners
         ]

@@ -36,6 +36,7 @@ from tests.unit.notifications.fakes import (
 )
 from tests.unit.notifications.test_isolation import ADVISORY
 from tests.unit.notifications.test_rules import AS_OF, commission_line
+from tests.unit.notifications.test_templates import NOTICE
 
 NOW = dt.datetime(2027, 10, 11, 6, 0, tzinfo=dt.UTC)
 
@@ -56,7 +57,7 @@ class World:
             projections=self.projections,
             preferences=self.preferences,
             webhooks=self.webhooks,
-            advisories=FakeAdvisories([ADVISORY]),
+            advisories=FakeAdvisories([ADVISORY, NOTICE]),
             email_sender=self.email,
             webhook_sender=self.hooks,
             publisher=self.publisher,
@@ -135,6 +136,40 @@ async def test_resellers_sharing_a_support_line_both_get_their_customer_reminded
     assert world.counters.total("notifications_isolation_violations_total") == 0
     for sent in world.email.sent:
         assert NORDLICHT.phone in sent.text  # type: ignore[operator]  # each names its own line
+
+
+async def test_product_notices_honour_unsubscribes_and_digests_carry_the_notice() -> None:
+    """CONTRACT 6.6: a notice goes like an advisory, but an unsubscribe stops it."""
+    world = World()
+    solo = dataclasses.replace(JANA, email="solo@kunde.example")
+    await world.preferences.unsubscribe(contact_id(JANA.email), NOW)
+    stopped = rules.plan_product_notice("NTC-3", [entitlement("LK-A", NORDLICHT)], OCCURRED)
+    sent = rules.plan_product_notice(
+        "NTC-3", [entitlement("LK-B", ALPENTECH, customer=solo)], OCCURRED
+    )
+    world.webhooks.configs[NORDLICHT.partner_id] = WebhookConfig(
+        NORDLICHT.partner_id, "https://hooks.nordlicht-it.example/in", "whsec_x"
+    )
+    digests = rules.plan_notice_digest(
+        "NTC-3",
+        NORDLICHT.partner_id,
+        [entitlement("LK-A", NORDLICHT)],
+        1,
+        OCCURRED,
+        ["email", "webhook"],
+    )
+    assert stopped is not None and sent is not None
+    await world.deliveries.plan([stopped, sent, *digests], NOW)
+    await world.dispatcher.run_once()
+    assert world.status(stopped.notification_id) == "suppressed"
+    assert world.deliveries.records[stopped.notification_id].error == "unsubscribed"
+    assert {world.status(p.notification_id) for p in (sent, *digests)} == {"sent"}
+    mail = next(m for m in world.email.sent if m.notification_id == sent.notification_id)
+    assert NOTICE["title"] in mail.text and mail.list_unsubscribe_url is not None
+    assert "Alpentech" not in mail.text + mail.html  # vendor-branded, names no partner
+    [(_, _, webhook_id, body)] = world.hooks.calls
+    assert webhook_id == digests[1].notification_id
+    assert '"type":"notice_partner_digest"' in body and '"notice_id":"NTC-3"' in body
 
 
 async def test_unsubscribes_stop_reminders_but_never_advisories() -> None:

@@ -33,12 +33,14 @@ from services.notifications.domain.isolation import (
 )
 from services.notifications.domain.messages import compose
 from services.notifications.domain.model import (
+    NOTICE_TYPES,
     Customer,
     Entitlement,
     Partner,
     PlannedDelivery,
     host_of,
 )
+from services.notifications.domain.payloads import webhook_body
 from tests.unit.notifications.builders import OCCURRED, VENDOR
 
 RENDERER = Renderer(VENDOR)
@@ -58,7 +60,18 @@ ADVISORY = {
     "url": "https://vendor.example/advisories/ADV-9",
     "products": list(PRODUCTS),
 }
-COMMON = vendor_texts(VENDOR, ADVISORY)
+NOTICE = {
+    "notice_id": "NTC-4",
+    "kind": "end_of_life",
+    "title": "Secure Data Vault 7 reaches its end of life",
+    "summary": "Move to Cloud Backup 9; your data moves with you.",
+    "url": "https://vendor.example/notices/NTC-4",
+    "products": list(PRODUCTS),
+}
+
+
+def announcement(plan: PlannedDelivery) -> dict[str, object]:
+    return NOTICE if plan.type in NOTICE_TYPES else ADVISORY
 
 
 @st.composite
@@ -113,8 +126,9 @@ def planned(partners: list[Partner], entitlements: list[Entitlement]) -> list[Pl
     plans += rules.plan_reminders(entitlements, 30, AS_OF, OCCURRED)
     plans += [rules.plan_welcome(e, OCCURRED) for e in entitlements]
     advisory = rules.plan_security_advisory("ADV-9", entitlements, OCCURRED)
-    assert advisory is not None
-    plans.append(advisory)
+    notice = rules.plan_product_notice("NTC-4", entitlements, OCCURRED)
+    assert advisory is not None and notice is not None
+    plans += [advisory, notice]
     for partner in partners:
         plans += rules.plan_renewal_opportunities(
             partner.partner_id, entitlements, AS_OF, OCCURRED, ["email", "webhook"]
@@ -123,6 +137,9 @@ def planned(partners: list[Partner], entitlements: list[Entitlement]) -> list[Pl
         plans += rules.plan_advisory_digest(
             "ADV-9", partner.partner_id, own, len(own), OCCURRED, ["email"]
         )
+        plans += rules.plan_notice_digest(
+            "NTC-4", partner.partner_id, own, len(own), OCCURRED, ["email", "webhook"]
+        )
     moved = dataclasses.replace(entitlements[0], partner_of_record=partners[1].partner_id)
     plans += rules.plan_attribution_changed(moved, partners[0].partner_id, OCCURRED, {})
     return plans
@@ -130,7 +147,11 @@ def planned(partners: list[Partner], entitlements: list[Entitlement]) -> list[Pl
 
 def rendered_parts(plan: PlannedDelivery, by_id: dict[str, Partner]) -> tuple[str, ...]:
     message = compose(plan, by_id, VENDOR)
-    return RENDERER.render(message, advisory=ADVISORY, unsubscribe_url="https://u/x").parts()
+    if plan.channel == "webhook":
+        return (webhook_body(message, announcement(plan)),)
+    return RENDERER.render(
+        message, advisory=announcement(plan), unsubscribe_url="https://u/x"
+    ).parts()
 
 
 def leaked(plan: PlannedDelivery, partners: list[Partner], text: str) -> list[str]:
@@ -182,7 +203,8 @@ def test_no_message_is_refused_or_leaks_when_partners_share_markers(
         related = [by_id[p] for p in plan.related_partner_ids if p in by_id]
         text = "\n".join(parts)
         assert leaked(plan, related, text) == [], plan.type
-        assert violations(message, parts, related, common=COMMON) == [], plan.type
+        common = vendor_texts(VENDOR, announcement(plan))
+        assert violations(message, parts, related, common=common) == [], plan.type
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -220,5 +242,6 @@ def test_a_distinguishing_marker_of_another_partner_is_always_refused(
     parts = rendered_parts(leaked, by_id)
     assert slipped in parts[1]
     related = [by_id[p] for p in plan.related_partner_ids if p in by_id]
-    found = violations(compose(leaked, by_id, VENDOR), parts, related, common=COMMON)
+    common = vendor_texts(VENDOR, announcement(plan))
+    found = violations(compose(leaked, by_id, VENDOR), parts, related, common=common)
     assert "text_names_another_partner" in found, marker
