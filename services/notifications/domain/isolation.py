@@ -51,6 +51,7 @@ NO_PARTNER_TYPES: Final[frozenset[str]] = VENDOR_ONLY_TYPES
 MarkerKind = Literal["name", "token", "email", "host", "phone"]
 _PHONE_SEPARATORS: Final[str] = r"[\s\-./()]*"
 _MIN_PHONE_DIGITS: Final[int] = 6
+_NOT_DIGITS: Final[re.Pattern[str]] = re.compile(r"\D")
 # Very short strings ("IT") would match ordinary words; ids and codes are long.
 _MIN_MARKER_LENGTH: Final[int] = 4
 
@@ -75,6 +76,7 @@ class Marker:
         return _compiled(self.kind, self.value)
 
 
+@functools.lru_cache(maxsize=1024)
 def markers_of(partner: Partner) -> tuple[Marker, ...]:
     """Everything that would name this partner in a message (CONTRACT 4, isolation)."""
     candidates: list[Marker] = [
@@ -163,23 +165,45 @@ def leaked_markers(
     related = list(related)
     own_markers = [m for p in related if p.partner_id in own for m in markers_of(p)]
     shared = {m.key for m in own_markers}
+    texts = [_normal(html.unescape(text)) for text in rendered]
+    # Most messages name no other partner at all: a cheap substring test on the
+    # folded text rules a marker out before any regular expression runs.
+    screen = _Screen(texts)
+    candidates = [
+        marker
+        for partner in related
+        if partner.partner_id not in own
+        for marker in markers_of(partner)
+        if marker.key not in shared and screen.may_hold(marker)
+    ]
+    if not candidates:
+        return []
     covering = [_blanking(m) for m in own_markers]
     covering += [_blanking(Marker("name", t)) for t in common]
     products = {e.product for e in message.delivery.entitlements if e.product}
     covering += [_blanking(Marker("token", p)) for p in sorted(products)]
-    texts: list[tuple[str, list[tuple[int, int]]]] = []
-    for text in rendered:
-        text = _normal(html.unescape(text))
-        spans = [m.span() for pattern in covering if pattern for m in pattern.finditer(text)]
-        texts.append((text, spans))
-    leaked: list[Marker] = []
-    for partner in related:
-        if partner.partner_id in own:
-            continue
-        for marker in markers_of(partner):
-            if marker.key not in shared and _found(marker.pattern(), texts):
-                leaked.append(marker)
-    return leaked
+    spanned = [
+        (text, [m.span() for pattern in covering if pattern for m in pattern.finditer(text)])
+        for text in texts
+    ]
+    return [marker for marker in candidates if _found(marker.pattern(), spanned)]
+
+
+class _Screen:
+    """A necessary condition for a marker to match: its text (or digits) occur at all."""
+
+    def __init__(self, texts: list[str]) -> None:
+        self.folded = [t.casefold() for t in texts]
+
+    def may_hold(self, marker: Marker) -> bool:
+        if marker.kind == "phone":
+            # Its digits in any grouping; a literal first digit keeps the scan fast.
+            body = _compiled("phone-body", marker.value)
+            return any(body.search(t) for t in self.folded)
+        value = _normal(marker.value).casefold()
+        if marker.kind == "name":
+            value = max(value.split(), key=len, default=value)
+        return any(value in t for t in self.folded)
 
 
 def _found(pattern: re.Pattern[str], texts: list[tuple[str, list[tuple[int, int]]]]) -> bool:
@@ -232,7 +256,7 @@ def _normal(text: str) -> str:
 
 
 def _digits(text: str) -> str:
-    return "".join(c for c in text if c.isdigit())
+    return _NOT_DIGITS.sub("", text)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -245,9 +269,9 @@ def _phrase(value: str) -> str:
 
 
 def _build(kind: str, value: str) -> re.Pattern[str]:
-    if kind == "phone":
+    if kind in ("phone", "phone-body"):
         body = _PHONE_SEPARATORS.join(re.escape(d) for d in _digits(value))
-        return re.compile(rf"(?<!\d){body}(?!\d)")
+        return re.compile(body if kind == "phone-body" else rf"(?<!\d){body}(?!\d)")
     if kind == "host":
         host = re.escape(_normal(value).removeprefix("www."))
         return re.compile(rf"(?<![\w.\-])(?:www\.)?{host}(?![\w\-]|\.\w)", re.IGNORECASE)
