@@ -27,6 +27,7 @@ from services.notifications.domain.messages import Message, UnknownPartner, comp
 from services.notifications.domain.model import (
     ANNOUNCEMENT_TYPES,
     NOTICE_TYPES,
+    NOTIFICATION_TYPES,
     Partner,
     Vendor,
     announcement_key,
@@ -133,6 +134,9 @@ class Dispatcher:
         self.stop = stop
         self._horizon: dt.datetime | None = None  # see `_due`
         self._span = INITIAL_HORIZON_SPAN
+        # Exported at 0 from the start, so an alert on it has a series to watch.
+        for notification_type in NOTIFICATION_TYPES:
+            counters.inc(ISOLATION_VIOLATIONS, 0, type=notification_type)
 
     async def run_once(self) -> int:
         """One batch of due records; returns how many were handled (0: nothing due).

@@ -9,7 +9,12 @@ import pytest
 
 from services.notifications.adapters.rendering import Renderer
 from services.notifications.domain import rules
-from services.notifications.domain.model import ListedEntitlement, PlannedDelivery, contact_id
+from services.notifications.domain.model import (
+    NOTIFICATION_TYPES,
+    ListedEntitlement,
+    PlannedDelivery,
+    contact_id,
+)
 from services.notifications.domain.retry import RetryPolicy
 from services.notifications.service_layer.dispatch import Dispatcher, DispatchSettings
 from services.notifications.service_layer.ports import DeliveryError, WebhookConfig
@@ -134,6 +139,13 @@ async def test_resellers_sharing_a_support_line_both_get_their_customer_reminded
     await world.dispatcher.run_once()
     assert {world.status(p.notification_id) for p in plans} == {"sent"}
     assert world.counters.total("notifications_isolation_violations_total") == 0
+    # ... and the counter is there at 0 from the start, for every type (alerts need a series).
+    zeroes = {
+        dict(labels)["type"]
+        for (name, labels), value in world.counters.values.items()
+        if name == "notifications_isolation_violations_total" and value == 0
+    }
+    assert zeroes == set(NOTIFICATION_TYPES)
     for sent in world.email.sent:
         assert NORDLICHT.phone in sent.text  # type: ignore[operator]  # each names its own line
 
