@@ -12,6 +12,7 @@ import datetime as dt
 import json
 from typing import Any
 
+from chassis import heartbeat
 from tests.integration.notifications.harness import (
     ADMIN,
     MailSink,
@@ -110,6 +111,27 @@ async def test_a_shared_support_line_is_no_leak_and_a_real_leak_is_refused_and_l
         "notifications_isolation_violations_total", type="renewal_reminder"
     )
     assert refusals == 1
+    # The worker's heartbeat carries the counter to the API's /metrics, by this very name.
+    client, db = service.db()
+    try:
+        await heartbeat.beat(
+            db,
+            instance="w1",
+            assigned=[],
+            counters=service.counters.snapshot(),
+            gauges={},
+        )
+    finally:
+        await client.close()
+    async with service.api() as api:
+        exposition = (await api.get("/metrics")).text
+    [line] = [
+        line
+        for line in exposition.splitlines()
+        if line.startswith("notifications_isolation_violations_total{")
+        and 'type="renewal_reminder"' in line
+    ]
+    assert line.endswith(" 1.0")
     outcomes = await read_topic(service.settings.kafka_bootstrap, service.deliveries_topic)
     failures = [o["value"] for o in outcomes if o["value"]["event_type"] == "delivery.failed"]
     assert [f["data"]["error"] for f in failures] == ["isolation_violation"]
