@@ -108,6 +108,19 @@ def _route_template(request: Request) -> str:
     return "unmatched"
 
 
+def exported_counter_name(service: str, counter: str) -> str:
+    """The family name of a worker counter on `/metrics` (without the `_total` suffix).
+
+    Counters are `channelkeep_worker_<name>`, except one a service names after
+    itself (`notifications_isolation_violations_total`): that is a name the
+    contract gives operators, exported exactly as it is.
+    """
+    name = counter.removesuffix("_total")
+    if name.startswith(f"{service}_"):
+        return name
+    return f"channelkeep_worker_{name}"
+
+
 def render(http: HttpMetrics, service: str, heartbeats: Iterable[Mapping[str, Any]]) -> bytes:
     """The API's own metrics followed by the counters its workers reported."""
     registry = CollectorRegistry()
@@ -118,7 +131,7 @@ def render(http: HttpMetrics, service: str, heartbeats: Iterable[Mapping[str, An
         instance = str(beat.get("_id", "unknown"))
         for counter in beat.get("counters", []):
             labels = {"service": service, "instance": instance, **counter.get("labels", {})}
-            name = f"channelkeep_worker_{counter['name'].removesuffix('_total')}"
+            name = exported_counter_name(service, counter["name"])
             # One family per name; our code always uses one label set per counter name.
             family = families.get(name)
             if family is None:

@@ -9,6 +9,12 @@ seed gives the same events, ids included, so benchmarks and demos repeat.
     ./dev simulate --orders 2000 --partner-codes 7K3M-9QXF,... --rate 200 --seed 7
 
 Without `--partner-codes` every sale is direct and no seller code is typed.
+
+`--notice service_pack` (or `end_of_life`, `maintenance`) also publishes one
+product notice (`notice.published` on `vendor.notices.v1`, CONTRACT 6.6) for
+`--notice-products` (default `secure-pro`); with it `--orders` defaults to 0:
+
+    ./dev simulate --notice service_pack --notice-products secure-pro,secure-team
 """
 
 from __future__ import annotations
@@ -25,8 +31,16 @@ from dataclasses import dataclass, field
 
 from shared import seller_code
 from shared.envelope import Envelope, encode, new_envelope
-from shared.events import Customer, EventData, OrderLine, OrderPlaced, RefundIssued
-from shared.topics import CHECKOUT_ORDERS, CHECKOUT_REFUNDS, key_for
+from shared.events import (
+    Customer,
+    EventData,
+    NoticeKind,
+    NoticePublished,
+    OrderLine,
+    OrderPlaced,
+    RefundIssued,
+)
+from shared.topics import CHECKOUT_ORDERS, CHECKOUT_REFUNDS, VENDOR_NOTICES, key_for
 
 PRODUCTS = (
     # product, sku stem, yearly net price in major units (scaled per currency below)
@@ -256,11 +270,68 @@ class Simulator:
                 yield self._refund(order)
 
 
+NOTICE_KINDS: tuple[NoticeKind, ...] = ("service_pack", "end_of_life", "maintenance")
+NOTICE_TEXT = {
+    "service_pack": ("Service pack {n} for {products}", "Fixes and faster scans; install it."),
+    "end_of_life": ("{products}: end of life", "Support ends in twelve months; plan the move."),
+    "maintenance": ("Maintenance window for {products}", "Licence checks pause for two hours."),
+}
+
+
+def notice_event(
+    kind: NoticeKind, products: Sequence[str], seed: int, at: dt.datetime
+) -> tuple[str, Envelope[EventData]]:
+    """One product notice, deterministic for (kind, products, seed)."""
+    number = seed % 9 + 1
+    notice_id = f"NTC-SIM-{uuid.uuid5(NS_SIM, f'{seed}/notice/{kind}/{products}').hex[:8]}"
+    title, summary = NOTICE_TEXT[kind]
+    data = NoticePublished(
+        notice_id=notice_id,
+        kind=kind,
+        title=title.format(n=number, products=", ".join(products)),
+        summary=summary,
+        url=f"https://vendor.example/notices/{notice_id}",
+        products=list(products),
+    )
+    envelope: Envelope[EventData] = new_envelope(
+        "notice.published",
+        data,
+        occurred_at=at,
+        producer="vendor-product",
+        event_id=str(uuid.uuid5(NS_SIM, f"{seed}/notice-event/{notice_id}")),
+    )
+    return VENDOR_NOTICES, envelope
+
+
+async def publish_notice(args: argparse.Namespace) -> None:
+    from chassis.kafka import ensure_topics, make_producer
+
+    products = [p.strip() for p in args.notice_products.split(",") if p.strip()]
+    topic, envelope = notice_event(
+        args.notice, products, args.seed, dt.datetime.now(dt.UTC).replace(microsecond=0)
+    )
+    await ensure_topics(args.bootstrap, [topic + args.topic_suffix], partitions=args.partitions)
+    producer = make_producer(args.bootstrap)
+    await producer.start()
+    try:
+        await producer.send_and_wait(
+            topic + args.topic_suffix, encode(envelope), key=key_for(topic, envelope)
+        )
+    finally:
+        await producer.stop()
+    data = envelope.data
+    print(f"published {args.notice} notice {getattr(data, 'notice_id', '')} for {products}")
+
+
 async def produce(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from chassis.kafka import ensure_topics, make_producer
 
+    if args.notice:
+        await publish_notice(args)
+        if not args.orders:
+            return 0
     codes = [c.strip() for c in args.partner_codes.split(",") if c.strip()]
     simulator = Simulator(
         seed=args.seed,
@@ -327,7 +398,7 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--orders", type=int, default=1000)
+    parser.add_argument("--orders", type=int, default=None, help="default 1000 (0 with --notice)")
     parser.add_argument("--rate", type=float, default=0, help="orders/s; 0 = as fast as possible")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--partner-codes", default="", help="comma-separated seller codes")
@@ -339,7 +410,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--topic-suffix", default="", help="write to '<topic><suffix>' (tests, side-by-side runs)"
     )
+    parser.add_argument(
+        "--notice",
+        choices=NOTICE_KINDS,
+        default=None,
+        help="also publish one product notice of this kind (CONTRACT 6.6)",
+    )
+    parser.add_argument(
+        "--notice-products", default="secure-pro", help="comma-separated products of the notice"
+    )
     args = parser.parse_args(argv)
+    if args.orders is None:
+        args.orders = 0 if args.notice else 1000
+    if args.notice and not any(p.strip() for p in args.notice_products.split(",")):
+        parser.error("--notice-products: name at least one product")
     for code in filter(None, (c.strip() for c in args.partner_codes.split(","))):
         if not seller_code.is_valid(code):
             parser.error(f"--partner-codes: {code!r} is not a valid seller code")

@@ -64,6 +64,8 @@ __all__ = [
     "EntitlementUpdated",
     "EventData",
     "LineKind",
+    "NoticeKind",
+    "NoticePublished",
     "NotificationType",
     "OrderLine",
     "OrderPlaced",
@@ -89,6 +91,7 @@ SalesChannel = Literal["direct", "partner"]
 Storefront = Literal["web", "retail", "phone", "marketplace"]
 LineKind = Literal["new", "renewal", "upgrade"]
 Severity = Literal["low", "medium", "high", "critical"]
+NoticeKind = Literal["service_pack", "end_of_life", "maintenance"]
 PartnerType = Literal["var", "si", "msp", "distributor", "isv"]
 PartnerTier = Literal["platinum", "gold", "silver", "bronze"]
 PartnerStatus = Literal["active", "suspended", "terminated"]
@@ -102,6 +105,8 @@ NotificationType = Literal[
     "renewal_opportunity",
     "security_advisory",
     "advisory_partner_digest",
+    "product_notice",
+    "notice_partner_digest",
     "commission_earned",
     "commission_reversed",
     "attribution_changed",
@@ -393,6 +398,25 @@ class AdvisoryPublished(EventData):
     products: list[Text] = Field(min_length=1)
 
 
+# --- vendor.notices.v1 ---------------------------------------------------------------
+
+
+class NoticePublished(EventData):
+    """`notice.published`: a product notice from the vendor (CONTRACT 6.6).
+
+    A service pack, an end of life or a maintenance window: sent like an
+    advisory to every contact with an unexpired entitlement of the products,
+    but not a security matter, so unsubscribes are honoured.
+    """
+
+    notice_id: Text
+    kind: NoticeKind
+    title: Text
+    summary: str
+    url: Annotated[str, StringConstraints(pattern=r"^https?://\S+$")]
+    products: list[Text] = Field(min_length=1)
+
+
 # --- registration.partners.v1 -----------------------------------------------------
 
 
@@ -644,6 +668,13 @@ class DeliveryOutcome(EventData):
     license_keys: list[Text]
     attempts: Annotated[StrictInt, Field(ge=0)]
     error: str | None
+    error_detail: str | None = Field(
+        None,
+        description=(
+            "why, beside the error code: for `isolation_violation` (CONTRACT 6.8) the"
+            " comma-separated checks that failed, codes that name no partner"
+        ),
+    )
 
 
 class DeliverySent(DeliveryOutcome):
@@ -671,6 +702,7 @@ EVENT_MODELS: Mapping[str, type[EventData]] = MappingProxyType(
         "order.placed": OrderPlaced,
         "refund.issued": RefundIssued,
         "advisory.published": AdvisoryPublished,
+        "notice.published": NoticePublished,
         "partner.created": PartnerCreated,
         "partner.updated": PartnerUpdated,
         "entitlement.registered": EntitlementRegistered,

@@ -30,6 +30,7 @@ from shared.events import (
     EntitlementRegistered,
     EntitlementUpdated,
     EventData,
+    NoticePublished,
     OrderLine,
     OrderPlaced,
     ParentPartner,
@@ -187,6 +188,20 @@ def _examples() -> list[tuple[str, str, EventData, str, str]]:
             ),
             "2027-02-01T08:00:00Z",
             "vendor-psirt",
+        ),
+        (
+            topics.VENDOR_NOTICES,
+            "notice.published",
+            NoticePublished(
+                notice_id="NTC-2027-0003",
+                kind="service_pack",
+                title="Service Pack 2 for secure-pro 9.4",
+                summary="Faster scans and a new reporting view; install it within 90 days.",
+                url="https://vendor.example/notices/NTC-2027-0003",
+                products=["secure-pro"],
+            ),
+            "2027-03-01T08:00:00Z",
+            "vendor-product",
         ),
         (
             topics.REGISTRATION_PARTNERS,

@@ -29,6 +29,7 @@ __all__ = [
     "REGISTRATION_PARTNERS",
     "TOPICS",
     "VENDOR_ADVISORIES",
+    "VENDOR_NOTICES",
     "Topic",
     "all_topic_names",
     "dlq_name",
@@ -40,6 +41,7 @@ __all__ = [
 CHECKOUT_ORDERS = "checkout.orders.v1"
 CHECKOUT_REFUNDS = "checkout.refunds.v1"
 VENDOR_ADVISORIES = "vendor.advisories.v1"
+VENDOR_NOTICES = "vendor.notices.v1"
 REGISTRATION_PARTNERS = "registration.partners.v1"
 REGISTRATION_ENTITLEMENTS = "registration.entitlements.v1"
 COMMISSIONS_LEDGER = "commissions.ledger.v1"
@@ -104,6 +106,14 @@ ALL_TOPICS: tuple[Topic, ...] = (
         "advisory_id",
         ("advisory.published",),
         "Security advisories to be sent to affected customers and their partners.",
+    ),
+    _topic(
+        VENDOR_NOTICES,
+        "vendor product management (external)",
+        "notice_id",
+        ("notice.published",),
+        "Product notices (service packs, end of life, maintenance) for affected customers"
+        " and their partners (CONTRACT 6.6).",
     ),
     _topic(
         REGISTRATION_PARTNERS,

@@ -54,13 +54,14 @@ CONSUMES = [
     "registration.partners.v1",
     "registration.entitlements.v1",
     "vendor.advisories.v1",
+    "vendor.notices.v1",
     "commissions.ledger.v1",
 ]
 DELIVERIES_TOPIC = "notifications.deliveries.v1"
 PRODUCES = [DELIVERIES_TOPIC]
 DESCRIPTION = (
-    "Welcome mails, renewal reminders, partner alerts and security "
-    "advisories, by e-mail and signed webhooks."
+    "Welcome mails, renewal reminders, partner alerts, security advisories "
+    "and product notices, by e-mail and signed webhooks."
 )
 
 

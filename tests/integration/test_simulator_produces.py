@@ -7,7 +7,7 @@ import asyncio
 from aiokafka import AIOKafkaConsumer
 
 from devkit.simulate import main
-from shared.topics import CHECKOUT_ORDERS, CHECKOUT_REFUNDS
+from shared.topics import CHECKOUT_ORDERS, CHECKOUT_REFUNDS, VENDOR_NOTICES
 from tests.conftest import Names
 
 
@@ -45,3 +45,12 @@ async def test_simulate_sends_orders_and_refunds(kafka_bootstrap: str, names: Na
     refunds = await count(kafka_bootstrap, CHECKOUT_REFUNDS + suffix, names.group("refunds"))
     assert orders == 120
     assert 0 < refunds < 120
+
+
+async def test_simulate_publishes_a_product_notice(kafka_bootstrap: str, names: Names) -> None:
+    suffix = f".{names.run}"
+    argv = ["--topic-suffix", suffix, "--notice", "service_pack", "--quiet"]
+    argv += ["--notice-products", "secure-pro,backup-plus", "--bootstrap", kafka_bootstrap]
+    assert await asyncio.to_thread(main, argv) == 0  # --orders defaults to 0 with --notice
+    assert await count(kafka_bootstrap, VENDOR_NOTICES + suffix, names.group("notices")) == 1
+    assert await count(kafka_bootstrap, CHECKOUT_ORDERS + suffix, names.group("none")) == 0

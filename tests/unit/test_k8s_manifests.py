@@ -640,6 +640,9 @@ DOCUMENTED_METRICS = {
 TARGET_LABELS = {"job", "instance", "namespace", "pod", "kubernetes_service"}
 
 
+SERVICE_NAMES = ("registration_", "commissions_", "notifications_")
+
+
 def exposed_metrics() -> dict[str, set[str]]:
     """Every series name /metrics can expose, with its labels, read from the code."""
     metrics_source = (ROOT / "chassis" / "metrics.py").read_text(encoding="utf-8")
@@ -660,8 +663,18 @@ def exposed_metrics() -> dict[str, set[str]]:
         source = path.read_text(encoding="utf-8")
         for name, kwargs in re.findall(r'\.inc\(\s*"(\w+)"([^)]*)\)', source):
             labels = set(re.findall(r"(\w+)=", kwargs)) - {"value"}
-            series = f"{prefix}{name.removesuffix('_total')}_total"
+            series = f"{name.removesuffix('_total')}_total"
+            # A counter named after its service keeps its own name (CONTRACT 6.8's
+            # notifications_isolation_violations_total); the rest take the prefix.
+            if not series.startswith(SERVICE_NAMES):
+                series = prefix + series
             exposed[series] = exposed.get(series, worker) | worker | labels
+        # Counters incremented through a named constant: `NAME = "x_total"` ... `.inc(NAME, ...)`.
+        for constant, name in re.findall(r'^([A-Z_]+) = "(\w+_total)"', source, re.MULTILINE):
+            for kwargs in re.findall(rf"\.inc\(\s*{constant}([^)]*)\)", source):
+                labels = set(re.findall(r"(\w+)=", kwargs)) - {"value"}
+                series = name if name.startswith(SERVICE_NAMES) else prefix + name
+                exposed[series] = exposed.get(series, worker) | worker | labels
         for name, label in re.findall(r'set_gauge\(\s*f?"(\w+)(:?)', source):
             exposed[prefix + name] = worker | ({"topic"} if label else set())
         for name in re.findall(r'\.observe\(\s*"(\w+)"', source):
@@ -742,9 +755,13 @@ def test_grafana_dashboard_covers_the_required_views(dashboard: dict[str, Any]) 
     )
 
 
+# Our series: the chassis prefix, HTTP metrics, and counters named after their service.
+METRIC_NAME = r"\b(?:channelkeep_|http_|notifications_|commissions_|registration_)\w+"
+
+
 def _check_expression(expr: str, exposed: dict[str, set[str]]) -> None:
     """Every metric an expression names is exposed by the code, with the labels it uses."""
-    named = set(re.findall(r"\b(?:channelkeep_|http_)\w+", expr))
+    named = set(re.findall(METRIC_NAME, expr))
     assert named, f"no channelkeep metric in {expr}"
     unknown = named - set(exposed)
     assert not unknown, f"{sorted(unknown)} are not exposed by the code: {expr}"
@@ -785,7 +802,7 @@ REQUIRED_ALERT_METRICS = {
     "channelkeep_worker_lso_stuck",
     "channelkeep_worker_partition_stalled",
     "channelkeep_worker_deliveries_total",
-    "channelkeep_worker_isolation_violations_total",
+    "notifications_isolation_violations_total",
 }
 DURATION = r"[0-9]+[smhd]"
 
@@ -828,17 +845,17 @@ def test_alerts_cover_the_required_signals_with_metrics_the_code_exposes(
     exposed = {**exposed_metrics(), **PENDING_METRICS}
     # The names the notifications alerts count, as the code increments them.
     assert exposed["channelkeep_worker_deliveries_total"] >= {"type", "channel", "status"}
-    assert exposed["channelkeep_worker_isolation_violations_total"] >= {"type"}
+    assert exposed["notifications_isolation_violations_total"] >= {"type"}
     used: set[str] = set()
     for rule in _alerts(alert_rule):
         _check_expression(rule["expr"], exposed)
-        used |= set(re.findall(r"\bchannelkeep_\w+", rule["expr"]))
+        used |= set(re.findall(METRIC_NAME, rule["expr"]))
     assert used >= REQUIRED_ALERT_METRICS
     exprs = " ".join(rule["expr"] for rule in _alerts(alert_rule))
     assert 'channel="webhook"' in exprs and 'status="failed"' in exprs
     # Counters are read as rates or increases, never raw (they reset on restart).
     for rule in _alerts(alert_rule):
-        for counter in re.findall(r"\bchannelkeep_\w+_total\b", rule["expr"]):
+        for counter in re.findall(METRIC_NAME.replace(r"\w+", r"\w+_total\b"), rule["expr"]):
             assert re.search(rf"(rate|increase)\(\s*{counter}\b", rule["expr"]), rule["alert"]
 
 

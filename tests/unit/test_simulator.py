@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import Counter
 
 from devkit.simulate import Simulator
 from shared import seller_code
 from shared.envelope import encode, parse_event
-from shared.events import OrderPlaced, RefundIssued
-from shared.topics import CHECKOUT_ORDERS, CHECKOUT_REFUNDS
+from shared.events import NoticePublished, OrderPlaced, RefundIssued
+from shared.topics import CHECKOUT_ORDERS, CHECKOUT_REFUNDS, VENDOR_NOTICES
 
 CODES = [seller_code.generate(), seller_code.generate()]
 
@@ -49,3 +50,17 @@ def test_the_mix_has_channels_kinds_currencies_typos_and_refunds() -> None:
         line = by_order[refund.order_id].lines[0]
         assert 0 < refund.amount_minor <= line.net_amount_minor
         assert refund.currency == by_order[refund.order_id].currency
+
+
+def test_a_product_notice_is_valid_and_deterministic() -> None:
+    from devkit.simulate import NOTICE_KINDS, notice_event
+
+    at = dt.datetime(2027, 3, 1, 8, 0, tzinfo=dt.UTC)
+    for kind in NOTICE_KINDS:
+        topic, envelope = notice_event(kind, ["secure-pro", "secure-team"], 7, at)
+        assert topic == VENDOR_NOTICES
+        parsed = parse_event(topic, encode(envelope))
+        assert isinstance(parsed.data, NoticePublished) and parsed.data.kind == kind
+        assert parsed.data.products == ["secure-pro", "secure-team"]
+        again = notice_event(kind, ["secure-pro", "secure-team"], 7, at)[1]
+        assert encode(again) == encode(envelope)

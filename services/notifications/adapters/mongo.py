@@ -389,6 +389,7 @@ def delivery_from_doc(doc: Mapping[str, Any]) -> DeliveryState:
         error=doc.get("error"),
         created_at=doc.get("created_at"),
         finished_at=doc.get("finished_at"),
+        error_detail=doc.get("error_detail"),
     )
 
 
@@ -459,15 +460,23 @@ class MongoDeliveries:
                     UpdateOne({"_id": notification_id, "status": "pending"}, {"$set": fields})
                 )
                 continue
-            key = (state.status, state.attempts, state.error, state.finished_at)
+            key = (
+                state.status,
+                state.attempts,
+                state.error,
+                state.error_detail,
+                state.finished_at,
+            )
             finals.setdefault(key, []).append(notification_id)
-        for (status, attempts, error, finished_at), ids in finals.items():
+        for (status, attempts, error, error_detail, finished_at), ids in finals.items():
             fields = {
                 "status": status,
                 "attempts": attempts,
                 "error": error,
                 "finished_at": finished_at,
             }
+            if error_detail is not None:
+                fields["error_detail"] = error_detail
             writes.append(UpdateMany({"_id": {"$in": ids}, "status": "pending"}, {"$set": fields}))
         await self.collection.bulk_write(writes, ordered=False)
 
@@ -561,18 +570,30 @@ class MongoWebhooks:
 
 
 class MongoAdvisoryJobs:
-    """One job per advisory: where its fan-out stands, so a restart resumes it."""
+    """One job per advisory or product notice: where its fan-out stands, so a restart resumes it."""
 
     def __init__(self, db: Db) -> None:
         self.collection = db[ADVISORY_JOBS]
 
-    async def open(self, advisory: Mapping[str, Any], occurred_at: dt.datetime) -> str:
-        """'opened', 'duplicate' (same advisory again) or 'conflict' (same id, other content)."""
-        advisory_id = advisory["advisory_id"]
+    async def open(
+        self,
+        advisory: Mapping[str, Any],
+        occurred_at: dt.datetime,
+        *,
+        job_id: str | None = None,
+        kind: str = "advisory",
+    ) -> str:
+        """'opened', 'duplicate' (same advisory again) or 'conflict' (same id, other content).
+
+        A product notice's job has `kind` "notice" and the id `notice/<notice_id>`
+        (`model.notice_key`); its `advisory` field holds the notice.
+        """
+        advisory_id = job_id or advisory["advisory_id"]
         try:
             await self.collection.insert_one(
                 {
                     "_id": advisory_id,
+                    "kind": kind,
                     "advisory": dict(advisory),
                     "occurred_at": occurred_at,
                     "phase": "customers",

@@ -36,6 +36,7 @@ def outcome_record(state: DeliveryState, topic: str) -> OutRecord:
         license_keys=planned.license_keys,
         attempts=state.attempts,
         error=state.error,
+        error_detail=state.error_detail,
     )
     envelope = new_envelope(
         event_type,

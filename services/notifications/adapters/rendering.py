@@ -20,6 +20,11 @@ from services.notifications.domain.model import ListedEntitlement, Vendor
 from services.notifications.domain.payloads import format_money
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+NOTICE_KINDS = {
+    "service_pack": "Service pack",
+    "end_of_life": "End of life",
+    "maintenance": "Maintenance",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +96,9 @@ class Renderer:
             "org_name": delivery.org_name or "your organisation",
             "partner_name": message.to_partner.display_name if message.to_partner else "",
             "advisory": dict(advisory or {}),
+            # A product notice's text (CONTRACT 6.6) travels the advisory's way.
+            "notice": dict(advisory or {}),
+            "notice_kind": NOTICE_KINDS.get(str((advisory or {}).get("kind", "")), "Notice"),
             "affected_total": int(facts.get("affected_total") or len(items)),
             "unsubscribe_url": unsubscribe_url if message.list_unsubscribe else None,
             "footer_reason": (
@@ -152,6 +160,12 @@ class Renderer:
             total = context["affected_total"]
             affected = "1 customer licence is" if total == 1 else f"{total} customer licences are"
             return f"Security advisory {advisory.get('advisory_id', '')}: {affected} affected"
+        if delivery.type == "product_notice":
+            return f"[{context['notice_kind']}] {advisory.get('title', '')}"
+        if delivery.type == "notice_partner_digest":
+            total = context["affected_total"]
+            licences = "1 customer licence" if total == 1 else f"{total} customer licences"
+            return f"{context['notice_kind']} {advisory.get('notice_id', '')}: {licences} concerned"
         if delivery.type == "commission_earned":
             return f"Commission earned: {context['money']} on order {context['facts']['order_id']}"
         if delivery.type == "commission_reversed":

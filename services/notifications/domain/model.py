@@ -19,6 +19,8 @@ NotificationType = Literal[
     "renewal_opportunity",
     "security_advisory",
     "advisory_partner_digest",
+    "product_notice",
+    "notice_partner_digest",
     "commission_earned",
     "commission_reversed",
     "attribution_changed",
@@ -34,13 +36,21 @@ NOTIFICATION_TYPES: Final[tuple[NotificationType, ...]] = (
     "renewal_opportunity",
     "security_advisory",
     "advisory_partner_digest",
+    "product_notice",
+    "notice_partner_digest",
     "commission_earned",
     "commission_reversed",
     "attribution_changed",
     "contact_confirmation",
 )
 CUSTOMER_TYPES: Final[frozenset[NotificationType]] = frozenset(
-    {"welcome", "renewal_reminder", "security_advisory", "contact_confirmation"}
+    {
+        "welcome",
+        "renewal_reminder",
+        "security_advisory",
+        "product_notice",
+        "contact_confirmation",
+    }
 )
 PARTNER_TYPES: Final[frozenset[NotificationType]] = frozenset(
     set(NOTIFICATION_TYPES) - CUSTOMER_TYPES
@@ -51,6 +61,27 @@ ADVISORY_TYPES: Final[frozenset[NotificationType]] = frozenset(
 SECURITY_TYPES: Final[frozenset[NotificationType]] = ADVISORY_TYPES | {"contact_confirmation"}
 """Sent whatever a contact's e-mail preferences: advisories, and the link that guards
 a licence's contact against a change (CONTRACT 6.9)."""
+NOTICE_TYPES: Final[frozenset[NotificationType]] = frozenset(
+    {"product_notice", "notice_partner_digest"}
+)
+# Sent from an announcement the vendor published (advisory or product notice): the
+# message needs its text, kept in the fan-out job under `announcement_key`.
+ANNOUNCEMENT_TYPES: Final[frozenset[NotificationType]] = ADVISORY_TYPES | NOTICE_TYPES
+NOTICE_KEY_PREFIX: Final[str] = "notice/"
+
+
+def notice_key(notice_id: str) -> str:
+    """Where a product notice's fan-out job is kept: apart from advisories' ids."""
+    return f"{NOTICE_KEY_PREFIX}{notice_id}"
+
+
+def announcement_key(facts: Mapping[str, Any]) -> str | None:
+    """The fan-out job a planned delivery's text comes from, or None."""
+    if facts.get("notice_id"):
+        return notice_key(str(facts["notice_id"]))
+    if facts.get("advisory_id"):
+        return str(facts["advisory_id"])
+    return None
 
 
 def contact_id(email: str) -> str:
@@ -123,7 +154,10 @@ class Partner:
         return self.status == "active"
 
     def identity_markers(self) -> tuple[str, ...]:
-        """Everything that would name this partner in a message (CONTRACT 4, isolation)."""
+        """Everything that would name this partner in a message (CONTRACT 4).
+
+        The isolation check matches these as whole tokens (`isolation.markers_of`).
+        """
         markers = [
             self.partner_id,
             self.display_name,
@@ -131,13 +165,14 @@ class Partner:
             self.seller_code,
             self.contact_email,
             self.phone,
-            _host_of(self.website),
+            host_of(self.website),
         ]
         # Very short strings ("IT") would match ordinary words; ids and codes are long.
         return tuple(m for m in dict.fromkeys(markers) if m and len(m.strip()) >= 4)
 
 
-def _host_of(url: str | None) -> str | None:
+def host_of(url: str | None) -> str | None:
+    """The host of a partner's or the vendor's website, without `www.`."""
     if not url:
         return None
     rest = url.split("://", 1)[-1]

@@ -38,6 +38,7 @@ def _listed(entitlement: ListedEntitlement) -> dict[str, Any]:
 
 
 def webhook_data(message: Message, advisory: Mapping[str, Any] | None) -> dict[str, Any]:
+    """`advisory` is the announcement the message comes from: an advisory or a notice."""
     delivery = message.delivery
     facts = dict(delivery.facts)
     data: dict[str, Any] = {
@@ -54,6 +55,10 @@ def webhook_data(message: Message, advisory: Mapping[str, Any] | None) -> dict[s
         data["entitlements"] = [_listed(e) for e in delivery.entitlements]
     elif delivery.type == "advisory_partner_digest":
         data["advisory"] = dict(advisory or {"advisory_id": facts.get("advisory_id")})
+        data["affected_total"] = facts.get("affected_total")
+        data["entitlements"] = [_listed(e) for e in delivery.entitlements]
+    elif delivery.type == "notice_partner_digest":
+        data["notice"] = dict(advisory or {"notice_id": facts.get("notice_id")})
         data["affected_total"] = facts.get("affected_total")
         data["entitlements"] = [_listed(e) for e in delivery.entitlements]
     return data

@@ -28,6 +28,9 @@ from services.notifications.domain.model import (
 from shared.ids import derive_id
 
 REMINDER_OFFSETS: Final[tuple[int, ...]] = (90, 30, 7)
+VENDOR_ONLY_TYPES: Final[frozenset[NotificationType]] = frozenset(
+    {"security_advisory", "product_notice", "contact_confirmation"}
+)
 OPPORTUNITY_OFFSET: Final[int] = 90
 # A message lists at most this many licences; more are split into several messages
 # (each its own subject, so each is still delivered once).
@@ -48,10 +51,10 @@ def customer_branding(
 ) -> Branding:
     """Partner branding only for a co-branding, active partner of record; else the vendor's.
 
-    Security advisories and contact confirmations (CONTRACT 6.9) are the vendor's
-    alone and name no partner.
+    Security advisories, product notices and contact confirmations are the vendor's
+    alone and name no partner (CONTRACT 4, 6.6, 6.9).
     """
-    if notification_type in ("security_advisory", "contact_confirmation") or scope_partner is None:
+    if notification_type in VENDOR_ONLY_TYPES or scope_partner is None:
         return vendor.branding()
     if not (scope_partner.active and scope_partner.co_brand_customer_messages):
         return vendor.branding()
@@ -67,7 +70,10 @@ def customer_branding(
 
 def honours_unsubscribe(notification_type: NotificationType) -> bool:
     """An unsubscribe stops every e-mail but security advisories (and their partner digests)
-    and contact confirmations."""
+    and contact confirmations (CONTRACT 6.9).
+
+    Product notices and their digests are not security matters: they honour it (6.6).
+    """
     return notification_type not in SECURITY_TYPES
 
 
@@ -81,7 +87,11 @@ def needs_active_partner(notification_type: NotificationType) -> bool:
     Commission and attribution notices concern the partner's own money and
     records, so they go whatever its status.
     """
-    return notification_type in ("renewal_opportunity", "advisory_partner_digest")
+    return notification_type in (
+        "renewal_opportunity",
+        "advisory_partner_digest",
+        "notice_partner_digest",
+    )
 
 
 def partner_channels(has_webhook: bool) -> tuple[Channel, ...]:
@@ -291,6 +301,64 @@ def plan_advisory_digest(
             entitlements=own,
             occurred_at=occurred_at,
             facts={"advisory_id": advisory_id, "affected_total": affected_total},
+            related_partner_ids=(partner_id,),
+        )
+        for channel in channels
+    ]
+
+
+def plan_product_notice(
+    notice_id: str, contact_entitlements: Sequence[Entitlement], occurred_at: dt.datetime
+) -> PlannedDelivery | None:
+    """One vendor product notice per contact, listing that contact's licences of the products.
+
+    Like a security advisory it names no partner and mixes scopes freely (it is
+    the vendor's, to the customer, about all of the customer's licences); unlike
+    one it honours unsubscribes (CONTRACT 6.6).
+    """
+    if not contact_entitlements:
+        return None
+    customer = contact_entitlements[0].customer
+    listed = tuple(ListedEntitlement.of(e) for e in contact_entitlements[:MAX_LISTED])
+    return PlannedDelivery(
+        notification_id=notification_id("product_notice", notice_id, customer.contact_id, "email"),
+        type="product_notice",
+        channel="email",
+        audience="customer",
+        recipient=customer.email,
+        partner_scope=None,
+        entitlements=listed,
+        occurred_at=occurred_at,
+        facts={"notice_id": notice_id, "affected_total": len(contact_entitlements)},
+        related_partner_ids=_partners_of(contact_entitlements),
+        contact_name=customer.contact_name,
+        org_name=customer.org_name,
+    )
+
+
+def plan_notice_digest(
+    notice_id: str,
+    partner_id: str,
+    listed: Sequence[Entitlement],
+    affected_total: int,
+    occurred_at: dt.datetime,
+    channels: Iterable[Channel],
+) -> list[PlannedDelivery]:
+    """One digest per partner of record, listing only its own licences of the products."""
+    own = tuple(ListedEntitlement.of(e) for e in listed if e.partner_of_record == partner_id)
+    return [
+        PlannedDelivery(
+            notification_id=notification_id(
+                "notice_partner_digest", notice_id, partner_id, channel
+            ),
+            type="notice_partner_digest",
+            channel=channel,
+            audience="partner",
+            recipient=partner_id,
+            partner_scope=partner_id,
+            entitlements=own,
+            occurred_at=occurred_at,
+            facts={"notice_id": notice_id, "affected_total": affected_total},
             related_partner_ids=(partner_id,),
         )
         for channel in channels

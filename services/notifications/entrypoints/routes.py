@@ -33,7 +33,11 @@ from services.notifications.domain.webhook_policy import (
     check_addresses,
     parse_target,
 )
-from services.notifications.service_layer.ports import DeliveryError, WebhookConfig
+from services.notifications.service_layer.ports import (
+    DeliveryError,
+    DeliveryStatus,
+    WebhookConfig,
+)
 from services.notifications.service_layer.webhook_secrets import open_secret, rotate_all
 
 router = APIRouter()
@@ -90,7 +94,10 @@ class DeliveryOut(BaseModel):
     audience: str
     status: str
     attempts: int
-    error: str | None
+    error: str | None = Field(description="a short code, e.g. `isolation_violation`")
+    error_detail: str | None = Field(
+        None, description="why, beside the code (for isolation: the checks that failed)"
+    )
     partner_scope: str | None
     license_keys: list[str]
     created_at: dt.datetime | None
@@ -127,6 +134,7 @@ def _delivery(doc: dict[str, Any], *, with_recipient: bool) -> DeliveryOut:
         status=doc["status"],
         attempts=doc.get("attempts", 0),
         error=doc.get("error"),
+        error_detail=doc.get("error_detail"),
         partner_scope=doc.get("partner_scope"),
         license_keys=doc.get("license_keys", []),
         created_at=doc.get("created_at"),
@@ -272,21 +280,34 @@ async def rotate_webhook_secrets(request: Request, _: Admin, s: StoresDep) -> An
     "/v1/admin/deliveries",
     response_model=DeliveriesOut,
     tags=["admin"],
-    summary="deliveries by licence key and/or recipient (e-mail address or partner id)",
+    summary="deliveries by licence key, recipient (e-mail address or partner id), status, error",
 )
 async def admin_deliveries(
     _: Admin,
     s: StoresDep,
-    license_key: str | None = None,
-    recipient: str | None = None,
+    license_key: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+    recipient: Annotated[str | None, Query(min_length=1, max_length=320)] = None,
+    status: Annotated[
+        DeliveryStatus | None,
+        Query(description="e.g. `failed`: refused messages show `error: isolation_violation`"),
+    ] = None,
+    error: Annotated[
+        str | None,
+        Query(min_length=1, max_length=100, description="an error code: `isolation_violation`"),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> Any:
+    """Operators' view (CONTRACT 2.3, 6.8), oldest first; `total` counts every match."""
     query: dict[str, Any] = {}
     if license_key:
         query["license_keys"] = license_key
     if recipient:
         query.update(recipient_query(recipient))
+    if status:
+        query["status"] = status
+    if error:
+        query["error"] = error
     docs = await s.deliveries.search(query, limit, offset)
     return DeliveriesOut(
         deliveries=[_delivery(d, with_recipient=True) for d in docs],

@@ -1,4 +1,4 @@
-"""Security-advisory fan-out: a resumable job per advisory, one page of contacts per step.
+"""Advisory and product-notice fan-out: a resumable job each, one page of contacts per step.
 
 Step by step it plans one vendor advisory per contact with an unexpired
 entitlement of an affected product (keyset pages in contact order, so memory
@@ -6,6 +6,10 @@ stays bounded by the page), then one digest per partner of record listing
 only that partner's affected entitlements. The job's cursor is saved after
 each page: a worker that dies mid fan-out resumes where it was, and the pages
 it planned twice plan nothing new (deterministic notification ids).
+
+A product notice (CONTRACT 6.6) runs the same job (`kind` "notice", id
+`notice/<notice_id>`) and plans `product_notice` / `notice_partner_digest`
+instead: same audience and same walk, only the message differs.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from services.notifications.domain.rules import (
     MAX_LISTED,
     partner_channels,
     plan_advisory_digest,
+    plan_notice_digest,
+    plan_product_notice,
     plan_security_advisory,
 )
 from services.notifications.service_layer.ports import Clock, Counters, Deliveries, Webhooks
@@ -112,7 +118,8 @@ class AdvisoryFanout:
             return False
         self.counters.set_gauge("advisory_fanout_open_jobs", 1)
         advisory: Mapping[str, Any] = job["advisory"]
-        advisory_id = str(advisory["advisory_id"])
+        notice = job.get("kind") == "notice"
+        advisory_id = str(job["_id"]) if notice else str(advisory["advisory_id"])
         products = list(advisory["products"])
         occurred_at: dt.datetime = job["occurred_at"]
         # Unexpired at the advisory's business time: a term ending that day still counts.
@@ -142,8 +149,15 @@ class AdvisoryFanout:
         )
         planned: list[PlannedDelivery] = []
         contacts = 0
+
+        def plan_contact(entitlements: list[Entitlement]) -> PlannedDelivery | None:
+            if job.get("kind") == "notice":
+                notice_id = str(job["advisory"]["notice_id"])
+                return plan_product_notice(notice_id, entitlements, occurred_at)
+            return plan_security_advisory(advisory_id, entitlements, occurred_at)
+
         for _, group in groupby(page, key=lambda e: e.customer.contact_id):
-            plan = plan_security_advisory(advisory_id, list(group), occurred_at)
+            plan = plan_contact(list(group))
             if plan is not None:
                 planned.append(plan)
                 contacts += 1
@@ -187,13 +201,16 @@ class AdvisoryFanout:
             return
         configured = await self.webhooks.of(remaining)
         planned: list[PlannedDelivery] = []
+        notice = job.get("kind") == "notice"
+        plan_digest = plan_notice_digest if notice else plan_advisory_digest
+        subject = str(job["advisory"]["notice_id"]) if notice else advisory_id
         for partner_id in remaining:
             listed, total = await self.entitlements.affected_of_partner(
                 partner_id, products, not_before, MAX_LISTED
             )
             planned.extend(
-                plan_advisory_digest(
-                    advisory_id,
+                plan_digest(
+                    subject,
                     partner_id,
                     listed,
                     total,

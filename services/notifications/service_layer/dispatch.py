@@ -24,7 +24,15 @@ from typing import Any
 from services.notifications.domain import isolation
 from services.notifications.domain import unsubscribe as unsubscribe_tokens
 from services.notifications.domain.messages import Message, UnknownPartner, compose
-from services.notifications.domain.model import ADVISORY_TYPES, Partner, Vendor, contact_id
+from services.notifications.domain.model import (
+    ANNOUNCEMENT_TYPES,
+    NOTICE_TYPES,
+    NOTIFICATION_TYPES,
+    Partner,
+    Vendor,
+    announcement_key,
+    contact_id,
+)
 from services.notifications.domain.payloads import webhook_body
 from services.notifications.domain.retry import RetryPolicy
 from services.notifications.domain.rules import honours_unsubscribe, needs_active_partner
@@ -54,6 +62,9 @@ log = logging.getLogger(__name__)
 INITIAL_HORIZON_SPAN = dt.timedelta(seconds=1)
 MIN_HORIZON_SPAN = dt.timedelta(milliseconds=1)
 MAX_HORIZON_SPAN = dt.timedelta(days=1)
+# The name CONTRACT 6.8 and operators' alerts use; `chassis.metrics` keeps a worker
+# counter named after its service as it is (no `channelkeep_worker_` prefix).
+ISOLATION_VIOLATIONS = "notifications_isolation_violations_total"
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +85,7 @@ class Outcome:
     status: str  # sent | failed | suppressed | retry
     error: str | None = None
     attempted: bool = True
+    error_detail: str | None = None
 
 
 @dataclass
@@ -123,6 +135,9 @@ class Dispatcher:
         self.stop = stop
         self._horizon: dt.datetime | None = None  # see `_due`
         self._span = INITIAL_HORIZON_SPAN
+        # Exported at 0 from the start, so an alert on it has a series to watch.
+        for notification_type in NOTIFICATION_TYPES:
+            counters.inc(ISOLATION_VIOLATIONS, 0, type=notification_type)
 
     async def run_once(self) -> int:
         """One batch of due records; returns how many were handled (0: nothing due).
@@ -204,8 +219,9 @@ class Dispatcher:
                 partner_ids.add(planned.recipient)
             if planned.channel == "webhook":
                 webhook_partners.add(planned.recipient)
-            if "advisory_id" in planned.facts:
-                advisory_ids.add(str(planned.facts["advisory_id"]))
+            key = announcement_key(planned.facts)
+            if key is not None:
+                advisory_ids.add(key)
             if planned.audience == "customer" and honours_unsubscribe(planned.type):
                 contacts.add(contact_id(planned.recipient))
         partners = await self.projections.partners(partner_ids)
@@ -229,9 +245,11 @@ class Dispatcher:
         partner = message.to_partner
         if partner is not None and needs_active_partner(planned.type) and not partner.active:
             return Outcome("suppressed", "partner_inactive", attempted=False)
-        advisory = context.advisories.get(str(planned.facts.get("advisory_id", "")))
-        if planned.type in ADVISORY_TYPES and advisory is None:
-            return Outcome("retry", "advisory_unknown", attempted=False)
+        # The advisory's or product notice's text, from its fan-out job.
+        advisory = context.advisories.get(announcement_key(planned.facts) or "")
+        if planned.type in ANNOUNCEMENT_TYPES and advisory is None:
+            unknown = "notice_unknown" if planned.type in NOTICE_TYPES else "advisory_unknown"
+            return Outcome("retry", unknown, attempted=False)
         related = [
             context.partners[p] for p in planned.related_partner_ids if p in context.partners
         ]
@@ -255,7 +273,7 @@ class Dispatcher:
             token = unsubscribe_tokens.sign(contact, self.settings.unsubscribe_secret)
             unsubscribe_url = f"{self.settings.public_base_url.rstrip('/')}/v1/unsubscribe/{token}"
         rendered = self.renderer.render(message, advisory=advisory, unsubscribe_url=unsubscribe_url)
-        refused = self._isolation(message, rendered.parts(), related)
+        refused = self._isolation(message, rendered.parts(), related, advisory)
         if refused is not None:
             return refused
         try:
@@ -287,7 +305,7 @@ class Dispatcher:
         if config is None:
             return Outcome("suppressed", "no_webhook", attempted=False)
         body = webhook_body(message, advisory)
-        refused = self._isolation(message, (body,), related)
+        refused = self._isolation(message, (body,), related, advisory)
         if refused is not None:
             return refused
         try:
@@ -300,13 +318,24 @@ class Dispatcher:
         return Outcome("sent")
 
     def _isolation(
-        self, message: Message, rendered: tuple[str, ...], related: list[Partner]
+        self,
+        message: Message,
+        rendered: tuple[str, ...],
+        related: list[Partner],
+        announcement: Mapping[str, Any] | None,
     ) -> Outcome | None:
-        found = isolation.violations(message, rendered, related)
+        """Refuse a message that would break isolation (CONTRACT 6.8).
+
+        The record fails with `error: "isolation_violation"` (the contract's code)
+        and the reasons, codes that name nobody, in `error_detail`. The counter is
+        exported on `/metrics` under its own name (see `chassis.metrics.render`).
+        """
+        common = isolation.vendor_texts(self.vendor, announcement)
+        found = isolation.violations(message, rendered, related, common=common)
         if not found:
             return None
         planned = message.delivery
-        self.counters.inc("isolation_violations_total", type=planned.type)
+        self.counters.inc(ISOLATION_VIOLATIONS, type=planned.type)
         log.error(
             "isolation violation: message refused",
             extra={
@@ -315,7 +344,9 @@ class Dispatcher:
                 "violations": found,
             },
         )
-        return Outcome("failed", "isolation_violation:" + ",".join(found), attempted=False)
+        return Outcome(
+            "failed", isolation.ERROR_CODE, attempted=False, error_detail=",".join(found)
+        )
 
     def _from(self, message: Message) -> str:
         name, address = email.utils.parseaddr(self.settings.from_address)
@@ -349,6 +380,7 @@ class Dispatcher:
             status=outcome.status,  # type: ignore[arg-type]
             attempts=attempts,
             error=outcome.error,
+            error_detail=outcome.error_detail,
             finished_at=now,
         )
 

@@ -19,6 +19,7 @@ from services.notifications.domain.model import (
     Customer,
     Entitlement,
     PlannedDelivery,
+    notice_key,
 )
 from services.notifications.domain.rules import (
     COMMISSION_TYPES,
@@ -35,7 +36,7 @@ log = logging.getLogger(__name__)
 
 # Partners first, so a batch holding a partner and its first registration brands
 # the welcome with it; the stream's own order is kept within each topic.
-_ORDER = {"partner": 0, "entitlement": 1, "commission": 2, "advisory": 3}
+_ORDER = {"partner": 0, "entitlement": 1, "commission": 2, "advisory": 3, "notice": 3}
 
 
 class ProjectionWriter(Protocol):
@@ -45,7 +46,14 @@ class ProjectionWriter(Protocol):
 
 
 class AdvisoryJobOpener(Protocol):
-    async def open(self, advisory: Mapping[str, Any], occurred_at: Any) -> str: ...
+    async def open(
+        self,
+        advisory: Mapping[str, Any],
+        occurred_at: Any,
+        *,
+        job_id: str | None = None,
+        kind: str = "advisory",
+    ) -> str: ...
 
 
 def entitlement_of(data: Mapping[str, Any]) -> Entitlement:
@@ -125,6 +133,19 @@ class EventHandler:
                     inbound,
                     "advisory_conflict",
                     f"advisory {data['advisory_id']} was published before with other content",
+                )
+            return []
+        if event_type == "notice.published":
+            # Fanned out like an advisory, by the same resumable job (CONTRACT 6.6).
+            job_id = notice_key(str(data["notice_id"]))
+            opened = await self.advisory_jobs.open(
+                data, envelope.occurred_at, job_id=job_id, kind="notice"
+            )
+            if opened == "conflict":
+                result.reject(
+                    inbound,
+                    "notice_conflict",
+                    f"notice {data['notice_id']} was published before with other content",
                 )
             return []
         return []  # commission.payable / commission.paid: nothing to tell

@@ -34,6 +34,8 @@ class DeliveryState:
     error: str | None = None
     created_at: dt.datetime | None = None
     finished_at: dt.datetime | None = None
+    # Why, beside a contract error code (`isolation_violation`: the codes found).
+    error_detail: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,6 +39,7 @@ from shared.events import (
     Customer,
     EntitlementAttributionChanged,
     EntitlementRegistered,
+    NoticePublished,
     PartnerCreated,
     PartnerOfRecord,
 )
@@ -263,6 +264,25 @@ def advisory(advisory_id: str, products: list[str], title: str = "Agent flaw") -
     )
     return "vendor.advisories.v1", encode(
         new_envelope("advisory.published", data, occurred_at=T0, producer="security")
+    )
+
+
+def notice(
+    notice_id: str,
+    products: list[str],
+    title: str = "Service Pack 2",
+    kind: str = "service_pack",
+) -> tuple[str, bytes]:
+    data = NoticePublished(
+        notice_id=notice_id,
+        kind=kind,  # type: ignore[arg-type]
+        title=title,
+        summary="Faster scans and a new reporting view; install it within 90 days.",
+        url=f"https://vendor.example/notices/{notice_id}",
+        products=products,
+    )
+    return "vendor.notices.v1", encode(
+        new_envelope("notice.published", data, occurred_at=T0, producer="product")
     )
 
 

@@ -64,3 +64,21 @@ def test_a_gauge_keyed_by_topic_and_partition_renders_both_as_labels() -> None:
 def test_a_worker_watches_the_lso_of_what_it_produces_to_and_of_its_dead_letter_topics() -> None:
     topics = ["in.a", "in.b", "out.ledger"]
     assert output_topics(topics, ["in.a", "in.b"]) == ["out.ledger", "in.a.dlq", "in.b.dlq"]
+
+
+def test_a_counter_named_after_its_service_is_exported_under_that_very_name() -> None:
+    """CONTRACT 6.8: operators alert on `notifications_isolation_violations_total`."""
+    counters = WorkerCounters()
+    counters.inc("notifications_isolation_violations_total", type="renewal_reminder")
+    counters.inc("deliveries_total", type="welcome")
+    beat = {"_id": "worker-1", "counters": counters.snapshot()}
+    text = render(HttpMetrics("notifications"), "notifications", [beat]).decode()
+    assert "\nnotifications_isolation_violations_total{" in text
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    [refused] = families["notifications_isolation_violations"].samples
+    assert refused.name == "notifications_isolation_violations_total"
+    assert refused.value == 1 and refused.labels["type"] == "renewal_reminder"
+    assert "channelkeep_worker_deliveries" in families
+    # Another service's worker cannot claim a notifications name.
+    text = render(HttpMetrics("commissions"), "commissions", [beat]).decode()
+    assert "channelkeep_worker_notifications_isolation_violations_total{" in text

@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from typing import Any
 
-from services.notifications.domain.model import Partner, PlannedDelivery
+from services.notifications.domain.model import Partner, PlannedDelivery, notice_key
 from services.notifications.service_layer.ports import (
     DeliveryError,
     DeliveryState,
@@ -125,7 +125,11 @@ class FakeWebhooks:
 
 class FakeAdvisories:
     def __init__(self, advisories: Iterable[Mapping[str, Any]] = ()) -> None:
-        self.by_id = {a["advisory_id"]: a for a in advisories}
+        # Keyed as the fan-out jobs are: an advisory by its id, a notice by `notice/<id>`.
+        self.by_id = {
+            notice_key(a["notice_id"]) if "notice_id" in a else a["advisory_id"]: a
+            for a in advisories
+        }
 
     async def advisories(self, advisory_ids: Iterable[str]) -> dict[str, Mapping[str, Any]]:
         return {a: self.by_id[a] for a in advisory_ids if a in self.by_id}

@@ -9,7 +9,12 @@ import pytest
 
 from services.notifications.adapters.rendering import Renderer
 from services.notifications.domain import rules
-from services.notifications.domain.model import ListedEntitlement, PlannedDelivery, contact_id
+from services.notifications.domain.model import (
+    NOTIFICATION_TYPES,
+    ListedEntitlement,
+    PlannedDelivery,
+    contact_id,
+)
 from services.notifications.domain.retry import RetryPolicy
 from services.notifications.service_layer.dispatch import Dispatcher, DispatchSettings
 from services.notifications.service_layer.ports import DeliveryError, WebhookConfig
@@ -36,6 +41,7 @@ from tests.unit.notifications.fakes import (
 )
 from tests.unit.notifications.test_isolation import ADVISORY
 from tests.unit.notifications.test_rules import AS_OF, commission_line
+from tests.unit.notifications.test_templates import NOTICE
 
 NOW = dt.datetime(2027, 10, 11, 6, 0, tzinfo=dt.UTC)
 
@@ -43,6 +49,7 @@ NOW = dt.datetime(2027, 10, 11, 6, 0, tzinfo=dt.UTC)
 class World:
     def __init__(self) -> None:
         self.clock = FakeClock(NOW)
+        self.projections = FakeProjections([NORDLICHT, ALPENTECH])
         self.deliveries = FakeDeliveries()
         self.preferences = FakePreferences()
         self.webhooks = FakeWebhooks()
@@ -52,10 +59,10 @@ class World:
         self.counters = FakeCounters()
         self.dispatcher = Dispatcher(
             deliveries=self.deliveries,
-            projections=FakeProjections([NORDLICHT, ALPENTECH]),
+            projections=self.projections,
             preferences=self.preferences,
             webhooks=self.webhooks,
-            advisories=FakeAdvisories([ADVISORY]),
+            advisories=FakeAdvisories([ADVISORY, NOTICE]),
             email_sender=self.email,
             webhook_sender=self.hooks,
             publisher=self.publisher,
@@ -112,9 +119,69 @@ async def test_an_isolation_violation_is_refused_counted_and_never_sent() -> Non
     assert world.email.sent == []
     state = world.deliveries.records[mixed.notification_id]
     assert state.status == "failed" and state.error is not None
-    assert state.error.startswith("isolation_violation:") and "P-SILV02" not in state.error
-    assert world.counters.total("isolation_violations_total") == 1
+    assert state.error == "isolation_violation"  # the contract's code, exactly (6.8)
+    assert state.error_detail == "mixes_partner_scopes"
+    assert world.counters.total("notifications_isolation_violations_total") == 1
     assert [s.status for s in world.publisher.published] == ["failed"]
+    assert world.publisher.published[0].error_detail == "mixes_partner_scopes"
+
+
+async def test_resellers_sharing_a_support_line_both_get_their_customer_reminded() -> None:
+    """The acceptance defect (CONTRACT 6.8): a shared phone refused every reminder."""
+    world = World()
+    shared_line = dataclasses.replace(ALPENTECH, phone=NORDLICHT.phone)
+    world.projections.by_id[ALPENTECH.partner_id] = shared_line
+    plans = rules.plan_reminders(
+        [entitlement("LK-A", NORDLICHT), entitlement("LK-B", shared_line)], 30, AS_OF, OCCURRED
+    )
+    assert len(plans) == 2
+    await world.deliveries.plan(plans, NOW)
+    await world.dispatcher.run_once()
+    assert {world.status(p.notification_id) for p in plans} == {"sent"}
+    assert world.counters.total("notifications_isolation_violations_total") == 0
+    # ... and the counter is there at 0 from the start, for every type (alerts need a series).
+    zeroes = {
+        dict(labels)["type"]
+        for (name, labels), value in world.counters.values.items()
+        if name == "notifications_isolation_violations_total" and value == 0
+    }
+    assert zeroes == set(NOTIFICATION_TYPES)
+    for sent in world.email.sent:
+        assert NORDLICHT.phone in sent.text  # type: ignore[operator]  # each names its own line
+
+
+async def test_product_notices_honour_unsubscribes_and_digests_carry_the_notice() -> None:
+    """CONTRACT 6.6: a notice goes like an advisory, but an unsubscribe stops it."""
+    world = World()
+    solo = dataclasses.replace(JANA, email="solo@kunde.example")
+    await world.preferences.unsubscribe(contact_id(JANA.email), NOW)
+    stopped = rules.plan_product_notice("NTC-3", [entitlement("LK-A", NORDLICHT)], OCCURRED)
+    sent = rules.plan_product_notice(
+        "NTC-3", [entitlement("LK-B", ALPENTECH, customer=solo)], OCCURRED
+    )
+    world.webhooks.configs[NORDLICHT.partner_id] = WebhookConfig(
+        NORDLICHT.partner_id, "https://hooks.nordlicht-it.example/in", "whsec_x"
+    )
+    digests = rules.plan_notice_digest(
+        "NTC-3",
+        NORDLICHT.partner_id,
+        [entitlement("LK-A", NORDLICHT)],
+        1,
+        OCCURRED,
+        ["email", "webhook"],
+    )
+    assert stopped is not None and sent is not None
+    await world.deliveries.plan([stopped, sent, *digests], NOW)
+    await world.dispatcher.run_once()
+    assert world.status(stopped.notification_id) == "suppressed"
+    assert world.deliveries.records[stopped.notification_id].error == "unsubscribed"
+    assert {world.status(p.notification_id) for p in (sent, *digests)} == {"sent"}
+    mail = next(m for m in world.email.sent if m.notification_id == sent.notification_id)
+    assert NOTICE["title"] in mail.text and mail.list_unsubscribe_url is not None
+    assert "Alpentech" not in mail.text + mail.html  # vendor-branded, names no partner
+    [(_, _, webhook_id, body)] = world.hooks.calls
+    assert webhook_id == digests[1].notification_id
+    assert '"type":"notice_partner_digest"' in body and '"notice_id":"NTC-3"' in body
 
 
 async def test_unsubscribes_stop_reminders_but_never_advisories() -> None:

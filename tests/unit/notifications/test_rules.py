@@ -168,6 +168,35 @@ def test_advisory_digest_lists_only_the_partners_own_entitlements() -> None:
     assert not rules.honours_unsubscribe("advisory_partner_digest")
 
 
+def test_product_notice_one_per_contact_vendor_branded_naming_no_partner() -> None:
+    """CONTRACT 6.6: like an advisory, but it honours unsubscribes."""
+    due = [entitlement("LK-A", NORDLICHT), entitlement("LK-B", ALPENTECH)]
+    plan = rules.plan_product_notice("NTC-3", due, OCCURRED)
+    assert plan is not None
+    assert plan.type == "product_notice" and plan.audience == "customer"
+    assert plan.partner_scope is None and plan.license_keys == ["LK-A", "LK-B"]
+    assert plan.facts == {"notice_id": "NTC-3", "affected_total": 2}
+    message = compose(plan, PARTNERS, VENDOR)
+    assert message.named_partner_ids == frozenset() and message.branding == VENDOR.branding()
+    assert rules.customer_branding("product_notice", NORDLICHT, VENDOR) == VENDOR.branding()
+    assert rules.honours_unsubscribe("product_notice") and message.list_unsubscribe
+    assert rules.plan_product_notice("NTC-3", [], OCCURRED) is None
+    advisory = rules.plan_security_advisory("NTC-3", due, OCCURRED)
+    assert advisory is not None and advisory.notification_id != plan.notification_id
+
+
+def test_notice_digest_lists_only_the_partners_own_entitlements() -> None:
+    listed = [entitlement("LK-A", NORDLICHT), entitlement("LK-B", ALPENTECH)]
+    plans = rules.plan_notice_digest(
+        "NTC-3", NORDLICHT.partner_id, listed, 1, OCCURRED, ["email", "webhook"]
+    )
+    assert [p.license_keys for p in plans] == [["LK-A"], ["LK-A"]]
+    assert {p.type for p in plans} == {"notice_partner_digest"}
+    assert plans[0].facts == {"notice_id": "NTC-3", "affected_total": 1}
+    assert rules.honours_unsubscribe("notice_partner_digest")
+    assert rules.needs_active_partner("notice_partner_digest")
+
+
 def test_commission_notices_go_to_the_beneficiary() -> None:
     earned = rules.plan_commission("commission.accrued", commission_line(), OCCURRED, ["email"])
     assert [(p.type, p.recipient) for p in earned] == [("commission_earned", "P-GOLD01")]

@@ -10,7 +10,7 @@ import pytest
 from services.notifications.adapters.rendering import Renderer
 from services.notifications.domain import rules
 from services.notifications.domain.messages import compose
-from services.notifications.domain.model import NOTIFICATION_TYPES, PlannedDelivery
+from services.notifications.domain.model import NOTICE_TYPES, NOTIFICATION_TYPES, PlannedDelivery
 from tests.unit.notifications.builders import ALPENTECH, NORDLICHT, OCCURRED, VENDOR, entitlement
 from tests.unit.notifications.test_isolation import ADVISORY
 from tests.unit.notifications.test_rules import AS_OF, commission_line
@@ -32,6 +32,14 @@ CONFIRMATION = {
     "confirmation_token": CONTACT_TOKEN,
     "expires_at": "2026-01-17T09:00:00Z",
 }
+NOTICE = {
+    "notice_id": "NTC-3",
+    "kind": "service_pack",
+    "title": "Service Pack 2 for secure-pro 9.4",
+    "summary": "Faster scans; install it within 90 days.",
+    "url": "https://vendor.example/notices/NTC-3",
+    "products": ["secure-pro"],
+}
 UNSUBSCRIBE = "https://notify.vendor.example/v1/unsubscribe/abc.def"
 
 
@@ -46,6 +54,10 @@ def plan_of(kind: str) -> PlannedDelivery:
         "security_advisory": [rules.plan_security_advisory("ADV-7", [mine], OCCURRED)],
         "advisory_partner_digest": rules.plan_advisory_digest(
             "ADV-7", NORDLICHT.partner_id, [mine], 1, OCCURRED, ["email"]
+        ),
+        "product_notice": [rules.plan_product_notice("NTC-3", [mine], OCCURRED)],
+        "notice_partner_digest": rules.plan_notice_digest(
+            "NTC-3", NORDLICHT.partner_id, [mine], 1, OCCURRED, ["email"]
         ),
         "commission_earned": rules.plan_commission(
             "commission.accrued", commission_line(), OCCURRED, ["email"]
@@ -91,7 +103,8 @@ def assert_well_formed(html: str) -> None:
 def test_every_type_renders_text_and_html(kind: str, co_brand: bool) -> None:
     partner = dataclasses.replace(NORDLICHT, co_brand_customer_messages=co_brand)
     message = compose(plan_of(kind), {partner.partner_id: partner}, VENDOR)
-    rendered = RENDERER.render(message, advisory=ADVISORY, unsubscribe_url=UNSUBSCRIBE)
+    announcement = NOTICE if kind in NOTICE_TYPES else ADVISORY
+    rendered = RENDERER.render(message, advisory=announcement, unsubscribe_url=UNSUBSCRIBE)
     assert rendered.subject and "\n" not in rendered.subject
     assert rendered.text.strip() and rendered.html.startswith("<!DOCTYPE html>")
     assert "{{" not in rendered.text and "{%" not in rendered.html
@@ -115,8 +128,11 @@ def test_every_type_renders_text_and_html(kind: str, co_brand: bool) -> None:
         assert "security notice" in rendered.text
     else:
         assert UNSUBSCRIBE in rendered.text and UNSUBSCRIBE in rendered.html
-    if kind in ("security_advisory", "contact_confirmation"):
+    if kind in ("security_advisory", "contact_confirmation", "product_notice"):
         assert "Nordlicht" not in rendered.text + rendered.html
+    if kind in NOTICE_TYPES:
+        assert NOTICE["title"] in rendered.text and NOTICE["url"] in rendered.html
+        assert "Service pack" in rendered.subject and "NTC-3" in rendered.text
 
 
 def test_a_partner_branded_reminder_points_to_the_partner_and_to_renewing_direct() -> None:

@@ -1,4 +1,4 @@
-"""The topic registry covers CONTRACT 1.2 exactly: topics, owners' keys, event types, DLQs."""
+"""The topic registry covers CONTRACT 1.2 and 6.6 exactly: topics, keys, event types, DLQs."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ CONTRACT_TOPICS = {
     "checkout.orders.v1": ("order_id", {"order.placed"}),
     "checkout.refunds.v1": ("order_id", {"refund.issued"}),
     "vendor.advisories.v1": ("advisory_id", {"advisory.published"}),
+    "vendor.notices.v1": ("notice_id", {"notice.published"}),  # CONTRACT 6.6
     "registration.partners.v1": ("partner_id", {"partner.created", "partner.updated"}),
     "registration.entitlements.v1": (
         "license_key",
@@ -58,6 +59,7 @@ def test_constants_name_the_topics() -> None:
         topics.CHECKOUT_ORDERS,
         topics.CHECKOUT_REFUNDS,
         topics.VENDOR_ADVISORIES,
+        topics.VENDOR_NOTICES,
         topics.REGISTRATION_PARTNERS,
         topics.REGISTRATION_ENTITLEMENTS,
         topics.COMMISSIONS_LEDGER,
@@ -68,14 +70,19 @@ def test_constants_name_the_topics() -> None:
 
 def test_external_owners() -> None:
     external = {t.name for t in topics.ALL_TOPICS if t.external}
-    assert external == {"checkout.orders.v1", "checkout.refunds.v1", "vendor.advisories.v1"}
+    assert external == {
+        "checkout.orders.v1",
+        "checkout.refunds.v1",
+        "vendor.advisories.v1",
+        "vendor.notices.v1",
+    }
 
 
 def test_dead_letter_topics() -> None:
     assert topics.dlq_name("checkout.orders.v1") == "checkout.orders.v1.dlq"
     assert topics.topic(topics.CHECKOUT_ORDERS).dlq == "checkout.orders.v1.dlq"
     names = topics.all_topic_names()
-    assert len(names) == 14
+    assert len(names) == 16
     assert all(f"{name}.dlq" in names for name in CONTRACT_TOPICS)
     assert topics.all_topic_names(include_dlq=False) == [t.name for t in topics.ALL_TOPICS]
 
