@@ -105,6 +105,24 @@ def below_minimum(
     return set(payable) - held, held
 
 
+_STATUS_RANK: Final = {"accrued": 0, "payable": 1, "paid": 2}
+
+
+def replayed(lines: Iterable[LedgerLine]) -> list[LedgerLine]:
+    """Each ledger line as its latest event says, from the lines of a ledger topic's events.
+
+    A line only moves forward (accrued, payable, paid), so the furthest status seen
+    is its state however often, and in whatever order, its events are read: a
+    replay of the topic gives the same statement (`on_statement`, `totals`).
+    """
+    latest: dict[str, LedgerLine] = {}
+    for line in lines:
+        seen = latest.get(line.line_id)
+        if seen is None or _STATUS_RANK[line.status] > _STATUS_RANK[seen.status]:
+            latest[line.line_id] = line
+    return statement_order(latest.values())
+
+
 def statement_order(lines: Iterable[LedgerLine]) -> list[LedgerLine]:
     return sorted(lines, key=lambda line: (line.occurred_at, line.order_id or "", line.line_id))
 
