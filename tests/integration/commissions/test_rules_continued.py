@@ -279,3 +279,17 @@ async def test_below_the_minimum_payout_lines_carry_into_the_next_statement(api:
     assert [x["status"] for x in january["lines"]] == ["paid"]
     march = (await c.get("/v1/partner/statements/2027-03", headers=DIST)).json()
     assert march["lines"] == []
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("PUT", OVERRIDES), ("GET", OVERRIDES), ("POST", ADJUSTMENTS)],
+)
+async def test_the_new_admin_routes_refuse_partner_keys_and_strangers(
+    api: Api, method: str, path: str
+) -> None:
+    # Auth comes before the Idempotency-Key and the body are looked at.
+    for headers, expected in (({}, 401), (GOLD, 403), ({"Authorization": "Bearer x"}, 401)):
+        response = await api.client.request(method, path, headers=headers)
+        assert response.status_code == expected, (headers, response.text)
+        assert response.json()["error"]["code"]
