@@ -9,6 +9,7 @@ the first time; with another body it is a conflict.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from services.commissions.domain.order_line import (
@@ -113,7 +114,8 @@ class Adjustments:
         line = found.lines[0]
         if not request.made(line):
             raise IdempotencyConflictError("this Idempotency-Key was used before with another body")
-        return line
+        # The first answer: the line as it was booked, though it may have been paid since.
+        return dataclasses.replace(line, status="payable", paid_at=None)
 
     async def _has_earned_in(self, partner_id: str, currency: str) -> bool:
         for aggregate in await self._order_lines.for_partner(partner_id, None, None):

@@ -222,6 +222,9 @@ async def test_an_adjustment_is_idempotent_per_key_and_payable_at_once(api: Api)
         "commission.paid",
         "commission.paid",
     ]
+    # Paid since, the same request still answers what it answered first.
+    later = await c.post(ADJUSTMENTS, headers={**ADMIN, **key}, json=adjustment())
+    assert (later.status_code, later.json()) == (201, line)
 
 
 @pytest.mark.parametrize(
