@@ -158,6 +158,10 @@ class RateBook:
         self._tables = tuple(ordered)
         self._starts = [t.effective_from for t in ordered]
         self._overrides = tuple(sorted(overrides, key=lambda o: (o.version, o.position)))
+        # By scope, so a line looks at its three scopes only, however many entries exist.
+        self._by_scope: dict[tuple[str | None, str | None], list[RateOverride]] = {}
+        for entry in self._overrides:
+            self._by_scope.setdefault((entry.partner_id, entry.product), []).append(entry)
 
     @property
     def overrides(self) -> tuple[RateOverride, ...]:
@@ -167,12 +171,15 @@ class RateBook:
         self, partner_id: str, product: str | None, kind: LineKind, at: dt.datetime
     ) -> RateOverride | None:
         """The most specific override entry in force at `at`, or None: the tier table's turn."""
+        if not self._by_scope:
+            return None
         best: RateOverride | None = None
-        for entry in self._overrides:
-            if entry.effective_from > at or not entry.matches(partner_id, product, kind):
-                continue
-            if best is None or _rank(entry) > _rank(best):
-                best = entry
+        for scope in ((partner_id, product), (partner_id, None), (None, product)):
+            for entry in self._by_scope.get(scope, ()):
+                if entry.effective_from > at or not entry.matches(partner_id, product, kind):
+                    continue
+                if best is None or _rank(entry) > _rank(best):
+                    best = entry
         return best
 
     def rate(

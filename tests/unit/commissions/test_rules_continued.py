@@ -189,6 +189,28 @@ def test_overrides_never_change_a_line_whose_most_specific_entry_is_the_tier_tab
     winner = RateBook([DEFAULT_RATE_TABLE], entries).override_in_force(
         partner_id, product, kind, occurred_at
     )
+    # An independent oracle: every entry in force that fits, ranked by the contract's order.
+    fitting = [
+        e
+        for e in entries
+        if e.effective_from <= occurred_at
+        and e.partner_id in (None, partner_id)
+        and e.product in (None, product)
+        and e.kind in (None, kind)
+    ]
+    level = {(True, True): 3, (True, False): 2, (False, True): 1}
+    oracle = max(
+        fitting,
+        key=lambda e: (
+            level[(e.partner_id is not None, e.product is not None)],
+            e.kind is not None,
+            e.effective_from,
+            e.version,
+            e.position,
+        ),
+        default=None,
+    )
+    assert winner == oracle
     if winner is None:
         assert with_overrides == plain
     else:
