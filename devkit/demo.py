@@ -76,7 +76,7 @@ def ledger_table(result: StoryResult) -> Table:
         table.add_row(
             line["event_type"].removeprefix("commission."),
             names.get(line["partner_id"], "?"),
-            f"{line['order_id']} ({line['kind']})",
+            f"{line['order_id']} ({line['kind']})" if line.get("order_id") else "adjustment",
             why,
             f"{line['rate_bps'] / 100:.2f}%",
             money(line["amount_minor"], line["currency"]),

@@ -8,8 +8,11 @@ are already there, and nothing is booked twice or lost.
 
 Rows: accrued and clawed_back move money into "commissions accrued" (a
 clawback is negative); payable moves it to "commissions payable"; paid to
-"commissions paid". Each row keeps the ledger `line_id`, so anyone can trace a
-booking back to the ledger line and recompute it.
+"commissions paid". An adjustment (`commission.adjusted`, finance's own manual
+line, payable at once, either sign) goes straight to "commissions payable", with
+its reason and reference; its order fields are empty. Each row keeps the ledger
+`line_id`, so anyone can trace a booking back to the ledger line and recompute it.
+A CSV begun before the reason and reference columns existed keeps its header.
 """
 
 from __future__ import annotations
@@ -40,10 +43,13 @@ COLUMNS = [
     "currency",
     "amount_minor",
     "status",
+    "reason",
+    "reference",
 ]
 ACCOUNT = {
     "commission.accrued": "commissions_accrued",
     "commission.clawed_back": "commissions_accrued",
+    "commission.adjusted": "commissions_payable",
     "commission.payable": "commissions_payable",
     "commission.paid": "commissions_paid",
 }
@@ -57,6 +63,12 @@ def booked_event_ids(path: Path) -> set[str] | None:
         return {row["event_id"] for row in csv.DictReader(existing)}
 
 
+def existing_columns(path: Path) -> list[str]:
+    """The header of a CSV already begun (an older one may lack the newer columns)."""
+    with path.open(newline="", encoding="utf-8") as existing:
+        return next(csv.reader(existing), COLUMNS)
+
+
 def gl_row(event_id: str, event_type: str, line: CommissionLine) -> dict[str, str]:
     return {
         "event_id": event_id,
@@ -65,12 +77,14 @@ def gl_row(event_id: str, event_type: str, line: CommissionLine) -> dict[str, st
         "account": ACCOUNT[event_type],
         "partner_id": line.partner_id,
         "line_id": line.line_id,
-        "order_id": line.order_id,
+        "order_id": line.order_id or "",
         "refund_id": line.refund_id or "",
         "role": line.role,
         "currency": line.currency,
         "amount_minor": str(line.amount_minor),
         "status": line.status,
+        "reason": line.reason or "",
+        "reference": line.reference or "",
     }
 
 
@@ -94,7 +108,8 @@ async def consume(
     try:
         # A local append, flushed once per poll: blocking here is the point (durable first).
         with open(path, "a", newline="", encoding="utf-8") as out:  # noqa: ASYNC230
-            writer = csv.DictWriter(out, fieldnames=COLUMNS)
+            columns = COLUMNS if new_file else existing_columns(path)
+            writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore")
             if new_file:
                 writer.writeheader()
             idle = 0.0

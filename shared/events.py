@@ -44,6 +44,7 @@ __all__ = [
     "Branding",
     "Channel",
     "CommissionAccrued",
+    "CommissionAdjusted",
     "CommissionClawedBack",
     "CommissionLine",
     "CommissionPaid",
@@ -78,6 +79,7 @@ __all__ = [
     "PartnerTier",
     "PartnerType",
     "PartnerUpdated",
+    "RateSource",
     "RefundIssued",
     "SalesChannel",
     "Severity",
@@ -95,7 +97,8 @@ NoticeKind = Literal["service_pack", "end_of_life", "maintenance"]
 PartnerType = Literal["var", "si", "msp", "distributor", "isv"]
 PartnerTier = Literal["platinum", "gold", "silver", "bronze"]
 PartnerStatus = Literal["active", "suspended", "terminated"]
-CommissionRole = Literal["partner_of_record", "distributor_override"]
+CommissionRole = Literal["partner_of_record", "distributor_override", "adjustment"]
+RateSource = Literal["tier_table", "override"]
 CommissionStatus = Literal["accrued", "payable", "paid"]
 Channel = Literal["email", "webhook"]
 Audience = Literal["customer", "partner"]
@@ -561,17 +564,23 @@ class EntitlementContactConfirmationRequested(EventData):
 
 
 class CommissionLine(EventData):
-    """One ledger line (CONTRACT 3) as it stands after the event."""
+    """One ledger line (CONTRACT 3, 6.5) as it stands after the event.
+
+    An adjustment (role `adjustment`, CONTRACT 6.5) belongs to no order: its order
+    fields (`order_id`, `line_ref`, `license_key`, `kind`, `tier`,
+    `rate_table_version`) are null, `base_amount_minor` and `rate_bps` are 0, and
+    it carries `reason` and `reference`. Every other role has them all.
+    """
 
     line_id: Text = Field(description="uuid5, see shared.ids")
     partner_id: Text
     role: CommissionRole
-    order_id: Text
-    line_ref: Text = Field(description="the order line's line_id")
-    license_key: Text
+    order_id: Text | None = Field(description="null on an adjustment")
+    line_ref: Text | None = Field(description="the order line's line_id; null on an adjustment")
+    license_key: Text | None = Field(description="null on an adjustment")
     refund_id: str | None
-    kind: LineKind
-    tier: PartnerTier
+    kind: LineKind | None = Field(description="null on an adjustment")
+    tier: PartnerTier | None = Field(description="null on an adjustment")
     base_amount_minor: NonNegativeMinor = Field(
         description="what the rate applies to: the line's net, or the refund for a clawback"
     )
@@ -579,9 +588,18 @@ class CommissionLine(EventData):
     amount_minor: MinorAmount = Field(description="negative for a clawback")
     currency: Currency
     status: CommissionStatus
-    rate_table_version: Annotated[StrictInt, Field(ge=1)]
+    rate_table_version: Annotated[StrictInt, Field(ge=1)] | None = Field(
+        description="null on an adjustment"
+    )
     occurred_at: Timestamp
     payable_at: Timestamp | None
+    # CONTRACT 6.5, additive: events written before it carry none and were all rated
+    # by the tier table.
+    rate_source: RateSource = Field(
+        "tier_table", description="where rate_bps came from: the tier table or a rate override"
+    )
+    reason: str | None = Field(None, description="an adjustment's reason; null otherwise")
+    reference: str | None = Field(None, description="an adjustment's reference; null otherwise")
 
     # The status this event type reports, checked so a line cannot contradict
     # the event it rides on; None leaves it open.
@@ -594,6 +612,29 @@ class CommissionLine(EventData):
                 "status_mismatch",
                 "status must be {expected} for this event type",
                 {"expected": self.implied_status},
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _order_fields_match_role(self) -> Self:
+        order_fields = (
+            self.order_id,
+            self.line_ref,
+            self.license_key,
+            self.kind,
+            self.tier,
+            self.rate_table_version,
+        )
+        if self.role == "adjustment":
+            if any(value is not None for value in order_fields) or self.refund_id is not None:
+                raise PydanticCustomError(
+                    "adjustment_shape", "an adjustment has no order, refund or rate fields"
+                )
+        elif any(value is None for value in order_fields):
+            raise PydanticCustomError(
+                "order_fields_missing",
+                "order_id, line_ref, license_key, kind, tier and rate_table_version"
+                " are required on an order's line",
             )
         return self
 
@@ -637,6 +678,20 @@ class CommissionClawedBack(CommissionLine):
             raise PydanticCustomError("refund_missing", "refund_id is required on a clawback")
         if self.amount_minor > 0:
             raise PydanticCustomError("positive_clawback", "amount_minor must be <= 0")
+        return self
+
+
+class CommissionAdjusted(CommissionLine):
+    """`commission.adjusted`: finance's manual line (CONTRACT 6.5), payable at once."""
+
+    implied_status = "payable"
+
+    @model_validator(mode="after")
+    def _adjustment_shape(self) -> Self:
+        if self.role != "adjustment":
+            raise PydanticCustomError("role_mismatch", "role must be adjustment")
+        if self.amount_minor == 0:
+            raise PydanticCustomError("zero_adjustment", "amount_minor must not be 0")
         return self
 
 
@@ -712,6 +767,7 @@ EVENT_MODELS: Mapping[str, type[EventData]] = MappingProxyType(
         "entitlement.contact_confirmation_requested": EntitlementContactConfirmationRequested,
         "commission.accrued": CommissionAccrued,
         "commission.clawed_back": CommissionClawedBack,
+        "commission.adjusted": CommissionAdjusted,
         "commission.payable": CommissionPayable,
         "commission.paid": CommissionPaid,
         "delivery.sent": DeliverySent,

@@ -17,6 +17,7 @@ from shared.events import (
     AppliedOrder,
     Branding,
     CommissionAccrued,
+    CommissionAdjusted,
     CommissionClawedBack,
     CommissionPaid,
     CommissionPayable,
@@ -40,7 +41,7 @@ from shared.events import (
     PartnerUpdated,
     RefundIssued,
 )
-from shared.ids import clawback_line_id, commission_line_id, derive_id
+from shared.ids import adjustment_line_id, clawback_line_id, commission_line_id, derive_id
 from shared.money import round_half_even
 
 __all__ = ["example_events"]
@@ -330,6 +331,33 @@ def _examples() -> list[tuple[str, str, EventData, str, str]]:
                 },
             ),
             "2027-03-03T12:00:00Z",
+            "commissions",
+        ),
+        (
+            topics.COMMISSIONS_LEDGER,
+            "commission.adjusted",
+            CommissionAdjusted(
+                line_id=adjustment_line_id("FIN-2027-0042"),
+                partner_id=PARTNER_ID,
+                role="adjustment",
+                order_id=None,
+                line_ref=None,
+                license_key=None,
+                refund_id=None,
+                kind=None,
+                tier=None,
+                base_amount_minor=0,
+                rate_bps=0,
+                amount_minor=25000,
+                currency="EUR",
+                status="payable",
+                rate_table_version=None,
+                occurred_at=_at("2027-02-10T09:00:00Z"),
+                payable_at=_at("2027-02-10T09:00:00Z"),
+                reason="Q1 launch bonus",
+                reference="FIN-2027-0042",
+            ),
+            "2027-02-10T09:00:00Z",
             "commissions",
         ),
         (

@@ -37,3 +37,8 @@ def commission_line_id(order_id: str, line_id: str, partner_id: str, role: str) 
 def clawback_line_id(refund_id: str, partner_id: str, role: str) -> str:
     """Ledger line id of a clawback: ``uuid5(NS, "<refund_id>/<partner_id>/<role>")``."""
     return derive_id(refund_id, partner_id, role)
+
+
+def adjustment_line_id(idempotency_key: str) -> str:
+    """CONTRACT 6.5: `uuid5(NS, "adjustment/<Idempotency-Key>")`."""
+    return derive_id("adjustment", idempotency_key)

@@ -140,7 +140,13 @@ ALL_TOPICS: tuple[Topic, ...] = (
         COMMISSIONS_LEDGER,
         "commissions",
         "partner_id",
-        ("commission.accrued", "commission.clawed_back", "commission.payable", "commission.paid"),
+        (
+            "commission.accrued",
+            "commission.clawed_back",
+            "commission.adjusted",
+            "commission.payable",
+            "commission.paid",
+        ),
         "The commission ledger, one event per line or status change; read it read_committed.",
     ),
     _topic(

@@ -36,6 +36,7 @@ from services.commissions.adapters.partner_keys import partner_resolver
 from services.commissions.config import Settings
 from services.commissions.domain.decisions import Policy
 from services.commissions.entrypoints.http import ApiServices, admin_router, partner_router
+from services.commissions.service_layer.adjustments import Adjustments
 from services.commissions.service_layer.ingest import LedgerIngest
 from services.commissions.service_layer.lifecycle import LedgerLifecycle, payables_daily
 from services.commissions.service_layer.ports import Clock, PublishedHorizon
@@ -80,6 +81,7 @@ def lifecycle(
         horizon=horizon or KafkaPublishedHorizon(settings.kafka_bootstrap, settings.worker_group),
         clock=clock,
         ledger_topic=settings.ledger_topic,
+        min_payout_minor=settings.min_payout_minor,
     )
 
 
@@ -119,6 +121,12 @@ def build_api(
             queries=LedgerQueries(MongoOrderLines(db)),
             lifecycle=lifecycle(settings, db, horizon, clock),
             rate_tables=RateTables(MongoRateTables(db), clock),
+            adjustments=Adjustments(
+                order_lines=MongoOrderLines(db),
+                transitions=MongoTransitions(db),
+                clock=clock,
+                ledger_topic=settings.ledger_topic,
+            ),
             resolve_partner=resolver,
             admin_token=admin_token,
             clock=clock,

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from chassis.settings import ServiceSettings
+from shared.money import is_currency
 from shared.topics import CHECKOUT_REFUNDS, COMMISSIONS_LEDGER, REGISTRATION_ENTITLEMENTS
 
 
@@ -62,3 +63,18 @@ class Settings(ServiceSettings):
     partner_key_cache_seconds: float = Field(
         30.0, ge=0, le=600, description="how long a partner key's introspection is trusted"
     )
+    min_payout_minor: dict[str, int] = Field(
+        default_factory=lambda: {"EUR": 5000, "USD": 5000, "GBP": 5000, "JPY": 500},
+        description="CONTRACT 6.5: JSON object of currency -> minor units; a statement whose"
+        " payable total in a currency is below it is not paid (other currencies: 0)",
+    )
+
+    @field_validator("min_payout_minor")
+    @classmethod
+    def _check_min_payout(cls, value: dict[str, int]) -> dict[str, int]:
+        for currency, minimum in value.items():
+            if not is_currency(currency):
+                raise ValueError(f"MIN_PAYOUT_MINOR: {currency!r} is not an ISO 4217 code")
+            if isinstance(minimum, bool) or not 0 <= minimum <= 10**15:
+                raise ValueError(f"MIN_PAYOUT_MINOR: {currency} must be 0 ... 10^15 minor units")
+        return value

@@ -85,8 +85,16 @@ async def test_finance_books_each_committed_line_once_and_never_an_aborted_one(
     assert {r["event_type"] for r in rows} == {
         "commission.accrued",
         "commission.clawed_back",
+        "commission.adjusted",
         "commission.payable",
         "commission.paid",
     }
     clawbacks = [r for r in rows if r["event_type"] == "commission.clawed_back"]
     assert all(int(r["amount_minor"]) < 0 for r in clawbacks)
+    # An adjustment is payable at once, with finance's reason and reference (CONTRACT 6.5).
+    (adjusted,) = [r for r in rows if r["event_type"] == "commission.adjusted"]
+    assert (adjusted["account"], adjusted["order_id"], adjusted["reference"]) == (
+        "commissions_payable",
+        "",
+        "FIN-2027-0042",
+    )

@@ -29,7 +29,7 @@ from services.commissions.domain.order_line import (
     Rejection,
     Source,
 )
-from services.commissions.domain.rates import RateTable
+from services.commissions.domain.rates import RateOverride, RateTable
 
 Doc = dict[str, Any]
 
@@ -106,6 +106,7 @@ def _order_doc(order: OrderApplied) -> Doc:
         "net_amount_minor": order.net_amount_minor,
         "currency": order.currency,
         "occurred_at": order.occurred_at,
+        "product": order.product,
         "partner": None
         if partner is None
         else {
@@ -133,6 +134,7 @@ def _order_from(doc: Doc) -> OrderApplied:
         net_amount_minor=int(doc["net_amount_minor"]),
         currency=doc["currency"],
         occurred_at=_at(doc["occurred_at"]),
+        product=doc.get("product"),
         partner=None
         if p is None
         else PartnerAtOrder(
@@ -154,8 +156,10 @@ def _decision_doc(decision: Decision) -> Doc:
         "reason": decision.reason,
         "partner_id": decision.partner_id,
         "rate_table_version": decision.rate_table_version,
+        # The rate source only when it is an override: earlier documents have five.
         "beneficiaries": [
             [b.partner_id, b.role, b.tier, b.rate_bps, b.amount_minor]
+            + ([b.rate_source] if b.rate_source != "tier_table" else [])
             for b in decision.beneficiaries
         ],
     }
@@ -167,8 +171,8 @@ def _decision_from(doc: Doc) -> Decision:
         partner_id=doc["partner_id"],
         rate_table_version=doc["rate_table_version"],
         beneficiaries=tuple(
-            Beneficiary(partner_id, role, tier, int(rate), int(amount))
-            for partner_id, role, tier, rate, amount in doc["beneficiaries"]
+            Beneficiary(partner_id, role, tier, int(rate), int(amount), *rest)
+            for partner_id, role, tier, rate, amount, *rest in doc["beneficiaries"]
         ),
     )
 
@@ -216,6 +220,12 @@ def _line_doc(line: LedgerLine, source_index: int, order: OrderApplied | None) -
         doc["paid_at"] = line.paid_at
     if line.withheld:
         doc["withheld"] = True
+    if line.rate_source != "tier_table":
+        doc["rate_source"] = line.rate_source
+    if line.reason is not None:
+        doc["reason"] = line.reason
+    if line.reference is not None:
+        doc["reference"] = line.reference
     return doc
 
 
@@ -241,13 +251,18 @@ def _line_from(doc: Doc, sources: list[Source], order: OrderApplied | None) -> L
         amount_minor=int(doc["amount_minor"]),
         currency=currency,
         status=doc["status"],
-        rate_table_version=int(doc["rate_table_version"]),
+        rate_table_version=(
+            None if doc["rate_table_version"] is None else int(doc["rate_table_version"])
+        ),
         occurred_at=_at(doc["occurred_at"]),
         payable_at=_utc(doc["payable_at"]),
         source=sources[doc["src"]],
         payable_marked_at=_utc(doc.get("payable_marked_at")),
         paid_at=_utc(doc.get("paid_at")),
         withheld=bool(doc.get("withheld", False)),
+        rate_source=doc.get("rate_source", "tier_table"),
+        reason=doc.get("reason"),
+        reference=doc.get("reference"),
     )
 
 
@@ -314,4 +329,29 @@ def rate_table_from_doc(doc: Doc) -> RateTable:
         effective_from=_at(doc["effective_from"]),
         rates={tier: {kind: int(bps) for kind, bps in per.items()} for tier, per in rates.items()},
         distributor_override_bps=int(doc["distributor_override_bps"]),
+    )
+
+
+def rate_override_to_doc(entry: RateOverride) -> Doc:
+    return {
+        "_id": f"{entry.version}/{entry.position}",
+        "version": entry.version,
+        "position": entry.position,
+        "partner_id": entry.partner_id,
+        "product": entry.product,
+        "kind": entry.kind,
+        "rate_bps": entry.rate_bps,
+        "effective_from": entry.effective_from,
+    }
+
+
+def rate_override_from_doc(doc: Doc) -> RateOverride:
+    return RateOverride(
+        version=int(doc["version"]),
+        position=int(doc["position"]),
+        partner_id=doc["partner_id"],
+        product=doc["product"],
+        kind=doc["kind"],
+        rate_bps=int(doc["rate_bps"]),
+        effective_from=_at(doc["effective_from"]),
     )

@@ -12,6 +12,9 @@ Collections (database `COMMISSIONS_MONGO_DB`):
   line not yet stored (ignored), never the other way round.
 - `refund_ids`: `_id = refund_id` -> the order line it belongs to.
 - `rate_tables`: `_id = version`; version 1 seeded on first start.
+- `rate_overrides`: `_id = "<version>/<position>"`, one document per entry of a PUT.
+- Adjustments are order-line documents too, `_id = "adjustment/<Idempotency-Key>"`,
+  inserted with their partner reference and outbox message in one transaction.
 - `outbox`, `counters`, `leases`: the transactional outbox of API-made transitions.
 """
 
@@ -31,12 +34,19 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 from services.commissions.adapters.documents import (
     aggregate_from_doc,
     aggregate_to_doc,
+    rate_override_from_doc,
+    rate_override_to_doc,
     rate_table_from_doc,
     rate_table_to_doc,
 )
 from services.commissions.domain.order_line import OrderLineCommission, OrderLineKey
 from services.commissions.domain.periods import Month
-from services.commissions.domain.rates import DEFAULT_RATE_TABLE, RateBook, RateTable
+from services.commissions.domain.rates import (
+    DEFAULT_RATE_TABLE,
+    RateBook,
+    RateOverride,
+    RateTable,
+)
 from services.commissions.service_layer.ports import OutboxMessage
 
 Db = AsyncDatabase[dict[str, Any]]
@@ -45,6 +55,7 @@ ORDER_LINES: Final = "order_lines"
 PARTNER_REFS: Final = "partner_refs"
 REFUND_IDS: Final = "refund_ids"
 RATE_TABLES: Final = "rate_tables"
+RATE_OVERRIDES: Final = "rate_overrides"
 OUTBOX: Final = "outbox"
 COUNTERS: Final = "counters"
 LEASES: Final = "leases"
@@ -76,6 +87,18 @@ def _duplicate_indexes(error: BulkWriteError) -> set[int]:
     return {int(p["index"]) for p in problems}
 
 
+def _partner_refs(lines: Sequence[OrderLineCommission]) -> list[dict[str, Any]]:
+    keys_by_bucket: dict[tuple[str, str], set[str]] = {}
+    for aggregate in lines:
+        for entry in aggregate.lines:
+            bucket = (entry.partner_id, str(Month.of(entry.occurred_at)))
+            keys_by_bucket.setdefault(bucket, set()).add(aggregate.key.text)
+    return [
+        {"partner_id": partner_id, "month": month, "keys": sorted(keys)}
+        for (partner_id, month), keys in sorted(keys_by_bucket.items())
+    ]
+
+
 def _months(start: dt.datetime | None, end: dt.datetime | None) -> dict[str, str]:
     """The `month` condition covering [start, end): "YYYY-MM" strings compare in order."""
     condition = {}
@@ -92,19 +115,9 @@ class MongoOrderLines:
         self._refs = db[PARTNER_REFS]
 
     async def _reference(self, lines: Sequence[OrderLineCommission]) -> None:
-        keys_by_bucket: dict[tuple[str, str], set[str]] = {}
-        for aggregate in lines:
-            for entry in aggregate.lines:
-                bucket = (entry.partner_id, str(Month.of(entry.occurred_at)))
-                keys_by_bucket.setdefault(bucket, set()).add(aggregate.key.text)
-        if keys_by_bucket:
-            await self._refs.insert_many(
-                [
-                    {"partner_id": partner_id, "month": month, "keys": sorted(keys)}
-                    for (partner_id, month), keys in sorted(keys_by_bucket.items())
-                ],
-                ordered=False,
-            )
+        refs = _partner_refs(lines)
+        if refs:
+            await self._refs.insert_many(refs, ordered=False)
 
     async def _referenced(
         self, partner_id: str, start: dt.datetime | None, end: dt.datetime | None
@@ -235,10 +248,24 @@ class MongoRefundRegistry:
 class MongoRateTables:
     def __init__(self, db: Db) -> None:
         self._coll = db[RATE_TABLES]
+        self._overrides = db[RATE_OVERRIDES]
 
     async def book(self) -> RateBook:
         tables = [rate_table_from_doc(doc) async for doc in self._coll.find({})]
-        return RateBook(tables or [DEFAULT_RATE_TABLE])
+        overrides = [rate_override_from_doc(doc) async for doc in self._overrides.find({})]
+        return RateBook(tables or [DEFAULT_RATE_TABLE], overrides)
+
+    async def add_overrides(self, entries: Sequence[RateOverride]) -> bool:
+        """False, with nothing written, when that version exists already."""
+        try:
+            await self._overrides.insert_many(
+                [rate_override_to_doc(entry) for entry in entries], ordered=True
+            )
+        except BulkWriteError as error:
+            if _duplicate_indexes(error) != {0}:
+                raise
+            return False
+        return True
 
     async def add(self, table: RateTable) -> bool:
         try:
@@ -262,12 +289,21 @@ class MongoTransitions:
         self, lines: Sequence[OrderLineCommission], messages: Sequence[OutboxMessage]
     ) -> bool:
         async def body(session: AsyncClientSession) -> None:
+            # New aggregates (an adjustment) are inserted with their partner references;
+            # a duplicate _id aborts the whole transaction.
+            fresh = [line for line in lines if line.version == 0]
+            for line in fresh:
+                await self._db[ORDER_LINES].insert_one(aggregate_to_doc(line, 1), session=session)
+            refs = _partner_refs(fresh)
+            if refs:
+                await self._db[PARTNER_REFS].insert_many(refs, session=session)
             requests = [
                 ReplaceOne(
                     {"_id": line.key.text, "v": line.version},
                     aggregate_to_doc(line, line.version + 1),
                 )
                 for line in lines
+                if line.version
             ]
             if requests:
                 result = await self._db[ORDER_LINES].bulk_write(requests, session=session)
@@ -306,7 +342,7 @@ class MongoTransitions:
         async with self._db.client.start_session() as session:
             try:
                 await session.with_transaction(body)
-            except _Conflict:
+            except (_Conflict, DuplicateKeyError):
                 return False
         for line in lines:
             line.version, line.dirty = line.version + 1, False

@@ -8,7 +8,14 @@ from typing import Final, Literal
 
 from services.commissions.domain.periods import add_calendar_months
 from services.commissions.domain.rates import RateBook
-from shared.events import CommissionRole, LineKind, PartnerStatus, PartnerTier, SalesChannel
+from shared.events import (
+    CommissionRole,
+    LineKind,
+    PartnerStatus,
+    PartnerTier,
+    RateSource,
+    SalesChannel,
+)
 from shared.money import round_half_even
 
 DenialReason = Literal[
@@ -63,6 +70,10 @@ class OrderApplied:
     currency: str
     occurred_at: dt.datetime
     partner: PartnerAtOrder | None
+    # The entitlement's product, for product overrides (CONTRACT 6.5). Not compared:
+    # a licence's product never changes, and order lines stored before it was kept
+    # have none, so a redelivery of one must still count as a duplicate.
+    product: str | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +85,7 @@ class Beneficiary:
     tier: PartnerTier
     rate_bps: int
     amount_minor: int
+    rate_source: RateSource = "tier_table"
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,15 +126,18 @@ def decide(order: OrderApplied, rates: RateBook, policy: Policy) -> Decision:
         return Decision("zero_amount", partner.partner_id)
     if order.customer_id in partner.customer_ids:
         return Decision("self_purchase", partner.partner_id)
-    table = rates.in_force(order.occurred_at)
-    rate = table.rate_bps(partner.tier, order.kind)
+    rate = rates.rate(
+        partner.partner_id, order.product, partner.tier, order.kind, order.occurred_at
+    )
+    table = rate.table
     beneficiaries = [
         Beneficiary(
             partner.partner_id,
             "partner_of_record",
             partner.tier,
-            rate,
-            commission_minor(order.net_amount_minor, rate),
+            rate.bps,
+            commission_minor(order.net_amount_minor, rate.bps),
+            rate.source,
         )
     ]
     parent = partner.parent
@@ -133,6 +148,8 @@ def decide(order: OrderApplied, rates: RateBook, policy: Policy) -> Decision:
                 parent.partner_id,
                 "distributor_override",
                 # The override line records the tier that set the sale's rate: the PoR's.
+                # Rate overrides (CONTRACT 6.5) set the PoR's rate only; the distributor
+                # keeps the table's distributor_override_bps.
                 partner.tier,
                 override,
                 commission_minor(order.net_amount_minor, override),

@@ -12,6 +12,7 @@ same effects instead of applying it twice.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from typing import Literal, NamedTuple
 
@@ -19,7 +20,7 @@ from services.commissions.domain.decisions import Decision, OrderApplied, Policy
 from services.commissions.domain.ids import clawback_line_id, commission_line_id
 from services.commissions.domain.periods import Month
 from services.commissions.domain.rates import RateBook
-from shared.events import CommissionRole, CommissionStatus, LineKind, PartnerTier
+from shared.events import CommissionRole, CommissionStatus, LineKind, PartnerTier, RateSource
 from shared.money import round_half_even
 
 RejectionReason = Literal[
@@ -94,23 +95,27 @@ class Rejection:
 
 @dataclass(frozen=True, slots=True)
 class LedgerLine:
-    """One ledger line: an accrual (refund_id None) or a clawback (negative amount)."""
+    """One ledger line: an accrual (refund_id None), a clawback (negative), or an adjustment.
+
+    An adjustment (role `adjustment`, CONTRACT 6.5) belongs to no order: its order
+    fields are None, its base and rate 0, and it carries finance's reason and reference.
+    """
 
     line_id: str
     partner_id: str
     role: CommissionRole
-    order_id: str
-    line_ref: str
-    license_key: str
+    order_id: str | None
+    line_ref: str | None
+    license_key: str | None
     refund_id: str | None
-    kind: LineKind
-    tier: PartnerTier
+    kind: LineKind | None
+    tier: PartnerTier | None
     base_amount_minor: int
     rate_bps: int
     amount_minor: int
     currency: str
     status: CommissionStatus
-    rate_table_version: int
+    rate_table_version: int | None
     occurred_at: dt.datetime
     payable_at: dt.datetime | None
     source: Source
@@ -118,10 +123,17 @@ class LedgerLine:
     paid_at: dt.datetime | None = None
     withheld: bool = False
     """An accrual fully clawed back before its hold ended: it never becomes payable."""
+    rate_source: RateSource = "tier_table"
+    reason: str | None = None
+    reference: str | None = None
 
     @property
     def is_clawback(self) -> bool:
         return self.refund_id is not None
+
+    @property
+    def is_adjustment(self) -> bool:
+        return self.role == "adjustment"
 
 
 @dataclass
@@ -135,6 +147,8 @@ class Effects:
 
 @dataclass
 class OrderLineCommission:
+    """One order line's commission; or, keyed `adjustment/<Idempotency-Key>`, one adjustment."""
+
     key: OrderLineKey
     order: OrderApplied | None = None
     decision: Decision | None = None
@@ -187,6 +201,7 @@ class OrderLineCommission:
                 occurred_at=order.occurred_at,
                 payable_at=payable_at,
                 source=source,
+                rate_source=beneficiary.rate_source,
             )
             for beneficiary in decision.beneficiaries
         ]
@@ -275,14 +290,26 @@ class OrderLineCommission:
             changed.append(self.lines[index])
         return changed
 
-    def mark_paid(self, partner_id: str, month: Month, now: dt.datetime) -> list[LedgerLine]:
-        """The partner's payable lines of `month` (by occurred_at) become paid."""
+    def mark_paid(
+        self,
+        partner_id: str,
+        month: Month,
+        now: dt.datetime,
+        currencies: Collection[str] | None = None,
+    ) -> list[LedgerLine]:
+        """The partner's payable lines on `month`'s statement become paid.
+
+        That is the month's own lines (by occurred_at) and the earlier ones still
+        payable, which the statement carries forward (CONTRACT 6.5); `currencies`,
+        when given, limits it to those (the others are below the minimum payout).
+        """
         changed: list[LedgerLine] = []
         for index, line in enumerate(self.lines):
             if (
                 line.partner_id == partner_id
                 and line.status == "payable"
-                and line.occurred_at in month
+                and line.occurred_at < month.end
+                and (currencies is None or line.currency in currencies)
             ):
                 self.lines[index] = replace(line, status="paid", paid_at=now)
                 self.dirty = True
@@ -412,3 +439,53 @@ class OrderLineCommission:
             ):
                 return line
         raise LookupError(f"clawback {clawback.line_id} has no accrual in {self.key.text}")
+
+
+ADJUSTMENT_ORDER_ID = "adjustment"
+"""The key of an adjustment's aggregate is `adjustment/<Idempotency-Key>` (CONTRACT 6.5)."""
+
+
+def new_adjustment(
+    *,
+    line_id: str,
+    idempotency_key: str,
+    partner_id: str,
+    amount_minor: int,
+    currency: str,
+    reason: str,
+    reference: str,
+    at: dt.datetime,
+) -> OrderLineCommission:
+    """Finance's manual line: payable at once, on the statement of the month it was made."""
+    if amount_minor == 0:
+        raise ValueError("an adjustment of 0 moves nothing")
+    source = Source(line_id, "adjustments", 0, 0)
+    line = LedgerLine(
+        line_id=line_id,
+        partner_id=partner_id,
+        role="adjustment",
+        order_id=None,
+        line_ref=None,
+        license_key=None,
+        refund_id=None,
+        kind=None,
+        tier=None,
+        base_amount_minor=0,
+        rate_bps=0,
+        amount_minor=amount_minor,
+        currency=currency,
+        status="payable",
+        rate_table_version=None,
+        occurred_at=at,
+        payable_at=at,
+        source=source,
+        payable_marked_at=at,
+        reason=reason,
+        reference=reference,
+    )
+    return OrderLineCommission(
+        OrderLineKey(ADJUSTMENT_ORDER_ID, idempotency_key),
+        lines=[line],
+        sources=[source],
+        dirty=True,
+    )

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import Response
 
 from chassis import bounds, spreadsheets
@@ -28,23 +28,38 @@ from services.commissions.domain.periods import Month, end_of_day, start_of_day
 from services.commissions.domain.rates import RateTableError
 from services.commissions.domain.statements import CSV_COLUMNS, csv_row, totals
 from services.commissions.entrypoints.schemas import (
+    AdjustmentIn,
+    CommissionLineOut,
     CommissionList,
     DecisionList,
     PaidOut,
     PayablesRunOut,
+    RateOverrideList,
+    RateOverridesIn,
     RateTableIn,
     RateTableList,
     RateTableOut,
     StatementOut,
     decision_out,
     line_out,
+    rate_override_out,
     rate_table_out,
     totals_out,
+)
+from services.commissions.service_layer.adjustments import (
+    AdjustmentError,
+    AdjustmentRequest,
+    Adjustments,
+    IdempotencyConflictError,
 )
 from services.commissions.service_layer.lifecycle import LedgerLifecycle
 from services.commissions.service_layer.ports import Clock, HorizonUnavailableError
 from services.commissions.service_layer.queries import LedgerQueries
-from services.commissions.service_layer.rate_tables import RateTableConflictError, RateTables
+from services.commissions.service_layer.rate_tables import (
+    OverrideEntry,
+    RateTableConflictError,
+    RateTables,
+)
 from shared.events import CommissionStatus, format_timestamp
 
 MONTH_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])$"
@@ -58,6 +73,7 @@ class ApiServices:
     queries: LedgerQueries
     lifecycle: LedgerLifecycle
     rate_tables: RateTables
+    adjustments: Adjustments
     resolve_partner: PartnerKeyResolver
     admin_token: str
     clock: Clock
@@ -180,14 +196,16 @@ async def partner_statement(
     statement = await svc.queries.statement(caller.partner_id, _month(month))
     if "text/csv" in request.headers.get("accept", ""):
         return Response(
-            spreadsheets.to_csv(CSV_COLUMNS, [csv_row(line) for line in statement.lines]),
+            spreadsheets.to_csv(
+                CSV_COLUMNS, [csv_row(line, statement.month) for line in statement.lines]
+            ),
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": f'attachment; filename="commissions-{month}.csv"'},
         )
     return StatementOut(
         partner_id=statement.partner_id,
         month=str(statement.month),
-        lines=[line_out(line) for line in statement.lines],
+        lines=[line_out(line, statement.month) for line in statement.lines],
         totals=totals_out(statement.totals),
     )
 
@@ -246,6 +264,80 @@ async def add_rate_table(svc: Services, body: RateTableIn) -> RateTableOut:
     return rate_table_out(table)
 
 
+@admin_router.get(
+    "/rate-overrides", response_model=RateOverrideList, summary="every override entry"
+)
+async def list_rate_overrides(svc: Services) -> RateOverrideList:
+    book = await svc.rate_tables.book()
+    return RateOverrideList(entries=[rate_override_out(entry) for entry in book.overrides])
+
+
+@admin_router.put(
+    "/rate-overrides",
+    response_model=RateOverrideList,
+    status_code=201,
+    summary="add override entries (a new version; never edits one)",
+)
+async def add_rate_overrides(svc: Services, body: RateOverridesIn) -> RateOverrideList:
+    try:
+        added = await svc.rate_tables.add_overrides(
+            [
+                OverrideEntry(
+                    partner_id=entry.partner_id,
+                    product=entry.product,
+                    kind=entry.kind,
+                    rate_bps=entry.rate_bps,
+                    effective_from=entry.effective_from,
+                )
+                for entry in body.entries
+            ]
+        )
+    except RateTableError as error:
+        raise ApiError(
+            422, "validation_error", f"{error.field}: {error}", field=error.field
+        ) from None
+    except RateTableConflictError as error:
+        raise ApiError(409, "conflict", str(error)) from None
+    return RateOverrideList(entries=[rate_override_out(entry) for entry in added])
+
+
+@admin_router.post(
+    "/adjustments",
+    response_model=CommissionLineOut,
+    status_code=201,
+    summary="a manual ledger line, payable at once; idempotent per Idempotency-Key",
+)
+async def make_adjustment(
+    svc: Services,
+    body: AdjustmentIn,
+    idempotency_key: Annotated[
+        str,
+        Header(
+            alias="Idempotency-Key",
+            min_length=1,
+            max_length=200,
+            description="names the request: the same key and body answer the first result",
+        ),
+    ],
+) -> CommissionLineOut:
+    try:
+        line = await svc.adjustments.make(
+            idempotency_key,
+            AdjustmentRequest(
+                partner_id=body.partner_id,
+                amount_minor=body.amount_minor,
+                currency=body.currency,
+                reason=body.reason,
+                reference=body.reference,
+            ),
+        )
+    except AdjustmentError as error:
+        raise ApiError(422, "validation_error", str(error), field=error.field) from None
+    except IdempotencyConflictError as error:
+        raise ApiError(409, "idempotency_key_reused", str(error)) from None
+    return line_out(line)
+
+
 @admin_router.post("/payables/run", response_model=PayablesRunOut, summary="release held lines")
 async def run_payables(
     svc: Services,
@@ -274,6 +366,15 @@ async def mark_paid(
     month: Annotated[str, Path(pattern=MONTH_PATTERN, description="YYYY-MM")],
 ) -> PaidOut:
     paid = await svc.lifecycle.mark_paid(partner_id, _month(month))
+    if paid.held:
+        held = ", ".join(f"{currency} {total}" for currency, total in paid.held.items())
+        others = f"; {len(paid.lines)} lines in other currencies were paid" if paid.lines else ""
+        raise ApiError(
+            409,
+            "below_minimum_payout",
+            f"payable total below MIN_PAYOUT_MINOR ({held} minor units): those lines stay"
+            f" payable and carry into the next statement{others}",
+        )
     return PaidOut(
         partner_id=partner_id,
         month=month,

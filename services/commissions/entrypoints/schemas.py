@@ -4,23 +4,30 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StringConstraints
 
 from chassis.bounds import check_instant
 from services.commissions.domain.order_line import LedgerLine
-from services.commissions.domain.rates import RateTable
-from services.commissions.domain.statements import CurrencyTotals
+from services.commissions.domain.periods import Month
+from services.commissions.domain.rates import RateOverride, RateTable
+from services.commissions.domain.statements import CurrencyTotals, carried_forward
 from services.commissions.service_layer.queries import DecisionView
 from shared.events import (
     CommissionRole,
     CommissionStatus,
+    Currency,
     LineKind,
     PartnerTier,
+    RateSource,
     Timestamp,
     format_timestamp,
 )
 
 Bps = Annotated[StrictInt, Field(ge=0, le=10_000)]
+MAX_AMOUNT_MINOR = 10**15
+"""CONTRACT 6.9: every amount is at most 10^15 minor units."""
+Id = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+Note = Annotated[str, StringConstraints(min_length=1, max_length=500)]
 
 
 class CommissionLineOut(BaseModel):
@@ -29,24 +36,30 @@ class CommissionLineOut(BaseModel):
     line_id: str
     partner_id: str
     role: CommissionRole
-    order_id: str
-    line_ref: str
-    license_key: str
+    order_id: str | None = Field(description="null on an adjustment")
+    line_ref: str | None
+    license_key: str | None
     refund_id: str | None
-    kind: LineKind
-    tier: PartnerTier
+    kind: LineKind | None
+    tier: PartnerTier | None
     base_amount_minor: int
     rate_bps: int
     amount_minor: int
     currency: str
     status: CommissionStatus
-    rate_table_version: int
+    rate_table_version: int | None
     occurred_at: str
     payable_at: str | None
     paid_at: str | None = None
+    rate_source: RateSource = "tier_table"
+    reason: str | None = Field(None, description="an adjustment's reason")
+    reference: str | None = Field(None, description="an adjustment's reference")
+    carried_forward: bool = Field(
+        False, description="on a statement: an earlier month's line still payable"
+    )
 
 
-def line_out(line: LedgerLine) -> CommissionLineOut:
+def line_out(line: LedgerLine, month: Month | None = None) -> CommissionLineOut:
     return CommissionLineOut(
         line_id=line.line_id,
         partner_id=line.partner_id,
@@ -66,6 +79,10 @@ def line_out(line: LedgerLine) -> CommissionLineOut:
         occurred_at=format_timestamp(line.occurred_at),
         payable_at=format_timestamp(line.payable_at) if line.payable_at else None,
         paid_at=format_timestamp(line.paid_at) if line.paid_at else None,
+        rate_source=line.rate_source,
+        reason=line.reason,
+        reference=line.reference,
+        carried_forward=month is not None and carried_forward(line, month),
     )
 
 
@@ -79,6 +96,9 @@ class TotalsOut(BaseModel):
     payable_minor: int
     paid_minor: int
     net_minor: int = Field(description="accrued + payable + paid")
+    carried_forward_minor: int = Field(
+        0, description="the part of payable_minor carried forward from earlier months"
+    )
 
 
 def totals_out(totals: list[CurrencyTotals]) -> list[TotalsOut]:
@@ -89,6 +109,7 @@ def totals_out(totals: list[CurrencyTotals]) -> list[TotalsOut]:
             payable_minor=t.payable_minor,
             paid_minor=t.paid_minor,
             net_minor=t.net_minor,
+            carried_forward_minor=t.carried_forward_minor,
         )
         for t in totals
     ]
@@ -97,7 +118,9 @@ def totals_out(totals: list[CurrencyTotals]) -> list[TotalsOut]:
 class StatementOut(BaseModel):
     partner_id: str
     month: str
-    lines: list[CommissionLineOut]
+    lines: list[CommissionLineOut] = Field(
+        description="the month's lines, then earlier ones still payable (carried_forward)"
+    )
     totals: list[TotalsOut] = Field(description="per currency (alphabetical) and status")
 
 
@@ -191,4 +214,60 @@ class PaidOut(BaseModel):
     partner_id: str
     month: str
     paid_lines: int
-    totals: list[TotalsOut]
+    totals: list[TotalsOut] = Field(description="of the lines this call paid")
+
+
+class RateOverrideIn(BaseModel):
+    """One entry: a partner, a product or both; `kind` narrows it to one line kind."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    partner_id: Id | None = None
+    product: Id | None = None
+    kind: LineKind | None = None
+    rate_bps: Bps
+    effective_from: Timestamp
+
+
+class RateOverridesIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    entries: list[RateOverrideIn] = Field(min_length=1, max_length=1000)
+
+
+class RateOverrideOut(BaseModel):
+    version: int
+    position: int = Field(description="its place in that version's entries")
+    partner_id: str | None
+    product: str | None
+    kind: LineKind | None
+    rate_bps: int
+    effective_from: str
+
+
+def rate_override_out(entry: RateOverride) -> RateOverrideOut:
+    return RateOverrideOut(
+        version=entry.version,
+        position=entry.position,
+        partner_id=entry.partner_id,
+        product=entry.product,
+        kind=entry.kind,
+        rate_bps=entry.rate_bps,
+        effective_from=format_timestamp(entry.effective_from),
+    )
+
+
+class RateOverrideList(BaseModel):
+    entries: list[RateOverrideOut]
+
+
+class AdjustmentIn(BaseModel):
+    """A manual ledger line (CONTRACT 6.5); `amount_minor` is signed and never 0."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    partner_id: Id
+    amount_minor: Annotated[StrictInt, Field(ge=-MAX_AMOUNT_MINOR, le=MAX_AMOUNT_MINOR)]
+    currency: Currency
+    reason: Note
+    reference: Id

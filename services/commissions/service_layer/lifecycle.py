@@ -11,12 +11,13 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Final
 
 from services.commissions.domain.order_line import LedgerLine, OrderLineCommission
 from services.commissions.domain.periods import Month
+from services.commissions.domain.statements import below_minimum, on_statement
 from services.commissions.service_layer.ports import (
     Clock,
     OrderLineRepository,
@@ -41,6 +42,8 @@ class PaidStatement:
     partner_id: str
     month: Month
     lines: list[LedgerLine]
+    held: dict[str, int] = field(default_factory=dict)
+    """Currency -> payable total left unpaid: below MIN_PAYOUT_MINOR (CONTRACT 6.5)."""
 
 
 Transition = Callable[[OrderLineCommission], list[LedgerLine]]
@@ -55,7 +58,9 @@ class LedgerLifecycle:
         horizon: PublishedHorizon,
         clock: Clock,
         ledger_topic: str,
+        min_payout_minor: Mapping[str, int] | None = None,
     ) -> None:
+        self._min_payout_minor = dict(min_payout_minor or {})
         self._order_lines = order_lines
         self._transitions = transitions
         self._horizon = horizon
@@ -85,19 +90,45 @@ class LedgerLifecycle:
         return changed
 
     async def mark_paid(self, partner_id: str, month: Month) -> PaidStatement:
-        """The partner's payable lines of `month` become paid; idempotent."""
+        """The payable lines on the partner's `month` statement become paid; idempotent.
+
+        Per currency: a payable total below `MIN_PAYOUT_MINOR` is not paid; its lines
+        stay payable and carry into the next statement (CONTRACT 6.5), and `held`
+        says so. The month's own lines and those carried forward into it are paid
+        together.
+        """
         now = self._clock()
-        lines = await self._order_lines.for_partner(partner_id, month.start, month.end)
+        # Earlier months too: their lines still payable are carried forward into this one.
+        lines = await self._order_lines.for_partner(partner_id, None, month.end)
+        on_it = [
+            entry
+            for aggregate in lines
+            for entry in aggregate.lines_of(partner_id)
+            if on_statement(entry, month)
+        ]
+        payable, held = below_minimum(on_it, self._min_payout_minor)
         changed: list[LedgerLine] = []
-        for start in range(0, len(lines), PAGE):
-            changed.extend(
-                await self._commit(
-                    lines[start : start + PAGE],
-                    lambda line: line.mark_paid(partner_id, month, now),
-                    "commission.paid",
+        if payable:
+            for start in range(0, len(lines), PAGE):
+                changed.extend(
+                    await self._commit(
+                        lines[start : start + PAGE],
+                        lambda line: line.mark_paid(partner_id, month, now, payable),
+                        "commission.paid",
+                    )
                 )
+        held_totals = {
+            currency: sum(
+                e.amount_minor for e in on_it if e.currency == currency and e.status == "payable"
             )
-        return PaidStatement(partner_id, month, changed)
+            for currency in sorted(held)
+        }
+        if held:
+            log.info(
+                "statement below the minimum payout",
+                extra={"partner_id": partner_id, "month": str(month), "held": sorted(held)},
+            )
+        return PaidStatement(partner_id, month, changed, held_totals)
 
     async def _commit(
         self, page: Sequence[OrderLineCommission], transition: Transition, event_type: str

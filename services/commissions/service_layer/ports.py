@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from services.commissions.domain.order_line import OrderLineCommission, OrderLineKey, Source
-from services.commissions.domain.rates import RateBook, RateTable
+from services.commissions.domain.rates import RateBook, RateOverride, RateTable
 
 Clock = Callable[[], dt.datetime]
 
@@ -67,6 +67,10 @@ class RateTableRepository(Protocol):
         """False when that version number exists already."""
         ...
 
+    async def add_overrides(self, entries: Sequence[RateOverride]) -> bool:
+        """Store one PUT's entries (one version); False when that version exists already."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class OutboxMessage:
@@ -85,7 +89,8 @@ class TransitionStore(Protocol):
     ) -> bool:
         """Atomically replace `lines` (version-checked) and append `messages` to the outbox.
 
-        False, with nothing written, when a line changed since it was read.
+        A line of version 0 is new (an adjustment) and is inserted. False, with
+        nothing written, when a line changed since it was read or a new one exists.
         """
         ...
 

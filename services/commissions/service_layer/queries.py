@@ -8,7 +8,12 @@ from dataclasses import dataclass
 from services.commissions.domain.decisions import Decision, OrderApplied
 from services.commissions.domain.order_line import LedgerLine, OrderLineCommission, RefundEntry
 from services.commissions.domain.periods import Month
-from services.commissions.domain.statements import CurrencyTotals, statement_order, totals
+from services.commissions.domain.statements import (
+    CurrencyTotals,
+    on_statement,
+    statement_order,
+    totals,
+)
 from services.commissions.service_layer.ports import OrderLineRepository
 from shared.events import CommissionStatus
 
@@ -55,8 +60,10 @@ class LedgerQueries:
         return statement_order(found)
 
     async def statement(self, partner_id: str, month: Month) -> Statement:
-        lines = await self.partner_lines(partner_id, start=month.start, end=month.end)
-        return Statement(partner_id, month, lines, totals(lines))
+        """The month's lines and, carried forward, the earlier ones still payable."""
+        earlier_and_now = await self.partner_lines(partner_id, end=month.end)
+        lines = [line for line in earlier_and_now if on_statement(line, month)]
+        return Statement(partner_id, month, lines, totals(lines, month))
 
     async def admin_lines(
         self, *, partner_id: str | None, order_id: str | None, limit: int

@@ -10,7 +10,7 @@ from typing import Any
 from chassis.kafka import OutRecord
 from services.commissions.domain.decisions import OrderApplied, ParentAtOrder, PartnerAtOrder
 from services.commissions.domain.ids import derive_id
-from services.commissions.domain.order_line import LedgerLine, RefundIssued
+from services.commissions.domain.order_line import LedgerLine, RefundIssued, Source
 from shared import events
 from shared.envelope import encode, new_envelope
 from shared.events import format_timestamp
@@ -30,6 +30,7 @@ def order_from(data: events.EntitlementOrderApplied) -> OrderApplied:
         net_amount_minor=order.net_amount_minor,
         currency=order.currency,
         occurred_at=order.occurred_at,
+        product=data.product,
         partner=None
         if partner is None
         else PartnerAtOrder(
@@ -60,6 +61,7 @@ def refund_from(data: events.RefundIssued, occurred_at: dt.datetime) -> RefundIs
 _MODELS: dict[str, type[events.CommissionLine]] = {
     "commission.accrued": events.CommissionAccrued,
     "commission.clawed_back": events.CommissionClawedBack,
+    "commission.adjusted": events.CommissionAdjusted,
     "commission.payable": events.CommissionPayable,
     "commission.paid": events.CommissionPaid,
 }
@@ -84,7 +86,37 @@ def line_data(line: LedgerLine) -> dict[str, Any]:
         "rate_table_version": line.rate_table_version,
         "occurred_at": line.occurred_at,
         "payable_at": line.payable_at,
+        "rate_source": line.rate_source,
+        "reason": line.reason,
+        "reference": line.reference,
     }
+
+
+def line_from_event(data: events.CommissionLine, source: Source) -> LedgerLine:
+    """A ledger line as a reader of the ledger topic sees it (no paid_at: not on the wire)."""
+    return LedgerLine(
+        line_id=data.line_id,
+        partner_id=data.partner_id,
+        role=data.role,
+        order_id=data.order_id,
+        line_ref=data.line_ref,
+        license_key=data.license_key,
+        refund_id=data.refund_id,
+        kind=data.kind,
+        tier=data.tier,
+        base_amount_minor=data.base_amount_minor,
+        rate_bps=data.rate_bps,
+        amount_minor=data.amount_minor,
+        currency=data.currency,
+        status=data.status,
+        rate_table_version=data.rate_table_version,
+        occurred_at=data.occurred_at,
+        payable_at=data.payable_at,
+        source=source,
+        rate_source=data.rate_source,
+        reason=data.reason,
+        reference=data.reference,
+    )
 
 
 def event_id_of(event_type: str, line_id: str) -> str:
@@ -150,6 +182,9 @@ def fast_entry_value(line: LedgerLine) -> bytes:
             "rate_table_version": line.rate_table_version,
             "occurred_at": occurred_at,
             "payable_at": payable_at,
+            "rate_source": line.rate_source,
+            "reason": None,
+            "reference": None,
         },
     }
     return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8")

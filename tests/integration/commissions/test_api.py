@@ -135,6 +135,7 @@ async def test_statement_json_totals_per_currency_and_status(api: Api) -> None:
             "payable_minor": 0,
             "paid_minor": 0,
             "net_minor": 9260,
+            "carried_forward_minor": 0,
         },
         {
             "currency": "JPY",
@@ -142,6 +143,7 @@ async def test_statement_json_totals_per_currency_and_status(api: Api) -> None:
             "payable_minor": 0,
             "paid_minor": 0,
             "net_minor": 9876,
+            "carried_forward_minor": 0,
         },
     ]
 
@@ -278,6 +280,7 @@ async def test_payables_run_and_paid_statement_through_the_outbox(api: Api) -> N
                 "payable_minor": 0,
                 "paid_minor": 18519,
                 "net_minor": 18519,
+                "carried_forward_minor": 0,
             }
         ],
     }

@@ -35,6 +35,7 @@ def order_applied(
     status: str = "active",
     parent: str | None = "P-DIST",
     since: str = "2026-01-10T09:00:00Z",
+    product: str = "secure-pro",
 ) -> events.EntitlementOrderApplied:
     partner = None
     if partner_id is not None:
@@ -49,7 +50,7 @@ def order_applied(
         )
     return events.EntitlementOrderApplied(
         license_key=f"LK-{order_id}-{line_id}",
-        product="secure-pro",
+        product=product,
         sku="SECURE-PRO-1Y",
         term_start=at("2027-01-10T00:00:00Z").date(),
         term_end=at("2028-01-09T00:00:00Z").date(),

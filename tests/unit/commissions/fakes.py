@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Callable, Collection, Mapping, Sequence
 
 from services.commissions.domain.order_line import OrderLineCommission, OrderLineKey, Source
-from services.commissions.domain.rates import DEFAULT_RATE_TABLE, RateBook, RateTable
+from services.commissions.domain.rates import DEFAULT_RATE_TABLE, RateBook, RateOverride, RateTable
 from services.commissions.service_layer.ports import OutboxMessage
 
 
@@ -115,9 +115,16 @@ class FakeRefundRegistry:
 class FakeRateTables:
     def __init__(self, *tables: RateTable) -> None:
         self.tables = list(tables or [DEFAULT_RATE_TABLE])
+        self.overrides: list[RateOverride] = []
 
     async def book(self) -> RateBook:
-        return RateBook(self.tables)
+        return RateBook(self.tables, self.overrides)
+
+    async def add_overrides(self, entries: Sequence[RateOverride]) -> bool:
+        if any(o.version == entries[0].version for o in self.overrides):
+            return False
+        self.overrides.extend(entries)
+        return True
 
     async def add(self, table: RateTable) -> bool:
         if any(t.version == table.version for t in self.tables):
@@ -142,6 +149,8 @@ class FakeTransitions:
             return False
         for line in lines:
             current = self._order_lines.stored.get(line.key)
+            if line.version == 0 and current is None:
+                continue  # a new aggregate (an adjustment): inserted
             if current is None or current.version != line.version:
                 return False
         for line in lines:

@@ -81,6 +81,10 @@ async def test_an_order_line_accrues_and_announces_both_lines_with_the_contract_
         "rate_table_version": 1,
         "occurred_at": "2027-01-05T10:00:00Z",
         "payable_at": "2027-02-04T10:00:00Z",
+        # CONTRACT 6.5, additive: where the rate came from; an adjustment's fields, null.
+        "rate_source": "tier_table",
+        "reason": None,
+        "reference": None,
     }
     assert result.produce[0].topic == COMMISSIONS_LEDGER
 

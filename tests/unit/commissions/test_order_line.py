@@ -135,7 +135,11 @@ def test_lines_become_payable_after_the_hold_and_paid_with_their_statement() -> 
     paid = line.mark_paid("P-GOLD", Month(2027, 1), NOW)
     assert [(p.partner_id, p.status) for p in paid] == [("P-GOLD", "paid")]
     assert line.mark_paid("P-GOLD", Month(2027, 1), NOW) == []
-    assert line.mark_paid("P-DIST", Month(2027, 2), NOW) == []
+    # An earlier month's statement does not hold a later line...
+    assert line.mark_paid("P-DIST", Month(2026, 12), NOW) == []
+    # ...but January's line still payable is carried into February's (CONTRACT 6.5).
+    carried = line.mark_paid("P-DIST", Month(2027, 2), NOW)
+    assert [(p.partner_id, p.status) for p in carried] == [("P-DIST", "paid")]
 
 
 def test_a_line_fully_clawed_back_before_its_hold_ends_never_becomes_payable() -> None:

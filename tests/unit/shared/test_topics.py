@@ -30,7 +30,13 @@ CONTRACT_TOPICS = {
     ),
     "commissions.ledger.v1": (
         "partner_id",
-        {"commission.accrued", "commission.clawed_back", "commission.payable", "commission.paid"},
+        {
+            "commission.accrued",
+            "commission.clawed_back",
+            "commission.adjusted",  # CONTRACT 6.5
+            "commission.payable",
+            "commission.paid",
+        },
     ),
     "notifications.deliveries.v1": (
         "notification_id",
