@@ -34,6 +34,7 @@ async def create_partner(body: PartnerCreate, _: AdminDep, svc: ServicesDep) -> 
             effective_at=body.effective_at,
         )
     )
+    await svc.keys.adopt_creation_key_soon(partner)  # CONTRACT 6.7: it is an admin key
     out = PartnerOut.of(partner, svc.clock())
     return PartnerCreated(**out.model_dump(), api_key=api_key)
 
