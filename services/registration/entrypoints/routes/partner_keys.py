@@ -27,6 +27,7 @@ from services.registration.entrypoints.validation import Name
 router = APIRouter(tags=["partner: keys"])
 
 AdminKey = Annotated[PartnerPrincipal, require_partner_role("admin")]
+AnyKey = Annotated[PartnerPrincipal, require_partner_role("sales", "finance")]
 
 
 class KeyIn(Strict):
@@ -71,8 +72,19 @@ class KeyList(Strict):
     keys: list[KeyOut]
 
 
+class CallingKey(Strict):
+    key_id: str | None
+    role: KeyRole
+
+
 def _actor(caller: PartnerPrincipal) -> str:
     return caller.key_id or OPERATOR
+
+
+@router.get("/v1/partner/key", response_model=CallingKey)
+async def calling_key(caller: AnyKey) -> CallingKey:
+    """The key this request carries: its id and role (a portal shows what the role may use)."""
+    return CallingKey(key_id=caller.key_id, role=caller.role)
 
 
 @router.post("/v1/partner/keys", status_code=201, response_model=KeyCreated)
