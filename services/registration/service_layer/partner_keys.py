@@ -227,3 +227,15 @@ class PartnerKeyService:
     async def record(self, entry: AuditEntry) -> None:
         """For other use cases of this service: renewal mode, contact changes."""
         await self._audit.record(entry)
+
+    async def record_contact_change(self, partner_id: str, actor: str = OPERATOR) -> None:
+        """The partner's contact changed (the address itself stays out of the trail)."""
+        await self._audit.record(
+            AuditEntry(
+                partner_id=partner_id,
+                actor_key_id=actor,
+                action="contact.changed",
+                at=self._clock(),
+                target="contact_email",
+            )
+        )

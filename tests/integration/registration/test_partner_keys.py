@@ -177,3 +177,16 @@ async def test_keys_from_before_roles_become_admin_keys(
     assert await store.migrate_creation_keys() == 0
     listed = (await client.get("/v1/partner/keys", headers=bearer(partner["api_key"]))).json()
     assert [k["role"] for k in listed["keys"]] == ["admin"]
+
+
+async def test_a_contact_change_by_the_operator_is_in_the_partners_audit(
+    client: httpx.AsyncClient,
+) -> None:
+    partner = await create_partner(client)
+    url = f"/v1/admin/partners/{partner['partner_id']}"
+    await client.patch(url, json={"tier": "silver"}, headers=ADMIN)
+    await client.patch(url, json={"contact_email": "new@nordlicht-it.example"}, headers=ADMIN)
+    trail = await client.get("/v1/partner/audit", headers=bearer(partner["api_key"]))
+    (entry,) = trail.json()["entries"]
+    assert entry["action"] == "contact.changed" and entry["actor_key_id"] == "operator"
+    assert "new@nordlicht-it.example" not in trail.text
