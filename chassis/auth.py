@@ -7,11 +7,13 @@ knows that a token is the admin's, a partner's, or nobody's.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Request, Security
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from chassis.errors import ApiError
@@ -46,10 +48,40 @@ RegistrationTokenDeclared = Annotated[
 
 @dataclass(frozen=True)
 class PartnerPrincipal:
+    """A partner's API key: whose, which one, and its role (CONTRACT 6.7).
+
+    A key from before roles (or an introspection answer without one) is the key
+    made at partner creation, which is `admin`.
+    """
+
     partner_id: str
+    role: str = "admin"
+    key_id: str | None = None
 
 
 PartnerKeyResolver = Callable[[str], Awaitable[PartnerPrincipal | None]]
+
+
+def _calls(dependant: Dependant) -> Iterator[Any]:
+    for sub in dependant.dependencies:
+        yield sub.call
+        yield from _calls(sub)
+
+
+def declared_roles(route: Any) -> frozenset[str] | None:
+    """The roles a route admits by declaration, or None if it declares none."""
+    if not isinstance(route, APIRoute):
+        return None
+    cached = route.__dict__.get("_partner_roles", False)
+    if cached is not False:
+        return cached  # type: ignore[no-any-return]
+    found: frozenset[str] | None = None
+    for call in _calls(route.dependant):
+        roles = getattr(call, "partner_roles", None)
+        if roles is not None:
+            found = roles if found is None else found & roles
+    route.__dict__["_partner_roles"] = found
+    return found
 
 
 def bearer_token(request: Request) -> str:
@@ -86,6 +118,10 @@ async def require_partner(
     token = bearer_token(request)
     principal = await resolve_partner(token)
     if principal is not None:
+        if principal.role != "admin" and declared_roles(request.scope.get("route")) is None:
+            # Fail closed: a partner route that forgot its role declaration
+            # (chassis.partner_roles) admits admin keys only.
+            raise ApiError(403, "role_forbidden", "this route needs an admin key")
         return principal
     if is_admin_token(token, admin_token):
         raise ApiError(403, "forbidden", "this route needs a partner API key")

@@ -4,8 +4,11 @@ Registration issues the keys and keeps only their hashes. Commissions and
 notifications ask it, service to service with the operator token
 (`POST /v1/internal/api-keys/introspect`, in the spirit of RFC 7662), and cache
 the answer briefly, keyed by a digest of the key: a burst of requests costs one
-look-up, a suspended partner's key stops working within `ttl_s`, and unknown
-keys are cached too (shorter), so guessing keys costs registration little.
+look-up, a revoked key (CONTRACT 6.7) or a suspended partner's key stops working
+within `ttl_s`, and unknown keys are cached too (shorter), so guessing keys costs
+registration little. Revocation is bounded by that TTL alone, with no event to
+miss: `MAX_POSITIVE_TTL_S` (60 s) caps it, and the services' settings refuse more.
+The answer carries the key's `role` and `key_id`, so every service enforces roles.
 Registration unreachable is a 503, never a 401 that would blame the caller's key.
 """
 
@@ -23,6 +26,8 @@ from chassis.auth import PartnerPrincipal
 from chassis.errors import ApiError
 
 INTROSPECT_PATH = "/v1/internal/api-keys/introspect"
+MAX_POSITIVE_TTL_S = 60.0
+"""CONTRACT 6.7: a revoked key is refused everywhere within 60 s."""
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +44,8 @@ class RegistrationKeyIntrospector:
         max_entries: int = 10_000,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
+        if not 0 <= ttl_s <= MAX_POSITIVE_TTL_S:
+            raise ValueError(f"ttl_s must lie in 0..{MAX_POSITIVE_TTL_S} (revocation bound)")
         self._url = base_url.rstrip("/") + INTROSPECT_PATH
         self._admin_token = admin_token
         self._ttl_s = ttl_s
@@ -77,7 +84,15 @@ class RegistrationKeyIntrospector:
             log.warning("partner key check failed", extra={"status": response.status_code})
             raise _unavailable()
         body = response.json()
-        return PartnerPrincipal(str(body["partner_id"])) if body.get("active") else None
+        if not body.get("active"):
+            return None
+        # No role in the answer: a registration from before roles, whose keys are all
+        # the creation key, an admin one.
+        return PartnerPrincipal(
+            str(body["partner_id"]),
+            role=str(body.get("role") or "admin"),
+            key_id=str(body["key_id"]) if body.get("key_id") else None,
+        )
 
     async def close(self) -> None:
         await self._client.aclose()

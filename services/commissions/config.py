@@ -61,7 +61,11 @@ class Settings(ServiceSettings):
         description="transactional id and checkpoint group of the outbox relay (one per ledger)",
     )
     partner_key_cache_seconds: float = Field(
-        30.0, ge=0, le=600, description="how long a partner key's introspection is trusted"
+        30.0,
+        ge=0,
+        le=60,
+        description="how long a partner key's introspection is trusted: the bound on revocation"
+        " (CONTRACT 6.7: within 60 s)",
     )
     min_payout_minor: dict[str, int] = Field(
         default_factory=lambda: {"EUR": 5000, "USD": 5000, "GBP": 5000, "JPY": 500},

@@ -17,6 +17,7 @@ from chassis.consumer import TransactionalProcessor
 from chassis.http import create_app
 from chassis.kafka import make_producer
 from chassis.metrics import WorkerCounters
+from chassis.partner_audit import MongoPartnerAudit
 from chassis.partner_keys import RegistrationKeyIntrospector
 from chassis.worker import BackgroundTask, ProcessorFactory, instance_id, static_member_id
 from services.notifications.adapters.mongo import (
@@ -123,6 +124,7 @@ def build_api(
     partner_keys: PartnerKeyResolver | None = None,
     clock: Clock | None = None,
 ) -> FastAPI:
+    from services.notifications.entrypoints import partner_audit
     from services.notifications.entrypoints.routes import router
 
     verifier = partner_keys
@@ -137,6 +139,7 @@ def build_api(
 
     async def startup(app: FastAPI) -> None:
         app.state.notifications = Stores.over(app.state.db)
+        app.state.partner_audit = MongoPartnerAudit(app.state.db)
         app.state.partner_keys = verifier
         app.state.clock = clock or SystemClock()
         app.state.secret_box = secret_box_of(settings)
@@ -157,6 +160,7 @@ def build_api(
         on_shutdown=shutdown,
     )
     app.include_router(router)
+    app.include_router(partner_audit.router)
     return app
 
 
@@ -165,6 +169,7 @@ async def _ensure_indexes_soon(db: AsyncDatabase[dict[str, Any]]) -> None:
     while True:
         try:
             await ensure_indexes(db)
+            await MongoPartnerAudit(db).ensure_indexes()
             return
         except Exception as error:  # the database may still be starting
             log.warning("index creation failed; retrying", extra={"error": type(error).__name__})

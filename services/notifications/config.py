@@ -49,7 +49,8 @@ class Settings(ServiceSettings):
         SecretStr(DEV_UNSUBSCRIBE_SECRET), description="signs unsubscribe links"
     )
     public_base_url: str = Field("http://127.0.0.1:8003", description="base of signed links")
-    partner_key_cache_seconds: float = Field(30.0, ge=0, le=3600)
+    # The bound on revocation of a partner key (CONTRACT 6.7: within 60 s).
+    partner_key_cache_seconds: float = Field(30.0, ge=0, le=60)
     dispatch_batch_size: int = Field(512, ge=1, le=5000)
     dispatch_concurrency: int = Field(64, ge=1, le=256)
     dispatch_idle_seconds: float = Field(0.5, gt=0, le=60)

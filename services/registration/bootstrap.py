@@ -18,15 +18,22 @@ from chassis.consumer import BatchHandler, HandlerResult, Inbound, Transactional
 from chassis.http import create_app
 from chassis.kafka import OutRecord
 from chassis.metrics import WorkerCounters
+from chassis.partner_audit import MongoPartnerAudit
 from chassis.worker import ProcessorFactory, static_member_id
 from services.registration.adapters.mongo import MongoUnitOfWork, ensure_indexes
 from services.registration.adapters.outbox import OutboxRelay
+from services.registration.adapters.partner_keys import MongoPartnerKeyStore
 from services.registration.config import Settings
 from services.registration.entrypoints import api
 from services.registration.entrypoints.dependencies import Services
 from services.registration.service_layer.admission import Admission
 from services.registration.service_layer.entitlements import EntitlementService
 from services.registration.service_layer.orders import IncomingOrder, OrderApplier
+from services.registration.service_layer.partner_keys import (
+    AuditLog,
+    PartnerKeyService,
+    PartnerKeyStore,
+)
 from services.registration.service_layer.partners import PartnerService
 from services.registration.service_layer.rate_limit import TokenBucketLimiter
 from services.registration.service_layer.registrations import RegistrationService
@@ -57,7 +64,13 @@ def uow_factory(
     return lambda: MongoUnitOfWork(db, on_events_committed=on_events, admission=admission)
 
 
-def build_services(settings: Settings, uow: UnitOfWorkFactory, clock: Clock) -> Services:
+def build_services(
+    settings: Settings,
+    uow: UnitOfWorkFactory,
+    clock: Clock,
+    keys: PartnerKeyStore,
+    audit: AuditLog,
+) -> Services:
     return Services(
         partners=PartnerService(uow, clock),
         registrations=RegistrationService(
@@ -67,6 +80,7 @@ def build_services(settings: Settings, uow: UnitOfWorkFactory, clock: Clock) -> 
             late_seller_code_days=settings.late_seller_code_days,
         ),
         entitlements=EntitlementService(uow, clock),
+        keys=PartnerKeyService(uow, keys, audit, clock),
         seller_code_limiter=TokenBucketLimiter(settings.seller_code_lookups_per_minute),
         registration_limiter=TokenBucketLimiter(settings.registrations_per_minute),
         trusted_proxies=settings.trusted_proxies,
@@ -80,6 +94,10 @@ async def _indexes_with_retry(db: AsyncDatabase[dict[str, Any]]) -> None:
     while True:
         try:
             await ensure_indexes(db)
+            keys = MongoPartnerKeyStore(db)
+            await keys.ensure_indexes()
+            await MongoPartnerAudit(db).ensure_indexes()
+            await keys.migrate_creation_keys()
             return
         except Exception as error:  # the database may still be starting
             log.warning("creating indexes failed; retrying", extra={"error": type(error).__name__})
@@ -100,7 +118,11 @@ def build_api(settings: Settings, *, clock: Clock = utc_now, run_relay: bool = T
         app.state.outbox_relay = relay
         admission = Admission(settings.api_db_concurrency, max_wait_s=settings.api_db_queue_s)
         app.state.registration = build_services(
-            settings, uow_factory(db, relay.wake, admission), clock
+            settings,
+            uow_factory(db, relay.wake, admission),
+            clock,
+            MongoPartnerKeyStore(db),
+            MongoPartnerAudit(db),
         )
         background: list[asyncio.Task[None]] = []
         indexes = asyncio.create_task(_indexes_with_retry(db))

@@ -461,3 +461,69 @@ def test_partner_b_never_sees_partner_a(browser: Browser, world: World, tmp_path
     assert saved.read_text().startswith("line_id")
     assert_clean(saved.read_text(), "statement CSV")
     context.close()
+
+
+def test_keys_page_and_what_each_role_sees(browser: Browser, world: World) -> None:
+    """CONTRACT 6.7: an admin key makes a finance and a sales key on the Keys page; each
+    sees only its pages (the APIs refuse the rest anyway); a revoked key cannot sign in."""
+    context = browser.new_context(viewport=DESKTOP)
+    page = context.new_page()
+    portal = world.portal
+    sign_in(page, portal, world.alpha.api_key)
+    nav(page, "Keys")
+    expect(page.get_by_role("heading", name="Keys", exact=True)).to_be_visible()
+    expect(page.get_by_role("region", name="Active keys")).to_contain_text("admin")
+
+    made: dict[str, str] = {}
+    for name, role in (("Finance desk", "finance"), ("Sales desk", "sales")):
+        page.get_by_label("Name", exact=True).fill(name)
+        page.get_by_label("Role").select_option(role)
+        page.get_by_role("button", name="Create key").click()
+        created = page.get_by_role("textbox", name="API key")
+        expect(created).to_be_visible()
+        made[role] = created.input_value()
+        assert made[role].startswith("ckp_")
+        if role == "finance":
+            expect(page.get_by_role("region", name="Active keys")).to_contain_text(name)
+    shot(page, "keys")
+    page.goto(f"{portal}/keys")
+    assert made["sales"] not in page.content() and made["finance"] not in page.content()
+    expect(page.get_by_role("region", name="Active keys")).to_contain_text("Sales desk")
+    page.get_by_role("button", name="Sign out").click()
+
+    menu = page.get_by_role("navigation", name="Portal")
+    sign_in(page, portal, made["finance"])
+    expect(menu.get_by_role("link", name="Commissions", exact=True)).to_be_visible()
+    for hidden in ("Entitlements", "Register a licence", "Keys", "Webhook"):
+        expect(menu.get_by_role("link", name=hidden, exact=True)).to_have_count(0)
+    expect(page.get_by_role("region", name=f"Commissions in {world.month}")).to_be_visible()
+    expect(page.locator("main")).not_to_contain_text(world.soon_key)
+    for refused in ("/register", "/entitlements", "/keys"):
+        response = page.goto(f"{portal}{refused}")
+        assert response is not None and response.status == 403, refused
+    page.get_by_role("button", name="Sign out").click()
+
+    sign_in(page, portal, made["sales"])
+    expect(menu.get_by_role("link", name="Entitlements", exact=True)).to_be_visible()
+    expect(menu.get_by_role("link", name="Register a licence", exact=True)).to_be_visible()
+    for hidden in ("Commissions", "Keys", "Webhook", "Delivery log"):
+        expect(menu.get_by_role("link", name=hidden, exact=True)).to_have_count(0)
+    expect(page.get_by_role("region", name="Up for renewal in the next 90 days")).to_contain_text(
+        world.soon_key
+    )
+    for refused in ("/commissions", f"/commissions/{world.month}.csv", "/keys"):
+        response = page.goto(f"{portal}{refused}")
+        assert response is not None and response.status == 403, refused
+    page.goto(f"{portal}/overview")
+    page.get_by_role("button", name="Sign out").click()
+
+    sign_in(page, portal, world.alpha.api_key)
+    nav(page, "Keys")
+    page.get_by_role("button", name="Revoke Sales desk").click()
+    expect(page.get_by_role("status")).to_contain_text("revoked")
+    expect(page.get_by_role("region", name="Revoked keys")).to_contain_text("Sales desk")
+    page.get_by_role("button", name="Sign out").click()
+    page.get_by_label("API key").fill(made["sales"])
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("alert")).to_contain_text("not accepted")
+    context.close()

@@ -88,6 +88,16 @@ def test_every_route_names_the_token_it_takes(service: str) -> None:
             security = operation.get("security")
             if expected is None:
                 assert not security, f"{method.upper()} {path} is public: {security}"
+            elif expected == "partnerKey":
+                # CONTRACT 6.7: every partner route declares its roles, e.g.
+                # `caller: Annotated[PartnerPrincipal, require_partner_role("sales")]`.
+                assert security and list(security[0]) == [expected], f"{method} {path}"
+                roles = security[0][expected]
+                assert roles, (
+                    f"{method.upper()} {path} declares no partner role: add"
+                    ' require_partner_role("sales"|"finance"|"admin") (chassis/partner_roles.py)'
+                )
+                assert "admin" in roles and set(roles) <= {"admin", "sales", "finance"}, roles
             else:
                 assert security == [{expected: []}], f"{method.upper()} {path}: {security}"
                 assert expected in schemes

@@ -24,6 +24,7 @@ from chassis.auth import (
     require_partner,
 )
 from chassis.errors import ApiError
+from chassis.partner_roles import role_requirement
 from services.commissions.domain.periods import Month, end_of_day, start_of_day
 from services.commissions.domain.rates import RateTableError
 from services.commissions.domain.statements import CSV_COLUMNS, csv_row, totals
@@ -97,7 +98,11 @@ async def partner(request: Request, svc: Services, _: PartnerKeyDeclared) -> Par
     return await require_partner(request, svc.admin_token, svc.resolve_partner)
 
 
-Partner = Annotated[PartnerPrincipal, Depends(partner)]
+require_partner_role = role_requirement(partner)
+"""CONTRACT 6.7: `caller: Annotated[PartnerPrincipal, require_partner_role("finance")]`."""
+
+# Commissions and statements are finance's (and admin's); sales keys get 403.
+Partner = Annotated[PartnerPrincipal, require_partner_role("finance")]
 
 
 def parse_instant(value: str, field: str, *, end: bool) -> dt.datetime:

@@ -20,6 +20,8 @@ from chassis.auth import (
 )
 from chassis.bounds import BoundedDate
 from chassis.errors import ApiError
+from chassis.partner_audit import OPERATOR, AuditEntry
+from chassis.partner_roles import role_requirement
 from services.notifications.adapters.mongo import partner_log_query, recipient_query
 from services.notifications.adapters.webhooks import (
     HttpWebhookSender,
@@ -62,7 +64,11 @@ async def partner(request: Request, _: PartnerKeyDeclared) -> PartnerPrincipal:
 
 
 Admin = Annotated[None, Depends(admin)]
-Partner = Annotated[PartnerPrincipal, Depends(partner)]
+require_partner_role = role_requirement(partner)
+"""CONTRACT 6.7: `caller: Annotated[PartnerPrincipal, require_partner_role("admin")]`."""
+
+# Webhook settings and the delivery log are the partner's integration: admin keys only.
+Partner = Annotated[PartnerPrincipal, require_partner_role("admin")]
 StoresDep = Annotated[Stores, Depends(stores)]
 
 
@@ -158,8 +164,16 @@ async def put_webhook(body: WebhookIn, request: Request, caller: Partner, s: Sto
         raise ApiError(422, refused.code, str(refused), field="url") from None
     secret = new_signing_secret()
     sealed = request.app.state.secret_box.seal(secret)
-    await s.webhooks.set(
-        WebhookConfig(caller.partner_id, target.url, sealed), request.app.state.clock.now()
+    now = request.app.state.clock.now()
+    await s.webhooks.set(WebhookConfig(caller.partner_id, target.url, sealed), now)
+    await request.app.state.partner_audit.record(  # CONTRACT 6.7; the host, never the secret
+        AuditEntry(
+            partner_id=caller.partner_id,
+            actor_key_id=caller.key_id or OPERATOR,
+            action="webhook.set",
+            at=now,
+            detail={"host": target.host},
+        )
     )
     return WebhookOut(url=target.url, secret=secret)
 

@@ -35,7 +35,11 @@ class UpstreamError(Exception):
 
 
 class NotSignedIn(UpstreamError):
-    """401/403: the key is unknown or no longer active (the partner was suspended)."""
+    """401/403: the key is unknown or no longer active (the partner was suspended).
+
+    Not a `403 role_forbidden`: the key works, its role may not use that route
+    (CONTRACT 6.7); that stays an UpstreamError, shown as a 403 page.
+    """
 
 
 class Unavailable(Exception):
@@ -50,7 +54,10 @@ def _error(response: httpx.Response) -> UpstreamError:
     code = str(body.get("code") or "http_error")
     message = str(body.get("message") or f"HTTP {response.status_code}")
     field = body.get("field")
-    kind = NotSignedIn if response.status_code in (401, 403) else UpstreamError
+    signed_out = response.status_code == 401 or (
+        response.status_code == 403 and code != "role_forbidden"
+    )
+    kind = NotSignedIn if signed_out else UpstreamError
     return kind(response.status_code, code, message, field)
 
 
@@ -91,11 +98,10 @@ class PartnerApi:
 
     # --- registration ------------------------------------------------------------
 
-    async def check_key(self) -> None:
-        """Raises NotSignedIn unless the key is an active partner's."""
-        await self._send(
-            "GET", f"{self._urls.registration}/v1/partner/entitlements", params={"limit": 1}
-        )
+    async def check_key(self) -> str:
+        """The key's role (CONTRACT 6.7); raises NotSignedIn unless it is an active key."""
+        body = await self._json("GET", f"{self._urls.registration}/v1/partner/key")
+        return str(body.get("role") or "admin")
 
     async def me(self) -> dict[str, Any] | None:
         """The partner's own profile (name, branding) where registration offers it."""
@@ -196,6 +202,21 @@ class PartnerApi:
             f"{self._urls.notifications}/v1/partner/deliveries",
             params={"limit": limit, "offset": offset},
         )
+
+    # --- keys (CONTRACT 6.7, admin keys only) -------------------------------------
+
+    async def keys(self) -> list[dict[str, Any]]:
+        body = await self._json("GET", f"{self._urls.registration}/v1/partner/keys")
+        return list(body.get("keys", []))
+
+    async def create_key(self, name: str, role: str) -> dict[str, Any]:
+        """`{"key_id", "api_key", ...}`: the key is in this answer only."""
+        return await self._json(
+            "POST", f"{self._urls.registration}/v1/partner/keys", json={"name": name, "role": role}
+        )
+
+    async def revoke_key(self, key_id: str) -> None:
+        await self._send("DELETE", f"{self._urls.registration}/v1/partner/keys/{_segment(key_id)}")
 
 
 def _segment(value: str) -> str:

@@ -55,7 +55,7 @@ class SessionCookies:
         # session id -> when the session would have ended anyway (then it is forgotten).
         self._revoked: OrderedDict[str, float] = OrderedDict()
 
-    def create(self, api_key: str, branding: Branding) -> Session:
+    def create(self, api_key: str, branding: Branding, role: str = "admin") -> Session:
         now = self._clock()
         return Session(
             session_id=secrets.token_urlsafe(16),
@@ -64,6 +64,7 @@ class SessionCookies:
             created_at=now,
             last_seen=now,
             branding=branding,
+            role=role,
         )
 
     def seal(self, session: Session) -> str:
@@ -86,6 +87,7 @@ class SessionCookies:
                 "created": session.created_at,
                 "brand": fields,
                 "webhook": session.webhook_url,
+                "role": session.role,
             }
             raw = json.dumps(payload, separators=(",", ":")).encode()
             token = self._fernet.encrypt_at_time(raw, int(self._clock())).decode()
@@ -114,6 +116,7 @@ class SessionCookies:
                 last_seen=now,
                 branding=Branding(display_name=name, color=color, logo_url=logo, website=website),
                 webhook_url=payload.get("webhook"),
+                role=str(payload.get("role", "admin")),
             )
         except (InvalidToken, binascii.Error, ValueError, KeyError, TypeError):
             return None

@@ -34,6 +34,8 @@ class Session:
     last_seen: float
     branding: Branding = field(default_factory=Branding)
     webhook_url: str | None = None
+    role: str = "admin"
+    """The key's role (CONTRACT 6.7), asked at sign-in: which pages the nav shows."""
 
 
 def tokens_match(expected: str, given: str | None) -> bool:

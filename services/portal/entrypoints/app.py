@@ -21,13 +21,19 @@ from prometheus_client.exposition import generate_latest
 
 from chassis import errors, metrics
 from chassis.http import BodySizeLimit
-from services.portal.adapters.partner_api import NotSignedIn, ServiceUrls, Unavailable
+from services.portal.adapters.partner_api import (
+    NotSignedIn,
+    ServiceUrls,
+    Unavailable,
+    UpstreamError,
+)
 from services.portal.adapters.session_cookies import SessionCookies
 from services.portal.config import Settings
 from services.portal.domain.sessions import SignInCsrf
-from services.portal.entrypoints import pages
+from services.portal.entrypoints import key_pages, pages
 from services.portal.entrypoints.web import (
     CsrfRejected,
+    PageForbidden,
     Portal,
     SignInRequired,
     current_session,
@@ -99,6 +105,7 @@ def build_app(
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.include_router(pages.router)
+    app.include_router(key_pages.router)
 
     @app.exception_handler(SignInRequired)
     async def _sign_in(_: Request, exc: SignInRequired) -> Response:
@@ -123,6 +130,29 @@ def build_app(
             403,
             title="The form expired",
             message="Please go back, reload the page and try again.",
+        )
+
+    @app.exception_handler(PageForbidden)
+    async def _page_forbidden(request: Request, _: PageForbidden) -> Response:
+        return _forbidden(request)
+
+    @app.exception_handler(UpstreamError)
+    async def _upstream(request: Request, error: UpstreamError) -> Response:
+        # A refusal the page did not expect: the API's role check (403) is the last word.
+        if error.status != 403:
+            raise error
+        return _forbidden(request)
+
+    def _forbidden(request: Request) -> Response:
+        session = current_session(request, request.app.state.portal)
+        return render(
+            request,
+            "error.html",
+            session,
+            403,
+            title="Not for this key",
+            message="The key you signed in with has a role that cannot use this page."
+            " An admin key of your company can.",
         )
 
     @app.exception_handler(Unavailable)

@@ -10,7 +10,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from chassis import bounds
 from services.portal.adapters.partner_api import NotSignedIn, PartnerApi, UpstreamError
-from services.portal.domain import presentation
+from services.portal.domain import presentation, roles
 from services.portal.domain.sessions import Branding, SignInCsrf
 from services.portal.entrypoints.web import (
     PortalDep,
@@ -101,13 +101,13 @@ async def sign_in(request: Request, p: PortalDep) -> Response:
         return _sign_in_page(request, p, error="Enter your API key.", status_code=422)
     api = PartnerApi(p.http, p.urls, api_key)
     try:
-        await api.check_key()
+        role = await api.check_key()
         profile = await api.me()
     except NotSignedIn:
         return _sign_in_page(request, p, error="That API key was not accepted.", status_code=401)
     # A fresh session id on every sign-in (no fixation); the old one, if any, ends.
     p.sessions.revoke(current_session(request, p))
-    session = p.sessions.create(api_key, branding_of(profile))
+    session = p.sessions.create(api_key, branding_of(profile), role)
     response = _redirect("/overview")
     p.set_session_cookie(response, session)
     response.delete_cookie(p.sign_in_cookie_name, path="/")
@@ -140,9 +140,14 @@ async def overview(request: Request, p: PortalDep, session: SessionDep) -> Respo
     api = p.api_for(session)
     today = p.today()
     horizon = today + dt.timedelta(days=presentation.RENEWAL_HORIZON_DAYS + 1)
-    renewals = presentation.up_for_renewal(await api.entitlements(term_end_before=horizon), today)
     month = presentation.month_of(today)
-    statement = await api.statement(month)
+    # Each part only for a role that may see it (CONTRACT 6.7): the API would refuse.
+    renewals = (
+        presentation.up_for_renewal(await api.entitlements(term_end_before=horizon), today)
+        if roles.sees_renewals(session.role)
+        else None
+    )
+    statement = await api.statement(month) if roles.sees_commissions(session.role) else {}
     return render(
         request,
         "overview.html",
@@ -216,7 +221,7 @@ async def register(request: Request, p: PortalDep, session: SessionDep) -> Respo
     try:
         first_time, entitlement = await p.api_for(session).register(values["license_key"], customer)
     except UpstreamError as error:
-        if isinstance(error, NotSignedIn):
+        if isinstance(error, NotSignedIn) or error.status == 403:
             raise
         field = (error.field or "license_key").split(".")[-1]
         field = field if field in values else "license_key"
@@ -301,7 +306,7 @@ async def send_test_event(request: Request, p: PortalDep, session: SessionDep) -
     try:
         result = await p.api_for(session).test_webhook()
     except UpstreamError as error:
-        if isinstance(error, NotSignedIn):
+        if isinstance(error, NotSignedIn) or error.status == 403:
             raise
         result = {"delivered": False, "error": error.code}
     return render(
@@ -327,7 +332,7 @@ async def set_webhook(request: Request, p: PortalDep, session: SessionDep) -> Re
     try:
         answer = await p.api_for(session).set_webhook(url)
     except UpstreamError as error:
-        if isinstance(error, NotSignedIn):
+        if isinstance(error, NotSignedIn) or error.status == 403:
             raise
         return render(
             request, "webhook.html", session, 422, url=url, error=error.message, secret=None

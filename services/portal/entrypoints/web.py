@@ -17,7 +17,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from services.portal.adapters.partner_api import PartnerApi, ServiceUrls
 from services.portal.adapters.session_cookies import SessionCookies
 from services.portal.config import Settings
-from services.portal.domain import presentation
+from services.portal.domain import presentation, roles
 from services.portal.domain.sessions import Session, SignInCsrf, tokens_match
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
@@ -106,6 +106,10 @@ class CsrfRejected(Exception):
     """A form without the right CSRF token."""
 
 
+class PageForbidden(Exception):
+    """The signed-in key's role may not use this page (CONTRACT 6.7)."""
+
+
 def current_session(request: Request, p: Portal) -> Session | None:
     """The request's live session; remembered so the response re-seals it (idle timer)."""
     if hasattr(request.state, "portal_session"):
@@ -142,6 +146,8 @@ def signed_in(request: Request, p: PortalDep) -> Session:
     session = current_session(request, p)
     if session is None:
         raise SignInRequired(expired=p.cookie_name in request.cookies)
+    if not roles.may_open(session.role, request.url.path):
+        raise PageForbidden
     return session
 
 
@@ -178,6 +184,8 @@ def render(
         csrf_token=session.csrf_token if session is not None else "",
         path=request.url.path,
         today=p.today(),
+        nav=roles.nav_for(session.role) if session is not None else [],
+        role=session.role if session is not None else None,
         **context,
     )
     return HTMLResponse(page, status_code=status_code)

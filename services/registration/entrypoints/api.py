@@ -19,6 +19,7 @@ from services.registration.entrypoints.routes import (
     admin_entitlements,
     admin_partners,
     internal,
+    partner_keys,
     partner_portal,
     registrations,
     seller_codes,
@@ -42,6 +43,7 @@ def install(app: FastAPI) -> None:
         seller_codes,
         registrations,
         partner_portal,
+        partner_keys,
         admin_entitlements,
         internal,
     ):

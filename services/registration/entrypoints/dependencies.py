@@ -17,7 +17,9 @@ from chassis.auth import (
 )
 from chassis.clients import Network, request_client
 from chassis.errors import ApiError
+from chassis.partner_roles import role_requirement
 from services.registration.service_layer.entitlements import EntitlementService
+from services.registration.service_layer.partner_keys import PartnerKeyService
 from services.registration.service_layer.partners import PartnerService
 from services.registration.service_layer.rate_limit import TokenBucketLimiter
 from services.registration.service_layer.registrations import RegistrationService
@@ -31,6 +33,7 @@ class Services:
     partners: PartnerService
     registrations: RegistrationService
     entitlements: EntitlementService
+    keys: PartnerKeyService
     seller_code_limiter: TokenBucketLimiter
     registration_limiter: TokenBucketLimiter
     clock: Clock
@@ -38,8 +41,10 @@ class Services:
     trusted_proxies: Sequence[Network] = field(default_factory=tuple)
 
     async def resolve_partner(self, api_key: str) -> PartnerPrincipal | None:
-        partner_id = await self.partners.resolve_api_key(api_key)
-        return PartnerPrincipal(partner_id) if partner_id is not None else None
+        key = await self.keys.resolve(api_key)
+        if key is None:
+            return None
+        return PartnerPrincipal(key.partner_id, role=key.role, key_id=key.key_id)
 
 
 async def services(request: Request) -> Services:
@@ -68,6 +73,10 @@ async def registration_rate(request: Request, svc: ServicesDep) -> None:
 AdminDep = Annotated[None, Depends(admin)]
 RegistrationRateDep = Annotated[None, Depends(registration_rate)]
 PartnerDep = Annotated[PartnerPrincipal, Depends(partner)]
+"""Any valid key of the partner: a route using it alone admits admin keys only."""
+
+require_partner_role = role_requirement(partner)
+"""CONTRACT 6.7: `caller: Annotated[PartnerPrincipal, require_partner_role("sales")]`."""
 
 
 def client_address(request: Request, svc: Services) -> str:

@@ -433,3 +433,7 @@ class IntrospectIn(Strict):
 class IntrospectOut(BaseModel):
     active: bool
     partner_id: str | None = None
+    key_id: str | None = None
+    role: Literal["admin", "sales", "finance"] | None = Field(
+        None, description="the key's role (CONTRACT 6.7): every service enforces it"
+    )

@@ -40,3 +40,8 @@ def matches(secret: str, stored_hash: str) -> bool:
 def new_partner_id() -> str:
     # Random, not sequential: a partner id reveals nothing about how many there are.
     return "P-" + secrets.token_hex(6).upper()
+
+
+def new_key_id() -> str:
+    """A partner key's public id (CONTRACT 6.7): names the key, reveals nothing of it."""
+    return "K-" + secrets.token_hex(6).upper()

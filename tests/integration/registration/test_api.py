@@ -224,9 +224,11 @@ async def test_introspection_answers_for_active_keys_only(client: httpx.AsyncCli
     partner = await create_partner(client)
     url = "/v1/internal/api-keys/introspect"
     active = await client.post(url, json={"api_key": partner["api_key"]}, headers=ADMIN)
-    assert active.json() == {"active": True, "partner_id": partner["partner_id"]}
+    answer = active.json()
+    assert answer["active"] is True and answer["partner_id"] == partner["partner_id"]
+    assert answer["role"] == "admin" and answer["key_id"].startswith("K-")  # CONTRACT 6.7
     unknown = await client.post(url, json={"api_key": "ckp_nope"}, headers=ADMIN)
-    assert unknown.json() == {"active": False, "partner_id": None}
+    assert unknown.json() == {"active": False, "partner_id": None, "key_id": None, "role": None}
 
 
 async def test_a_partner_reads_its_own_record_and_never_its_key(

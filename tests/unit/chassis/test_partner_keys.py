@@ -62,3 +62,58 @@ async def test_the_cache_is_bounded_and_forgets_the_least_recently_used() -> Non
     for key in ("good", "a", "b", "good"):
         await resolve(key)
     assert [c["key"] for c in calls] == ["good", "a", "b", "good"]
+
+
+# ------------------------------------------------------------ roles and revocation (6.7)
+
+
+def _with_role(role: str | None) -> httpx.MockTransport:
+    def answer(request: httpx.Request) -> httpx.Response:
+        body = {"active": True, "partner_id": "P-1"}
+        if role is not None:
+            body |= {"role": role, "key_id": "K-1"}
+        return httpx.Response(200, json=body)
+
+    return httpx.MockTransport(answer)
+
+
+@pytest.mark.parametrize(
+    ("role", "expected"),
+    [
+        ("finance", PartnerPrincipal("P-1", role="finance", key_id="K-1")),
+        # A registration from before roles: its one key per partner is the admin key.
+        (None, PartnerPrincipal("P-1", role="admin", key_id=None)),
+    ],
+)
+async def test_the_answer_carries_the_keys_role_and_id(
+    role: str | None, expected: PartnerPrincipal
+) -> None:
+    client = httpx.AsyncClient(transport=_with_role(role), base_url="http://reg")
+    resolve = RegistrationKeyIntrospector("http://reg", "t", client=client)
+    assert await resolve("good") == expected
+
+
+async def test_a_revoked_key_stops_working_when_its_answer_expires() -> None:
+    now = [0.0]
+    revoked = {"flag": False}
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if revoked["flag"]:
+            return httpx.Response(200, json={"active": False})
+        return httpx.Response(200, json={"active": True, "partner_id": "P-1", "role": "sales"})
+
+    client = httpx.AsyncClient(transport=httpx.MockTransport(answer), base_url="http://reg")
+    resolve = RegistrationKeyIntrospector(
+        "http://reg", "t", client=client, ttl_s=60.0, monotonic=lambda: now[0]
+    )
+    assert await resolve("k") is not None
+    revoked["flag"] = True
+    now[0] = 59.9
+    assert await resolve("k") is not None  # still trusted inside the TTL
+    now[0] = 60.0
+    assert await resolve("k") is None
+
+
+def test_a_positive_ttl_above_the_revocation_bound_is_refused() -> None:
+    with pytest.raises(ValueError, match="revocation"):
+        RegistrationKeyIntrospector("http://reg", "t", ttl_s=61.0)

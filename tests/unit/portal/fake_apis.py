@@ -73,6 +73,9 @@ class FakePartnerApis:
     requests: list[httpx.Request] = field(default_factory=list)
     webhooks: dict[str, str] = field(default_factory=dict)
     down: bool = False
+    # CONTRACT 6.7: a key's role (admin unless listed) and the partners' key records.
+    roles: dict[str, str] = field(default_factory=dict)
+    key_records: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     def transport(self) -> httpx.MockTransport:
         return httpx.MockTransport(self.handle)
@@ -97,6 +100,11 @@ class FakePartnerApis:
         partner_id = self.keys.get(key) if scheme == "Bearer" else None
         if partner_id is None:
             return _error(401, "unauthorized", "unknown token")
+        role = self.roles.get(key, "admin")
+        if role not in _roles_of(request.method, path):
+            return _error(403, "role_forbidden", "this route needs another role")
+        if base == REGISTRATION and path.startswith("/v1/partner/key"):
+            return self._keys(request, partner_id, key, role)
         if base == REGISTRATION:
             return self._registration(request, partner_id)
         if base == COMMISSIONS:
@@ -213,6 +221,67 @@ class FakePartnerApis:
             ]
             return httpx.Response(200, json={"deliveries": deliveries, "total": 1})
         return _error(404, "not_found", "Not Found")
+
+    def _keys(self, request: httpx.Request, partner_id: str, key: str, role: str) -> httpx.Response:
+        path = request.url.path
+        records = self.key_records.setdefault(
+            partner_id,
+            [
+                {
+                    "key_id": f"K-{partner_id}-0",
+                    "name": "created with the partner",
+                    "role": "admin",
+                    "created_at": "2027-01-01T00:00:00Z",
+                    "created_by": "operator",
+                    "last_used_at": "2027-01-05T10:00:00Z",
+                    "revoked_at": None,
+                }
+            ],
+        )
+        if path == "/v1/partner/key":
+            return httpx.Response(200, json={"key_id": f"K-{key}", "role": role})
+        if path == "/v1/partner/keys" and request.method == "GET":
+            return httpx.Response(200, json={"keys": records})
+        if path == "/v1/partner/keys" and request.method == "POST":
+            body = json.loads(request.content)
+            new_key = f"ckp_new_{len(records)}"
+            record = {
+                "key_id": f"K-{partner_id}-{len(records)}",
+                "name": body["name"],
+                "role": body["role"],
+                "created_at": "2027-01-06T00:00:00Z",
+                "created_by": f"K-{key}",
+                "last_used_at": None,
+                "revoked_at": None,
+            }
+            records.append(record)
+            self.keys[new_key] = partner_id
+            self.roles[new_key] = body["role"]
+            return httpx.Response(
+                201, json={"key_id": record["key_id"], "api_key": new_key, **body}
+            )
+        if path.startswith("/v1/partner/keys/") and request.method == "DELETE":
+            key_id = path.rsplit("/", 1)[1]
+            active = [r for r in records if not r["revoked_at"]]
+            match = [r for r in active if r["key_id"] == key_id]
+            if not match:
+                return _error(404, "key_not_found", "no such active key")
+            if match[0]["role"] == "admin" and sum(r["role"] == "admin" for r in active) == 1:
+                return _error(409, "last_admin_key", "last admin key")
+            match[0]["revoked_at"] = "2027-01-06T12:00:00Z"
+            return httpx.Response(204)
+        return _error(404, "not_found", "Not Found")
+
+
+def _roles_of(method: str, path: str) -> set[str]:
+    """The roles the real partner routes declare (require_partner_role)."""
+    if path in ("/v1/partner/me", "/v1/partner/key"):
+        return {"admin", "sales", "finance"}
+    if path.startswith(("/v1/partner/entitlements", "/v1/partner/registrations")):
+        return {"admin", "sales"}
+    if path.startswith(("/v1/partner/commissions", "/v1/partner/statements")):
+        return {"admin", "finance"}
+    return {"admin"}
 
 
 def _error(status: int, code: str, message: str, field: str | None = None) -> httpx.Response:

@@ -34,6 +34,7 @@ async def create_partner(body: PartnerCreate, _: AdminDep, svc: ServicesDep) -> 
             effective_at=body.effective_at,
         )
     )
+    await svc.keys.adopt_creation_key_soon(partner)  # CONTRACT 6.7: it is an admin key
     out = PartnerOut.of(partner, svc.clock())
     return PartnerCreated(**out.model_dump(), api_key=api_key)
 
@@ -48,6 +49,7 @@ async def update_partner(
     partner_id: str, body: PartnerPatch, _: AdminDep, svc: ServicesDep
 ) -> PartnerOut:
     """Change tier, status, branding or contact, in force from `effective_at` (default now)."""
+    contact_before = (await svc.partners.get(partner_id)).contact_email
     partner = await svc.partners.update(
         partner_id,
         PartnerChanges(
@@ -62,4 +64,6 @@ async def update_partner(
             effective_at=body.effective_at,
         ),
     )
+    if partner.contact_email != contact_before:  # CONTRACT 6.7: in the partner's audit
+        await svc.keys.record_contact_change(partner_id)
     return PartnerOut.of(partner, svc.clock())

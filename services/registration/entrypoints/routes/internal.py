@@ -12,6 +12,9 @@ router = APIRouter(prefix="/v1/internal", tags=["internal"])
 
 @router.post("/api-keys/introspect", response_model=IntrospectOut)
 async def introspect(body: IntrospectIn, _: AdminDep, svc: ServicesDep) -> IntrospectOut:
-    """`{"active": true, "partner_id"}` for an active partner's key, else `{"active": false}`."""
-    partner_id = await svc.partners.resolve_api_key(body.api_key)
-    return IntrospectOut(active=partner_id is not None, partner_id=partner_id)
+    """`{"active": true, "partner_id", "key_id", "role"}` for an active key of an active
+    partner, else `{"active": false}` (a revoked key included: CONTRACT 6.7)."""
+    key = await svc.keys.resolve(body.api_key)
+    if key is None:
+        return IntrospectOut(active=False)
+    return IntrospectOut(active=True, partner_id=key.partner_id, key_id=key.key_id, role=key.role)

@@ -1,0 +1,116 @@
+"""A partner's audit trail (CONTRACT 6.7): who (which key) changed what, and when.
+
+Each service records the changes it makes in its own database and serves them
+at its own `GET /v1/partner/audit`: registration keys, renewal mode and contacts,
+notifications the webhook. No service writes another's database, and an audit
+entry is written beside the change it records, never over the network.
+Entries are append-only and never carry a secret: a key's id and name, never the
+key; a webhook's host, never its signing secret.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, Field
+from pymongo import DESCENDING, IndexModel
+from pymongo.asynchronous.database import AsyncDatabase
+
+AUDIT_COLLECTION = "partner_audit"
+OPERATOR = "operator"
+"""The actor of a change made with the operator token (ADMIN_TOKEN), not a partner key."""
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    partner_id: str
+    actor_key_id: str
+    action: str
+    at: dt.datetime
+    target: str | None = None
+    detail: dict[str, str] = field(default_factory=dict)
+    entry_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+
+class AuditEntryOut(BaseModel):
+    entry_id: str
+    at: dt.datetime
+    actor_key_id: str = Field(description="the key that made the change, or `operator`")
+    action: str = Field(description="e.g. `key.created`, `key.revoked`, `webhook.set`")
+    target: str | None = Field(None, description="what changed, e.g. a key id")
+    detail: dict[str, str] = Field(default_factory=dict)
+
+    @classmethod
+    def of(cls, entry: AuditEntry) -> AuditEntryOut:
+        return cls(
+            entry_id=entry.entry_id,
+            at=entry.at,
+            actor_key_id=entry.actor_key_id,
+            action=entry.action,
+            target=entry.target,
+            detail=entry.detail,
+        )
+
+
+class AuditPage(BaseModel):
+    entries: list[AuditEntryOut] = Field(description="newest first")
+    next_before: dt.datetime | None = Field(
+        None, description="pass as `before` for older entries; null on the last page"
+    )
+
+
+class MongoPartnerAudit:
+    def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
+        self._collection = db[AUDIT_COLLECTION]
+
+    async def ensure_indexes(self) -> None:
+        await self._collection.create_indexes(
+            [IndexModel([("partner_id", 1), ("at", DESCENDING)], name="partner_at")]
+        )
+
+    async def record(self, entry: AuditEntry) -> None:
+        await self._collection.insert_one(
+            {
+                "_id": entry.entry_id,
+                "partner_id": entry.partner_id,
+                "actor_key_id": entry.actor_key_id,
+                "action": entry.action,
+                "at": entry.at,
+                "target": entry.target,
+                "detail": dict(entry.detail),
+            }
+        )
+
+    async def for_partner(
+        self, partner_id: str, *, before: dt.datetime | None = None, limit: int = 100
+    ) -> list[AuditEntry]:
+        query: dict[str, Any] = {"partner_id": partner_id}
+        if before is not None:
+            query["at"] = {"$lt": before}
+        cursor = self._collection.find(query).sort("at", DESCENDING).limit(limit)
+        return [
+            AuditEntry(
+                partner_id=d["partner_id"],
+                actor_key_id=d["actor_key_id"],
+                action=d["action"],
+                at=_utc(d["at"]),
+                target=d.get("target"),
+                detail=dict(d.get("detail") or {}),
+                entry_id=d["_id"],
+            )
+            async for d in cursor
+        ]
+
+
+def _utc(value: dt.datetime) -> dt.datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
+
+
+def page(entries: list[AuditEntry], limit: int) -> AuditPage:
+    return AuditPage(
+        entries=[AuditEntryOut.of(e) for e in entries],
+        next_before=entries[-1].at if len(entries) == limit else None,
+    )
