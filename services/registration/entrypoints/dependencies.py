@@ -17,6 +17,7 @@ from chassis.auth import (
 )
 from chassis.clients import Network, request_client
 from chassis.errors import ApiError
+from services.registration.service_layer.deals import DealService
 from services.registration.service_layer.entitlements import EntitlementService
 from services.registration.service_layer.partners import PartnerService
 from services.registration.service_layer.rate_limit import TokenBucketLimiter
@@ -36,6 +37,7 @@ class Services:
     clock: Clock
     admin_token: str
     trusted_proxies: Sequence[Network] = field(default_factory=tuple)
+    deals: DealService | None = None
 
     async def resolve_partner(self, api_key: str) -> PartnerPrincipal | None:
         partner_id = await self.partners.resolve_api_key(api_key)
