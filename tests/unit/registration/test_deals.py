@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from services.registration.domain.deals import Deal, DealCustomer, expiry_cutoff
+from services.registration.service_layer.deal_expiry import expiry_step
 from services.registration.service_layer.deals import DealService, DealSubmission
 from services.registration.service_layer.errors import UseCaseError
 from services.registration.service_layer.orders import OrderApplier
@@ -311,3 +312,32 @@ async def test_an_inactive_deal_partner_gets_nothing(
     await applier.apply([incoming(order("WEB-1", line("LK-1")), "2026-02-01T10:00:00Z")])
     assert store.entitlements["LK-1"].partner_of_record is None
     assert store.deals[deal.deal_id].status == "approved"
+
+
+# --- the scheduler -----------------------------------------------------------------
+
+
+class FakeLease:
+    def __init__(self, held: bool) -> None:
+        self.held = held
+        self.asked = 0
+
+    async def hold(self, now: dt.datetime, ttl: dt.timedelta) -> bool:
+        self.asked += 1
+        return self.held
+
+    async def release(self) -> None:
+        self.held = False
+
+
+async def test_the_scheduler_expires_as_of_now_under_its_lease(
+    deals: DealService, partners: PartnerService, clock: Clock
+) -> None:
+    p1, _, _ = await enrol(partners)
+    deal = await deals.submit(p1, submission())
+    await deals.approve(deal.deal_id)
+    ttl = dt.timedelta(hours=1)
+    clock.advance(days=90)  # exactly the end of protection: due
+    assert await expiry_step(deals, FakeLease(held=False), clock, ttl) == 0  # another replica
+    assert await expiry_step(deals, FakeLease(held=True), clock, ttl) == 1
+    assert await expiry_step(deals, FakeLease(held=True), clock, ttl) == 0  # idempotent
