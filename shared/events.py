@@ -53,6 +53,14 @@ __all__ = [
     "CommissionStatus",
     "ContractModel",
     "Customer",
+    "DealApproved",
+    "DealCustomer",
+    "DealExpired",
+    "DealRejected",
+    "DealState",
+    "DealStatus",
+    "DealSubmitted",
+    "DealWon",
     "DeliveryFailed",
     "DeliveryOutcome",
     "DeliverySent",
@@ -113,6 +121,7 @@ NotificationType = Literal[
     "commission_earned",
     "commission_reversed",
     "attribution_changed",
+    "deal_decided",
 ]
 AttributionSource = Literal[
     "partner_sale",
@@ -120,6 +129,7 @@ AttributionSource = Literal[
     "customer_registration",
     "checkout_seller_code",
     "operator",
+    "deal_registration",
 ]
 """How a partner of record was set, strongest first (CONTRACT 2.1):
 
@@ -127,8 +137,11 @@ AttributionSource = Literal[
 - `partner_registration`: the partner registered the licence (POST /v1/partner/registrations);
 - `customer_registration`: a seller code given at or after a customer registration;
 - `checkout_seller_code`: a seller code typed at a direct checkout (`order.placed.seller_code`);
-- `operator`: an operator reassigned it (PUT .../partner-of-record).
+- `operator`: an operator reassigned it (PUT .../partner-of-record);
+- `deal_registration`: a direct `new` order line for a (customer, product) an approved
+  deal of the partner protects (CONTRACT 6.3; as strong as a partner registration).
 """
+DealStatus = Literal["submitted", "approved", "rejected", "won", "expired"]
 
 # --- value types --------------------------------------------------------------
 
@@ -560,6 +573,87 @@ class EntitlementContactConfirmationRequested(EventData):
     expires_at: Timestamp
 
 
+# --- registration.deals.v1 (CONTRACT 6.3) ---------------------------------------
+
+
+class DealCustomer(ContractModel):
+    """The customer a deal is for: matched by `customer_id` when given, else by e-mail."""
+
+    customer_id: str | None = None
+    org_name: Text
+    email: Email
+    country: CountryCode
+
+
+class DealState(EventData):
+    """A registered deal as it now stands (CONTRACT 6.3).
+
+    `protected_until` is `approved_at + DEAL_PROTECTION_DAYS`; `reason` is the
+    rejection's (`deal_conflict` names nobody); `order_id` the order that won it.
+    """
+
+    deal_id: Text
+    partner_id: Text
+    customer: DealCustomer
+    product: Text
+    expected_close: Date
+    estimated_amount_minor: NonNegativeMinor
+    currency: Currency
+    status: DealStatus
+    submitted_at: Timestamp
+    approved_at: Timestamp | None = None
+    protected_until: Timestamp | None = None
+    reason: str | None = None
+    order_id: str | None = None
+    # The status each event type reports, checked so a deal cannot contradict it.
+    implied_status: ClassVar[DealStatus | None] = None
+
+    @model_validator(mode="after")
+    def _status_matches_event(self) -> Self:
+        if self.implied_status is not None and self.status != self.implied_status:
+            raise PydanticCustomError(
+                "status_mismatch",
+                "status must be {expected} for this event type",
+                {"expected": self.implied_status},
+            )
+        return self
+
+
+class DealSubmitted(DealState):
+    """`deal.submitted`: a partner registered a deal."""
+
+    implied_status: ClassVar[DealStatus | None] = "submitted"
+    model_config = _schema_rules({"status": {"const": "submitted"}})
+
+
+class DealApproved(DealState):
+    """`deal.approved`: (partner, customer, product) protected until `protected_until`."""
+
+    implied_status: ClassVar[DealStatus | None] = "approved"
+    model_config = _schema_rules({"status": {"const": "approved"}})
+
+
+class DealRejected(DealState):
+    """`deal.rejected`: by an operator with a reason, or at once as `deal_conflict`."""
+
+    implied_status: ClassVar[DealStatus | None] = "rejected"
+    model_config = _schema_rules({"status": {"const": "rejected"}})
+
+
+class DealWon(DealState):
+    """`deal.won`: a direct `new` order line (or the partner's own sale) closed it."""
+
+    implied_status: ClassVar[DealStatus | None] = "won"
+    model_config = _schema_rules({"status": {"const": "won"}})
+
+
+class DealExpired(DealState):
+    """`deal.expired`: protection ended unwon."""
+
+    implied_status: ClassVar[DealStatus | None] = "expired"
+    model_config = _schema_rules({"status": {"const": "expired"}})
+
+
 # --- commissions.ledger.v1 -------------------------------------------------------
 
 
@@ -765,6 +859,11 @@ EVENT_MODELS: Mapping[str, type[EventData]] = MappingProxyType(
         "entitlement.attribution_changed": EntitlementAttributionChanged,
         "entitlement.order_applied": EntitlementOrderApplied,
         "entitlement.contact_confirmation_requested": EntitlementContactConfirmationRequested,
+        "deal.submitted": DealSubmitted,
+        "deal.approved": DealApproved,
+        "deal.rejected": DealRejected,
+        "deal.won": DealWon,
+        "deal.expired": DealExpired,
         "commission.accrued": CommissionAccrued,
         "commission.clawed_back": CommissionClawedBack,
         "commission.adjusted": CommissionAdjusted,

@@ -22,6 +22,12 @@ from shared.events import (
     CommissionPaid,
     CommissionPayable,
     Customer,
+    DealApproved,
+    DealCustomer,
+    DealExpired,
+    DealRejected,
+    DealSubmitted,
+    DealWon,
     DeliveryFailed,
     DeliverySent,
     DeliverySuppressed,
@@ -103,6 +109,32 @@ def _partner_fields() -> dict[str, object]:
         "customer_ids": ["C-17"],
         "seller_code": "7K3M-9QXF",
     }
+
+
+DEAL_ID = "D-0001"
+
+
+def _deal_fields(status: str, **changes: object) -> dict[str, object]:
+    fields: dict[str, object] = {
+        "deal_id": DEAL_ID,
+        "partner_id": PARTNER_ID,
+        "customer": DealCustomer(
+            customer_id="C-881",
+            org_name="Müller Logistik GmbH",
+            email="jana@mueller-logistik.example",
+            country="DE",
+        ),
+        "product": "secure-pro",
+        "expected_close": dt.date(2027, 2, 15),
+        "estimated_amount_minor": NET,
+        "currency": "EUR",
+        "status": status,
+        "submitted_at": _at("2026-12-01T09:00:00Z"),
+    }
+    if status in ("approved", "won", "expired"):
+        fields["approved_at"] = _at("2026-12-02T10:00:00Z")
+        fields["protected_until"] = _at("2027-03-02T10:00:00Z")
+    return {**fields, **changes}
 
 
 def _commission_fields(role: str, partner_id: str, rate_bps: int) -> dict[str, object]:
@@ -283,6 +315,41 @@ def _examples() -> list[tuple[str, str, EventData, str, str]]:
                 ),
             ),
             "2027-01-05T10:00:00Z",
+            "registration",
+        ),
+        (
+            topics.REGISTRATION_DEALS,
+            "deal.submitted",
+            DealSubmitted(**_deal_fields("submitted")),
+            "2026-12-01T09:00:00Z",
+            "registration",
+        ),
+        (
+            topics.REGISTRATION_DEALS,
+            "deal.approved",
+            DealApproved(**_deal_fields("approved")),
+            "2026-12-02T10:00:00Z",
+            "registration",
+        ),
+        (
+            topics.REGISTRATION_DEALS,
+            "deal.rejected",
+            DealRejected(**_deal_fields("rejected", reason="deal_conflict")),
+            "2026-12-01T09:00:00Z",
+            "registration",
+        ),
+        (
+            topics.REGISTRATION_DEALS,
+            "deal.won",
+            DealWon(**_deal_fields("won", order_id="WEB-100021")),
+            "2027-01-12T11:00:00Z",
+            "registration",
+        ),
+        (
+            topics.REGISTRATION_DEALS,
+            "deal.expired",
+            DealExpired(**_deal_fields("expired")),
+            "2027-03-02T10:00:00Z",
             "registration",
         ),
         (

@@ -25,6 +25,7 @@ __all__ = [
     "DLQ_DETAIL_HEADER",
     "DLQ_REASON_HEADER",
     "NOTIFICATIONS_DELIVERIES",
+    "REGISTRATION_DEALS",
     "REGISTRATION_ENTITLEMENTS",
     "REGISTRATION_PARTNERS",
     "TOPICS",
@@ -44,6 +45,7 @@ VENDOR_ADVISORIES = "vendor.advisories.v1"
 VENDOR_NOTICES = "vendor.notices.v1"
 REGISTRATION_PARTNERS = "registration.partners.v1"
 REGISTRATION_ENTITLEMENTS = "registration.entitlements.v1"
+REGISTRATION_DEALS = "registration.deals.v1"
 COMMISSIONS_LEDGER = "commissions.ledger.v1"
 NOTIFICATIONS_DELIVERIES = "notifications.deliveries.v1"
 
@@ -135,6 +137,14 @@ ALL_TOPICS: tuple[Topic, ...] = (
         ),
         "Entitlements and their partner of record; order_applied drives commissions;"
         " contact_confirmation_requested asks the contact in place to confirm a new one.",
+    ),
+    _topic(
+        REGISTRATION_DEALS,
+        "registration",
+        "deal_id",
+        ("deal.submitted", "deal.approved", "deal.rejected", "deal.won", "deal.expired"),
+        "Registered deals and their decisions; an approved deal protects (partner, customer,"
+        " product) for DEAL_PROTECTION_DAYS (CONTRACT 6.3).",
     ),
     _topic(
         COMMISSIONS_LEDGER,

@@ -57,6 +57,7 @@ CONSUMES = [
     "vendor.advisories.v1",
     "vendor.notices.v1",
     "commissions.ledger.v1",
+    "registration.deals.v1",
 ]
 DELIVERIES_TOPIC = "notifications.deliveries.v1"
 PRODUCES = [DELIVERIES_TOPIC]

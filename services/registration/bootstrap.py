@@ -20,6 +20,7 @@ from chassis.kafka import OutRecord
 from chassis.metrics import WorkerCounters
 from chassis.partner_audit import MongoPartnerAudit
 from chassis.worker import ProcessorFactory, static_member_id
+from services.registration.adapters.leases import MongoLease
 from services.registration.adapters.mongo import MongoUnitOfWork, ensure_indexes
 from services.registration.adapters.outbox import OutboxRelay
 from services.registration.adapters.partner_keys import MongoPartnerKeyStore
@@ -27,6 +28,8 @@ from services.registration.config import Settings
 from services.registration.entrypoints import api
 from services.registration.entrypoints.dependencies import Services
 from services.registration.service_layer.admission import Admission
+from services.registration.service_layer.deal_expiry import run_deal_expiry
+from services.registration.service_layer.deals import DealService
 from services.registration.service_layer.entitlements import EntitlementService
 from services.registration.service_layer.orders import IncomingOrder, OrderApplier
 from services.registration.service_layer.partner_keys import (
@@ -43,7 +46,7 @@ from shared.events import OrderPlaced
 log = logging.getLogger(__name__)
 
 CONSUMES = ["checkout.orders.v1"]
-PRODUCES = ["registration.partners.v1", "registration.entitlements.v1"]
+PRODUCES = ["registration.partners.v1", "registration.entitlements.v1", "registration.deals.v1"]
 DESCRIPTION = (
     "Partner directory, seller codes, registrations and the partner of record of every entitlement."
 )
@@ -86,6 +89,12 @@ def build_services(
         trusted_proxies=settings.trusted_proxies,
         clock=clock,
         admin_token=settings.admin_token.get_secret_value(),
+        deals=DealService(
+            uow,
+            clock,
+            protection_days=settings.deal_protection_days,
+            products=settings.product_catalogue(),
+        ),
     )
 
 
@@ -110,11 +119,8 @@ def build_api(settings: Settings, *, clock: Clock = utc_now, run_relay: bool = T
 
     async def on_startup(app: FastAPI) -> None:
         db = app.state.db
-        relay = OutboxRelay(
-            db,
-            lambda: app.state.producer,
-            owner=f"{socket.gethostname()}-{os.getpid()}-{id(app)}",
-        )
+        relay_owner = f"{socket.gethostname()}-{os.getpid()}-{id(app)}"
+        relay = OutboxRelay(db, lambda: app.state.producer, owner=relay_owner)
         app.state.outbox_relay = relay
         admission = Admission(settings.api_db_concurrency, max_wait_s=settings.api_db_queue_s)
         app.state.registration = build_services(
@@ -133,6 +139,19 @@ def build_api(settings: Settings, *, clock: Clock = utc_now, run_relay: bool = T
         background.append(indexes)
         if run_relay:
             background.append(asyncio.create_task(relay.run(), name="outbox-relay"))
+        deals = app.state.registration.deals
+        if settings.deal_expiry_interval_seconds > 0 and deals is not None:
+            background.append(
+                asyncio.create_task(
+                    run_deal_expiry(
+                        deals,
+                        MongoLease(db, "deal-expiry", owner=relay_owner),
+                        clock,
+                        interval_s=settings.deal_expiry_interval_seconds,
+                    ),
+                    name="deal-expiry",
+                )
+            )
         app.state.registration_tasks = background
 
     async def on_shutdown(app: FastAPI) -> None:

@@ -18,6 +18,14 @@ class Settings(ServiceSettings):
     registrations_per_minute: int = Field(30, ge=1)
     late_seller_code_days: int = Field(90, ge=0)
     attribution_window_months: int = Field(36, ge=1)
+    # CONTRACT 6.3: how long an approved deal protects (partner, customer, product).
+    deal_protection_days: int = Field(90, ge=1, le=3650)
+    # Products a deal may name besides those checkout has sold (any entitlement's);
+    # comma-separated. Default: the vendor's catalogue as the simulator sells it.
+    products: str = Field("secure-pro,secure-team,backup-plus,vault-enterprise")
+    # The API's deal-expiry scheduler: how often it runs the pass as of now (one API
+    # replica at a time, a lease); 0 turns it off.
+    deal_expiry_interval_seconds: float = Field(3600.0, ge=0)
     # Units of work of one API process using the database at once, and how long a
     # request may queue for a place before it answers 503 (service_layer/admission.py).
     # 64 leaves room in PyMongo's pool of 100. The embedded database (SecantusDB) runs a
@@ -29,3 +37,6 @@ class Settings(ServiceSettings):
     checkout_token: SecretStr = Field(
         SecretStr(""), description="service token of the checkout system (future use)"
     )
+
+    def product_catalogue(self) -> frozenset[str]:
+        return frozenset(p.strip() for p in self.products.split(",") if p.strip())

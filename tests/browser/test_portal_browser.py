@@ -3,7 +3,7 @@
 Starts the suite as `./dev up` does (embedded broker and database, the three
 services) plus the portal, signs up two partners through the admin API, feeds
 orders through Kafka, then drives Chromium with Playwright: sign in, overview,
-entitlements, register a licence, statement CSV, webhook, delivery log. Partner B
+entitlements, register a licence, deals, statement CSV, webhook, delivery log. Partner B
 must never see partner A's data. Screenshots of every page go to docs/screenshots/.
 
 No Chromium means a failure, never a skip (`devkit.browser.ensure_chromium`).
@@ -71,6 +71,8 @@ class World:
     free_key: str  # nobody's yet; A registers it in the portal
     bravo_key: str  # B's own
     month: str
+    registration_url: str = ""
+    admin_token: str = ""
 
 
 def _ready(url: str) -> bool:
@@ -275,6 +277,8 @@ def _seed(portal: str, urls: dict[str, str], bootstrap: str, admin_token: str) -
         free_key=keys["free"],
         bravo_key=keys["bravo"],
         month=f"{now.year:04d}-{now.month:02d}",
+        registration_url=urls["registration"],
+        admin_token=admin_token,
     )
 
 
@@ -304,6 +308,28 @@ def sign_in(page: Page, portal: str, api_key: str) -> None:
     page.get_by_label("API key").fill(api_key)
     page.get_by_role("button", name="Sign in").click()
     expect(page).to_have_url(f"{portal}/overview")
+
+
+def register_deal(page: Page, org: str, email: str) -> None:
+    """Fill and send the deals form (CONTRACT 6.3) for secure-pro, closing in 30 days."""
+    page.get_by_label("Organisation", exact=True).fill(org)
+    page.get_by_label("Contact e-mail", exact=True).fill(email)
+    page.get_by_label("Country (2 letters)", exact=True).fill("DE")
+    page.get_by_label("Product", exact=True).fill("secure-pro")
+    close = dt.datetime.now(dt.UTC).date() + dt.timedelta(days=30)
+    page.get_by_label("Expected close", exact=True).fill(close.isoformat())
+    page.get_by_label("Estimated value", exact=True).fill("12500.00")
+    page.get_by_label("Currency", exact=True).fill("EUR")
+    page.get_by_role("button", name="Register the deal").click()
+
+
+def approve_deal(world: World, deal_id: str) -> None:
+    response = httpx.post(
+        f"{world.registration_url}/v1/admin/deals/{deal_id}/approve",
+        headers={"Authorization": f"Bearer {world.admin_token}"},
+        timeout=15,
+    )
+    assert response.status_code == 200, response.text
 
 
 def test_partner_a_uses_every_page(browser: Browser, world: World, tmp_path: Path) -> None:
@@ -350,6 +376,21 @@ def test_partner_a_uses_every_page(browser: Browser, world: World, tmp_path: Pat
     page.get_by_role("button", name="Register").click()
     expect(page.locator(".field-error")).to_contain_text("Another partner")
     expect(page.locator("main")).not_to_contain_text("Bravo")
+
+    nav(page, "Deals")
+    page.get_by_role("link", name="Register a deal").click()
+    register_deal(page, "Delta Handel GmbH", f"einkauf-{world.run.lower()}@delta.example")
+    expect(page.get_by_role("status")).to_contain_text("Deal registered")
+    expect(page.locator("#deal-status")).to_contain_text("Submitted")
+    deal_id = page.url.rsplit("/", 1)[1].split("?")[0]
+    approve_deal(world, deal_id)
+    page.reload()
+    expect(page.locator("#deal-status")).to_contain_text("Approved")
+    expect(page.locator("main")).to_contain_text("Protected until")
+    nav(page, "Deals")
+    expect(page.locator("table")).to_contain_text(deal_id)
+    expect(page.locator("table")).to_contain_text("EUR 12,500.00")
+    shot(page, "deals")
 
     nav(page, "Commissions")
     expect(page.locator("table").last).to_contain_text(world.renewed_key)
@@ -439,6 +480,8 @@ def test_partner_b_never_sees_partner_a(browser: Browser, world: World, tmp_path
         "/webhook",
         "/deliveries",
         "/register",
+        "/deals",
+        "/deals/new",
     ):
         page.goto(f"{portal}{path}")
         # A search echoes B's own query in its input; what the page shows must still be clean.
@@ -452,6 +495,35 @@ def test_partner_b_never_sees_partner_a(browser: Browser, world: World, tmp_path
     page.get_by_role("button", name="Register").click()
     expect(page.locator(".field-error")).to_contain_text("Another partner")
     assert_clean(page.locator("main").inner_text(), "register answer")
+
+    # A's approved deal protects its customer: B's deal for it is refused, naming nobody,
+    # and A's deal is not B's to see.
+    email = f"it-{world.run.lower()}@echo-werke.example"
+    submitted = httpx.post(
+        f"{world.registration_url}/v1/partner/deals",
+        headers={"Authorization": f"Bearer {world.alpha.api_key}"},
+        json={
+            "customer": {"org_name": "Echo Werke AG", "email": email, "country": "DE"},
+            "product": "secure-pro",
+            "expected_close": (dt.datetime.now(dt.UTC).date() + dt.timedelta(days=30)).isoformat(),
+            "estimated_amount_minor": 500000,
+            "currency": "EUR",
+        },
+        timeout=15,
+    )
+    assert submitted.status_code == 201, submitted.text
+    a_deal = submitted.json()["deal_id"]
+    approve_deal(world, a_deal)
+    secrets_of_a.append(a_deal)
+    page.goto(f"{portal}/deals/new")
+    register_deal(page, "Echo Werke", email.upper())
+    expect(page.locator("#deal-conflict")).to_contain_text("already protects")
+    assert_clean(page.locator("main").inner_text(), "deal conflict answer")
+    page.goto(f"{portal}/deals/{a_deal}")
+    expect(page.get_by_role("heading", name="Deal not found")).to_be_visible()
+    page.goto(f"{portal}/deals")
+    expect(page.locator("table")).to_contain_text("Not approved")
+    assert_clean(page.content(), "/deals")
 
     page.goto(f"{portal}/commissions?month={world.month}")
     with page.expect_download() as download_info:

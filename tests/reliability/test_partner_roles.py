@@ -37,6 +37,7 @@ class RoleWorld:
     keys: dict[str, str]
     license_key: str
     disposable_key_id: str
+    deal_id: str
 
     def values(self) -> dict[str, str]:
         return {
@@ -46,6 +47,13 @@ class RoleWorld:
             "key_id": self.disposable_key_id,
             "url": "http://127.0.0.1:9/role-hook",
             "name": "Matrix key",
+            "deal_id": self.deal_id,
+            # A deal the generated body can submit (CONTRACT 6.3): a known product, a
+            # country code and a close date still ahead.
+            "country": "DE",
+            "product": "secure-pro",
+            "expected_close": "2199-12-31",
+            "currency": "EUR",
         }
 
 
@@ -102,7 +110,23 @@ def world(live: Live) -> RoleWorld:
             json={"url": "http://127.0.0.1:9/role-hook"},
         )
         assert hook.status_code == 200, hook.text
-    return RoleWorld(partner, keys, license_key, disposable["key_id"])
+        deal = http.post(
+            f"{live.url('registration')}/v1/partner/deals",
+            headers=bearer(admin_key),
+            json={
+                "customer": {
+                    "org_name": f"Role Customer {run}",
+                    "email": f"buyer-{run}@role-customer.example",
+                    "country": "DE",
+                },
+                "product": "secure-pro",
+                "expected_close": "2199-12-31",
+                "estimated_amount_minor": 100000,
+                "currency": "EUR",
+            },
+        )
+        assert deal.status_code == 201, deal.text
+    return RoleWorld(partner, keys, license_key, disposable["key_id"], deal.json()["deal_id"])
 
 
 def test_every_partner_route_declares_its_roles(live: Live) -> None:

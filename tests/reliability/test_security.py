@@ -52,6 +52,7 @@ class PartnerA:
     registration_token: str
     customer_email: str
     secrets: list[str] = field(default_factory=list)
+    deal_id: str = ""
 
     def values(self) -> dict[str, str]:
         """A's resources by the names path parameters and body fields use."""
@@ -62,6 +63,7 @@ class PartnerA:
             "code": self.partner["seller_code"],
             "seller_code": self.partner["seller_code"],
             "url": "https://partner-a.example/hook",
+            "deal_id": self.deal_id,
         }
 
     def identifiers(self) -> list[str]:
@@ -73,6 +75,7 @@ class PartnerA:
             self.partner["contact_email"],
             self.license_key,
             self.customer_email,
+            self.deal_id,
         ]
 
 
@@ -180,6 +183,23 @@ def world(live: Live) -> tuple[PartnerA, dict[str, Any]]:
             json={"license_key": license_key, "customer": customer},
         )
         assert reg.status_code == 201, reg.text
+        # A's deal (CONTRACT 6.3), for another customer so B learns nothing of it either.
+        deal = http.post(
+            f"{live.url('registration')}/v1/partner/deals",
+            headers=key_a,
+            json={
+                "customer": {
+                    "org_name": f"Deal Customer {run}",
+                    "email": f"buyer-{run}@deal-customer.example",
+                    "country": "DE",
+                },
+                "product": "secure-pro",
+                "expected_close": "2199-12-31",
+                "estimated_amount_minor": 100000,
+                "currency": "EUR",
+            },
+        )
+        assert deal.status_code == 201, deal.text
     partner_a = PartnerA(
         partner=a,
         license_key=license_key,
@@ -187,6 +207,7 @@ def world(live: Live) -> tuple[PartnerA, dict[str, Any]]:
         webhook_secret=hook.json()["secret"],
         registration_token=reg.json()["registration_token"],
         customer_email=customer["email"],
+        deal_id=deal.json()["deal_id"],
     )
     return partner_a, b
 
@@ -348,7 +369,7 @@ def test_partner_b_never_sees_partner_a(live: Live, world: tuple[PartnerA, dict[
             if response.status_code >= 500:
                 failures.append(f"{route.method.upper()} {route.path}: {response.status_code}")
             names = set(re.findall(r"\{(\w+)\}", route.path))
-            owned = names & {"license_key", "partner_id", "notification_id", "line_id"}
+            owned = names & {"license_key", "partner_id", "notification_id", "line_id", "deal_id"}
             if route.method == "get" and owned and response.status_code != 404:
                 failures.append(
                     f"GET {route.path} with A's {sorted(owned)}: {response.status_code}, not 404"
@@ -359,6 +380,12 @@ def test_partner_b_never_sees_partner_a(live: Live, world: tuple[PartnerA, dict[
             headers={"Authorization": f"Bearer {a.partner['api_key']}"},
         )
         assert mine.status_code == 200, mine.text
+        own_deal = http.get(
+            f"{live.url('registration')}/v1/partner/deals/{a.deal_id}",
+            headers={"Authorization": f"Bearer {a.partner['api_key']}"},
+        )
+        assert own_deal.status_code == 200, own_deal.text
+        assert any(r.path == "/v1/partner/deals/{deal_id}" for r in partner_routes)
     assert not failures, "\n".join(failures)
 
 

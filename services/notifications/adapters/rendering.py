@@ -130,6 +130,17 @@ class Renderer:
             context["rate_percent"] = f"{Decimal(int(facts.get('rate_bps') or 0)) / 100:.2f}"
             payable = facts.get("payable_at")
             context["payable_at"] = _human_timestamp(payable) if payable else ""
+        if delivery.type == "deal_decided":
+            amount = facts.get("estimated_amount_minor")
+            currency = str(facts.get("currency") or "")
+            context["money"] = format_money(int(amount), currency) if amount is not None else ""
+            until = facts.get("protected_until")
+            context["protected_until"] = _human_timestamp(until) if until else ""
+            context["reason_text"] = (
+                "another partner's registered deal already protects this customer and product"
+                if facts.get("reason") == "deal_conflict"
+                else str(facts.get("reason") or "")
+            )
         context["subject"] = self.subject(message, context)
         return context
 
@@ -171,6 +182,10 @@ class Renderer:
         if delivery.type == "commission_reversed":
             order = context["facts"]["order_id"]
             return f"Commission reversed: {context['money']} after a refund on order {order}"
+        if delivery.type == "deal_decided":
+            facts = context["facts"]
+            verdict = "approved" if facts.get("status") == "approved" else "not approved"
+            return f"Deal {facts.get('deal_id', '')} {verdict}: {facts.get('product', '')}"
         if context["facts"].get("change") == "gained":
             return f"You are now partner of record for licence {first.get('license_key', '')}"
         return f"Licence {first.get('license_key', '')} is no longer attributed to you"

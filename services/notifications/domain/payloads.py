@@ -47,6 +47,8 @@ def webhook_data(message: Message, advisory: Mapping[str, Any] | None) -> dict[s
     }
     if delivery.type in ("commission_earned", "commission_reversed"):
         data["commission"] = {k: v for k, v in facts.items() if v is not None}
+    elif delivery.type == "deal_decided":
+        data["deal"] = {k: v for k, v in facts.items() if v is not None}
     elif delivery.type == "attribution_changed":
         data["change"] = facts.get("change")
         data["entitlement"] = _listed(delivery.entitlements[0]) if delivery.entitlements else None

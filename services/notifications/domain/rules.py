@@ -524,3 +524,51 @@ def _chunks(items: Sequence[Entitlement], size: int) -> list[Sequence[Entitlemen
 
 def _keys(listed: Sequence[ListedEntitlement]) -> str:
     return "+".join(e.license_key for e in listed)
+
+
+DEAL_DECISIONS: Final[frozenset[str]] = frozenset({"deal.approved", "deal.rejected"})
+"""The deal events that are an operator's (or the conflict rule's) decision (CONTRACT 6.3)."""
+
+DEAL_FACTS: Final[tuple[str, ...]] = (
+    "deal_id",
+    "status",
+    "reason",
+    "product",
+    "expected_close",
+    "estimated_amount_minor",
+    "currency",
+    "approved_at",
+    "protected_until",
+)
+
+
+def plan_deal_decided(
+    deal: Mapping[str, Any], occurred_at: dt.datetime, channels: Iterable[Channel]
+) -> list[PlannedDelivery]:
+    """The partner hears every decision on its own deal (CONTRACT 6.3), by mail and webhook.
+
+    The facts are the deal's own: its customer, product and status, and for a
+    rejection the reason. A `deal_conflict` names nobody: the deal event carries
+    no other partner, so neither can the message. Subject: `<deal_id>/<status>`
+    (a deal is decided once).
+    """
+    partner_id = str(deal["partner_id"])
+    facts: dict[str, Any] = {k: deal.get(k) for k in DEAL_FACTS}
+    customer = deal.get("customer") or {}
+    facts["customer_org_name"] = customer.get("org_name")
+    subject = f"{deal['deal_id']}/{deal['status']}"
+    return [
+        PlannedDelivery(
+            notification_id=notification_id("deal_decided", subject, partner_id, channel),
+            type="deal_decided",
+            channel=channel,
+            audience="partner",
+            recipient=partner_id,
+            partner_scope=partner_id,
+            entitlements=(),
+            occurred_at=occurred_at,
+            facts=facts,
+            related_partner_ids=(partner_id,),
+        )
+        for channel in channels
+    ]

@@ -23,10 +23,12 @@ from services.notifications.domain.model import (
 )
 from services.notifications.domain.rules import (
     COMMISSION_TYPES,
+    DEAL_DECISIONS,
     partner_channels,
     plan_attribution_changed,
     plan_commission,
     plan_contact_confirmation,
+    plan_deal_decided,
     plan_welcome,
     welcome_applies,
 )
@@ -36,7 +38,14 @@ log = logging.getLogger(__name__)
 
 # Partners first, so a batch holding a partner and its first registration brands
 # the welcome with it; the stream's own order is kept within each topic.
-_ORDER = {"partner": 0, "entitlement": 1, "commission": 2, "advisory": 3, "notice": 3}
+_ORDER = {
+    "partner": 0,
+    "entitlement": 1,
+    "commission": 2,
+    "deal": 2,
+    "advisory": 3,
+    "notice": 3,
+}
 
 
 class ProjectionWriter(Protocol):
@@ -126,6 +135,11 @@ class EventHandler:
             return plan_commission(
                 event_type, data, envelope.occurred_at, channels.get(partner_id, ("email",))
             )
+        if event_type in DEAL_DECISIONS:
+            partner_id = str(data["partner_id"])
+            return plan_deal_decided(
+                data, envelope.occurred_at, channels.get(partner_id, ("email",))
+            )
         if event_type == "advisory.published":
             opened = await self.advisory_jobs.open(data, envelope.occurred_at)
             if opened == "conflict":
@@ -148,7 +162,8 @@ class EventHandler:
                     f"notice {data['notice_id']} was published before with other content",
                 )
             return []
-        return []  # commission.payable / commission.paid: nothing to tell
+        # commission.payable / .paid, deal.submitted / .won / .expired: nothing to tell
+        return []
 
     async def _entitlement(
         self,
@@ -188,7 +203,8 @@ def _partners_to_notify(batch: Sequence[Inbound]) -> set[str]:
     partners: set[str] = set()
     for inbound in batch:
         data = inbound.envelope.data
-        if inbound.envelope.event_type in COMMISSION_TYPES:
+        event_type = inbound.envelope.event_type
+        if event_type in COMMISSION_TYPES or event_type in DEAL_DECISIONS:
             partners.add(data.partner_id)
         elif inbound.envelope.event_type == "entitlement.attribution_changed":
             previous = data.previous_partner_id

@@ -150,6 +150,35 @@ class PartnerApi:
         )
         return response.status_code == 201, response.json()
 
+    # --- deals (CONTRACT 6.3) -----------------------------------------------------
+
+    async def deals(self) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        params: dict[str, Any] = {"limit": 1000}
+        while len(found) < MAX_ENTITLEMENTS:
+            page = await self._json(
+                "GET", f"{self._urls.registration}/v1/partner/deals", params=params
+            )
+            found.extend(page.get("deals", []))
+            if not page.get("next_after"):
+                break
+            params["after"] = page["next_after"]
+        return found
+
+    async def deal(self, deal_id: str) -> dict[str, Any] | None:
+        try:
+            return await self._json(
+                "GET", f"{self._urls.registration}/v1/partner/deals/{_segment(deal_id)}"
+            )
+        except UpstreamError as error:
+            if error.status == 404 and not isinstance(error, NotSignedIn):
+                return None
+            raise
+
+    async def submit_deal(self, deal: dict[str, Any]) -> dict[str, Any]:
+        """`{"deal_id", "status"}`; a 409 deal_conflict or a 422 raise UpstreamError."""
+        return await self._json("POST", f"{self._urls.registration}/v1/partner/deals", json=deal)
+
     # --- commissions -------------------------------------------------------------
 
     async def commissions(

@@ -15,6 +15,7 @@ PAGES: tuple[tuple[str, str, frozenset[str]], ...] = (
     ("/overview", "Overview", EVERY_ROLE),
     ("/entitlements", "Entitlements", frozenset({"admin", "sales"})),
     ("/register", "Register a licence", frozenset({"admin", "sales"})),
+    ("/deals", "Deals", frozenset({"admin", "sales"})),
     ("/commissions", "Commissions", frozenset({"admin", "finance"})),
     ("/webhook", "Webhook", frozenset({"admin"})),
     ("/deliveries", "Delivery log", frozenset({"admin"})),

@@ -30,7 +30,7 @@ from services.portal.adapters.partner_api import (
 from services.portal.adapters.session_cookies import SessionCookies
 from services.portal.config import Settings
 from services.portal.domain.sessions import SignInCsrf
-from services.portal.entrypoints import key_pages, pages
+from services.portal.entrypoints import deal_pages, key_pages, pages
 from services.portal.entrypoints.web import (
     CsrfRejected,
     PageForbidden,
@@ -106,6 +106,7 @@ def build_app(
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.include_router(pages.router)
     app.include_router(key_pages.router)
+    app.include_router(deal_pages.router)
 
     @app.exception_handler(SignInRequired)
     async def _sign_in(_: Request, exc: SignInRequired) -> Response:

@@ -27,6 +27,12 @@ from pymongo.errors import (
 )
 
 from services.registration.adapters import documents
+from services.registration.adapters.deals import (
+    DEALS,
+    MongoDealRepository,
+    deal_to_doc,
+    ensure_deal_indexes,
+)
 from services.registration.domain.entitlements import AttributionConflict, Entitlement
 from services.registration.domain.partners import Partner
 from services.registration.service_layer.admission import Admission
@@ -118,6 +124,7 @@ async def ensure_indexes(db: Db) -> None:
     await db[OUTBOX].create_indexes(
         [IndexModel([("sent_at", ASCENDING), ("created_at", ASCENDING)], name="unsent")]
     )
+    await ensure_deal_indexes(db)
 
 
 class MongoPartnerRepository(PartnerRepository):
@@ -440,6 +447,7 @@ class MongoUnitOfWork(UnitOfWork):
         self.entitlements = self._entitlements
         self.conflicts = MongoConflictRepository(db)
         self.processed_orders = MongoProcessedOrderRepository(db)
+        self.deals = MongoDealRepository(db)
 
     async def __aenter__(self) -> Self:
         if self._admission is not None:
@@ -460,6 +468,7 @@ class MongoUnitOfWork(UnitOfWork):
     async def _commit(self) -> None:
         new_partners, changed_partners = self.partners.pending()
         new_entitlements, changed_entitlements = self.entitlements.pending()
+        new_deals, changed_deals = self.deals.pending()
         # One record per id, the last one recorded (what upserting each would leave).
         conflicts = list({c.conflict_id: c for c in self.conflicts.added}.values())
         processed = self.processed_orders.added
@@ -473,6 +482,8 @@ class MongoUnitOfWork(UnitOfWork):
                 conflicts,
                 processed,
                 events,
+                new_deals,
+                changed_deals,
             )
         ):
             return
@@ -481,6 +492,7 @@ class MongoUnitOfWork(UnitOfWork):
         plan.versioned(
             ENTITLEMENTS, new_entitlements, changed_entitlements, self._entitlements.to_doc
         )
+        plan.versioned(DEALS, new_deals, changed_deals, deal_to_doc)
         # Deterministic ids: a claim made again (a partner asking twice) replaces its
         # record; one made once (an order line) is inserted.
         for c in conflicts:
@@ -536,6 +548,8 @@ class MongoUnitOfWork(UnitOfWork):
             partner.version += 1
         for entitlement in (*new_entitlements, *changed_entitlements):
             entitlement.version += 1
+        for deal in (*new_deals, *changed_deals):
+            deal.version += 1
         if events and self._on_events_committed is not None:
             self._on_events_committed()
 

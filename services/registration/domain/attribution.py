@@ -34,6 +34,9 @@ STRENGTH: Final[dict[AttributionSource, int]] = {
     # An operator's reassignment is a deliberate decision: only a partner-channel
     # sale (the customer switched providers) or expiry displaces it.
     "operator": 2,
+    # CONTRACT 6.3: a direct order for a (customer, product) the partner's approved
+    # deal protects, "as strong as a partner registration".
+    "deal_registration": 2,
     "customer_registration": 1,
     "checkout_seller_code": 1,
 }

@@ -18,6 +18,7 @@ from services.registration.config import Settings
 from services.registration.entrypoints.routes import (
     admin_entitlements,
     admin_partners,
+    deals,
     internal,
     partner_keys,
     partner_portal,
@@ -46,6 +47,7 @@ def install(app: FastAPI) -> None:
         partner_keys,
         admin_entitlements,
         internal,
+        deals,
     ):
         app.include_router(module.router)
 

@@ -18,6 +18,7 @@ from chassis.auth import (
 from chassis.clients import Network, request_client
 from chassis.errors import ApiError
 from chassis.partner_roles import role_requirement
+from services.registration.service_layer.deals import DealService
 from services.registration.service_layer.entitlements import EntitlementService
 from services.registration.service_layer.partner_keys import PartnerKeyService
 from services.registration.service_layer.partners import PartnerService
@@ -39,6 +40,7 @@ class Services:
     clock: Clock
     admin_token: str
     trusted_proxies: Sequence[Network] = field(default_factory=tuple)
+    deals: DealService | None = None
 
     async def resolve_partner(self, api_key: str) -> PartnerPrincipal | None:
         key = await self.keys.resolve(api_key)

@@ -33,6 +33,7 @@ from services.registration.service_layer.attribution import (
     claim_partner_of_record,
     state_events,
 )
+from services.registration.service_layer.deal_orders import DealMatcher, won_event
 from services.registration.service_layer.events import order_applied_event, partner_at_order
 from services.registration.service_layer.unit_of_work import (
     Clock,
@@ -125,8 +126,9 @@ class OrderApplier:
             by_order = {p.order_id: p for p in prior}
             by_event = {p.event_id: p for p in prior}
             await self._preload(uow, orders)
+            deals = await DealMatcher.load(uow, (o.order for o in orders))
             for incoming in orders:
-                await self._apply_one(uow, incoming, by_order, by_event, result)
+                await self._apply_one(uow, incoming, by_order, by_event, result, deals)
             await uow.commit()
         return result
 
@@ -155,6 +157,7 @@ class OrderApplier:
         by_order: dict[str, ProcessedOrder],
         by_event: dict[str, ProcessedOrder],
         result: BatchResult,
+        deals: DealMatcher | None = None,
     ) -> None:
         order = incoming.order
         digest = data_hash(order)
@@ -204,10 +207,20 @@ class OrderApplier:
         for line in order.lines:
             entitlement, changed = await self._entitlement(uow, line, customer, incoming)
             claimed: ClaimResult | None = None
-            if attribution.partner is not None and attribution.source is not None:
+            claimant, source = attribution.partner, attribution.source
+            # CONTRACT 6.3: a protected (customer, product) makes a direct `new` line
+            # the deal partner's, and its own channel sale wins the deal too.
+            deal = (
+                await deals.claim_for(uow, order, line, incoming.occurred_at, attribution.partner)
+                if deals is not None
+                else None
+            )
+            if deal is not None and deal.partner is not None:
+                claimant, source = deal.partner, deal.source
+            if claimant is not None and source is not None:
                 claim = Claim(
-                    partner_id=attribution.partner.partner_id,
-                    source=attribution.source,
+                    partner_id=claimant.partner_id,
+                    source=source,
                     at=incoming.occurred_at,
                     via="order",
                     ref=f"{order.order_id}/{line.line_id}",
@@ -245,6 +258,8 @@ class OrderApplier:
                 )
             )
             por = entitlement.partner_of_record_at(incoming.occurred_at)
+            if deal is not None and por is not None and por.partner_id == deal.deal.partner_id:
+                outputs.append(won_event(deal.deal, order.order_id, incoming.occurred_at))
             partners = await self._partners_for(uow, por.partner_id if por else None)
             outputs.append(
                 order_applied_event(

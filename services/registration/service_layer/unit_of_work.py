@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Generic, Self, TypeVar
 
+from services.registration.domain.deals import Deal, DealStatus
 from services.registration.domain.entitlements import AttributionConflict, Entitlement
 from services.registration.domain.partners import Partner
 from shared.envelope import Envelope, encode
@@ -261,6 +262,56 @@ class ProcessedOrderRepository(abc.ABC):
     async def for_license_key(self, license_key: str, limit: int = 50) -> list[ProcessedOrder]: ...
 
 
+class DealRepository(TrackingRepository[Deal], abc.ABC):
+    """Registered deals (CONTRACT 6.3); written with the unit of work like the others."""
+
+    async def get(self, deal_id: str) -> Deal | None:
+        missing = self._unknown([deal_id])
+        if missing:
+            for deal in await self._fetch(missing):
+                self._track(deal.deal_id, deal)
+            self._note_absent(missing)
+        return self._cached(deal_id)
+
+    def add(self, deal: Deal) -> None:
+        self._register_new(deal.deal_id, deal)
+
+    async def approved_for(self, products: Iterable[str]) -> list[Deal]:
+        """Approved deals of these products (the ones that may protect an order line)."""
+        wanted = sorted(set(products))
+        if not wanted:
+            return []
+        return [self._track(d.deal_id, d) for d in await self._fetch_approved(wanted)]
+
+    async def due_for_expiry(self, cutoff: dt.datetime, limit: int) -> list[Deal]:
+        """Approved deals whose protection ended by `cutoff`, oldest first."""
+        return [self._track(d.deal_id, d) for d in await self._fetch_due(cutoff, limit)]
+
+    @abc.abstractmethod
+    async def _fetch(self, deal_ids: list[str]) -> list[Deal]: ...
+
+    @abc.abstractmethod
+    async def _fetch_approved(self, products: list[str]) -> list[Deal]: ...
+
+    @abc.abstractmethod
+    async def _fetch_due(self, cutoff: dt.datetime, limit: int) -> list[Deal]: ...
+
+    @abc.abstractmethod
+    async def query(
+        self,
+        *,
+        partner_id: str | None,
+        status: DealStatus | None,
+        after: str | None,
+        limit: int,
+    ) -> list[Deal]:
+        """Read-only: deals by id, of one partner and/or in one status."""
+
+    @abc.abstractmethod
+    async def product_seen(self, product: str) -> bool:
+        """Has any entitlement of `product` been sold (checkout is the catalogue's record)?"""
+
+
 class UnitOfWork(abc.ABC):
     """One use case's transaction. `async with factory() as uow: ...; await uow.commit()`."""
 
@@ -268,6 +319,7 @@ class UnitOfWork(abc.ABC):
     entitlements: EntitlementRepository
     conflicts: ConflictRepository
     processed_orders: ProcessedOrderRepository
+    deals: DealRepository
 
     def __init__(self) -> None:
         self.events: list[OutboundEvent] = []

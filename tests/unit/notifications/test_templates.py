@@ -40,6 +40,26 @@ NOTICE = {
     "url": "https://vendor.example/notices/NTC-3",
     "products": ["secure-pro"],
 }
+DEAL = {
+    "deal_id": "D-0001",
+    "partner_id": NORDLICHT.partner_id,
+    "customer": {
+        "customer_id": "C-881",
+        "org_name": "Müller Logistik GmbH",
+        "email": "jana@mueller-logistik.example",
+        "country": "DE",
+    },
+    "product": "secure-pro",
+    "expected_close": "2027-02-15",
+    "estimated_amount_minor": 123457,
+    "currency": "EUR",
+    "status": "approved",
+    "submitted_at": "2026-12-01T09:00:00Z",
+    "approved_at": "2026-12-02T10:00:00Z",
+    "protected_until": "2027-03-02T10:00:00Z",
+    "reason": None,
+    "order_id": None,
+}
 UNSUBSCRIBE = "https://notify.vendor.example/v1/unsubscribe/abc.def"
 
 
@@ -69,6 +89,7 @@ def plan_of(kind: str) -> PlannedDelivery:
             mine, ALPENTECH.partner_id, OCCURRED, {}
         )[1:],
         "contact_confirmation": [rules.plan_contact_confirmation(CONFIRMATION, OCCURRED)],
+        "deal_decided": rules.plan_deal_decided(DEAL, OCCURRED, ["email"]),
     }[kind]
     plan = plans[0]
     assert plan is not None

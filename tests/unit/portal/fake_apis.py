@@ -72,6 +72,7 @@ class FakePartnerApis:
     unregistered: dict[str, dict[str, Any]] = field(default_factory=dict)
     requests: list[httpx.Request] = field(default_factory=list)
     webhooks: dict[str, str] = field(default_factory=dict)
+    deals: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     down: bool = False
     # CONTRACT 6.7: a key's role (admin unless listed) and the partners' key records.
     roles: dict[str, str] = field(default_factory=dict)
@@ -146,7 +147,59 @@ class FakePartnerApis:
             }
             own.append(record)
             return httpx.Response(201, json=record)
+        if path.startswith("/v1/partner/deals"):
+            return self._deals(request, partner_id)
         return _error(404, "not_found", "Not Found")
+
+    def _deals(self, request: httpx.Request, partner_id: str) -> httpx.Response:
+        """CONTRACT 6.3 as the fake knows it: own deals only, a conflict rejected at once."""
+        path = request.url.path
+        own = self.deals.setdefault(partner_id, [])
+        if path == "/v1/partner/deals" and request.method == "GET":
+            return httpx.Response(200, json={"deals": own, "next_after": None})
+        if path == "/v1/partner/deals" and request.method == "POST":
+            body = json.loads(request.content)
+            if body["product"] not in ("secure-pro", "secure-team"):
+                return _error(422, "unknown_product", "no such product", field="product")
+            deal = {
+                **body,
+                "customer": {"customer_id": None, **body["customer"]},
+                "deal_id": f"D-{partner_id}-{len(own) + 1}",
+                "partner_id": partner_id,
+                "status": "submitted",
+                "submitted_at": "2027-01-15T09:00:00Z",
+                "approved_at": None,
+                "protected_until": None,
+                "decided_at": None,
+                "reason": None,
+                "order_id": None,
+            }
+            email = body["customer"]["email"].lower()
+            taken = any(
+                d["status"] == "approved"
+                and d["product"] == body["product"]
+                and d["customer"]["email"].lower() == email
+                for other, held in self.deals.items()
+                if other != partner_id
+                for d in held
+            )
+            own.append(deal)
+            if taken:
+                deal.update(status="rejected", reason="deal_conflict")
+                return httpx.Response(
+                    409,
+                    json={
+                        "error": {
+                            "code": "deal_conflict",
+                            "message": "another partner's deal protects this customer",
+                            "deal_id": deal["deal_id"],
+                        }
+                    },
+                )
+            return httpx.Response(201, json={"deal_id": deal["deal_id"], "status": "submitted"})
+        deal_id = path.rsplit("/", 1)[1]
+        match = [d for d in own if d["deal_id"] == deal_id]
+        return httpx.Response(200, json=match[0]) if match else _error(404, "unknown_deal", "no")
 
     def _commissions(self, request: httpx.Request, partner_id: str) -> httpx.Response:
         path = request.url.path
@@ -277,7 +330,9 @@ def _roles_of(method: str, path: str) -> set[str]:
     """The roles the real partner routes declare (require_partner_role)."""
     if path in ("/v1/partner/me", "/v1/partner/key"):
         return {"admin", "sales", "finance"}
-    if path.startswith(("/v1/partner/entitlements", "/v1/partner/registrations")):
+    if path.startswith(
+        ("/v1/partner/entitlements", "/v1/partner/registrations", "/v1/partner/deals")
+    ):
         return {"admin", "sales"}
     if path.startswith(("/v1/partner/commissions", "/v1/partner/statements")):
         return {"admin", "finance"}

@@ -20,10 +20,18 @@ from tests.unit.portal.test_portal_web import (  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.unit
 
-PAGES = ("/entitlements", "/register", "/commissions", "/webhook", "/deliveries", "/keys")
+PAGES = (
+    "/entitlements",
+    "/register",
+    "/deals",
+    "/commissions",
+    "/webhook",
+    "/deliveries",
+    "/keys",
+)
 EXPECTED = {
     "admin": set(PAGES),
-    "sales": {"/entitlements", "/register"},
+    "sales": {"/entitlements", "/register", "/deals"},
     "finance": {"/commissions"},
 }
 

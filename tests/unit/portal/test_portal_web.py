@@ -97,7 +97,16 @@ def set_cookie_headers(response: object) -> list[str]:
 
 
 def test_pages_need_a_session(client: TestClient) -> None:
-    for path in ("/overview", "/entitlements", "/register", "/commissions", "/webhook"):
+    for path in (
+        "/overview",
+        "/entitlements",
+        "/register",
+        "/commissions",
+        "/webhook",
+        "/deals",
+        "/deals/new",
+        "/deals/D-P-A-1",
+    ):
         response = client.get(path)
         assert response.status_code == 303
         assert response.headers["location"].startswith("/sign-in")
@@ -167,7 +176,7 @@ def test_unknown_key_is_refused_without_a_session(client: TestClient) -> None:
 
 def test_every_form_carries_a_csrf_token(client: TestClient) -> None:
     sign_in(client, "key-A")
-    for path in ("/overview", "/register", "/webhook"):
+    for path in ("/overview", "/register", "/webhook", "/deals/new"):
         html = client.get(path).text
         forms = re.findall(r'<form method="post".*?</form>', html, flags=re.S)
         assert forms, path
@@ -399,3 +408,85 @@ def test_health_and_readiness(client: TestClient, fake: FakePartnerApis) -> None
     # Readiness is the pod's own: an upstream API down does not take the portal out.
     assert client.get("/readyz").status_code == 200
     assert "http_requests_total" in client.get("/metrics").text
+
+
+# --- deals (CONTRACT 6.3) ------------------------------------------------------------
+
+DEAL_FORM = {
+    "org_name": "Delta Handel GmbH",
+    "email": "einkauf@delta-handel.example",
+    "country": "de",
+    "customer_id": "",
+    "product": "secure-pro",
+    "expected_close": "2027-03-31",
+    "estimated_amount": "12,500.50",
+    "currency": "EUR",
+}
+
+
+def test_register_a_deal_list_it_and_see_its_status(
+    client: TestClient, fake: FakePartnerApis
+) -> None:
+    token = sign_in(client, "key-A")
+    form = client.get("/deals/new")
+    assert form.status_code == 200 and 'min="2027-01-15"' in form.text
+    created = client.post("/deals", data={**DEAL_FORM, "csrf_token": token})
+    assert created.status_code == 303, created.text
+    assert created.headers["location"] == "/deals/D-P-A-1?submitted=1"
+    sent = fake.deals["P-A"][0]
+    assert sent["estimated_amount_minor"] == 1250050 and sent["customer"]["country"] == "DE"
+    assert "customer_id" not in fake.requests[-1].content.decode()
+    status = client.get("/deals/D-P-A-1?submitted=1")
+    assert status.status_code == 200
+    assert "Deal registered" in status.text and "Submitted, awaiting approval" in status.text
+    assert "EUR 12,500.50" in status.text
+    listing = client.get("/deals")
+    assert "D-P-A-1" in listing.text and "Delta Handel GmbH" in listing.text
+    assert 'aria-current="page"' in listing.text
+
+
+def test_a_deal_conflict_names_nobody(client: TestClient, fake: FakePartnerApis) -> None:
+    fake.deals["P-B"] = [
+        {
+            "deal_id": "D-B-9",
+            "partner_id": "P-B",
+            "status": "approved",
+            "product": "secure-pro",
+            "customer": {"email": "EINKAUF@delta-handel.example", "org_name": "Delta"},
+        }
+    ]
+    token = sign_in(client, "key-A")
+    refused = client.post("/deals", data={**DEAL_FORM, "csrf_token": token})
+    assert refused.status_code == 409
+    assert "registered deal already protects this customer" in refused.text
+    assert "P-B" not in refused.text and "D-B-9" not in refused.text
+    shown = client.get("/deals/D-P-A-1")
+    assert "Not approved" in shown.text and "P-B" not in shown.text
+
+
+def test_deal_form_errors_name_the_field(client: TestClient, fake: FakePartnerApis) -> None:
+    token = sign_in(client, "key-A")
+    before = len(fake.partner_calls())
+    for changes, field in (
+        ({"org_name": ""}, "org_name"),
+        ({"expected_close": "2027-01-14"}, "expected_close"),
+        ({"expected_close": "next week"}, "expected_close"),
+        ({"estimated_amount": "12.345"}, "estimated_amount"),
+        ({"estimated_amount": "-5"}, "estimated_amount"),
+        ({"currency": "XYZ"}, "estimated_amount"),
+    ):
+        response = client.post("/deals", data={**DEAL_FORM, **changes, "csrf_token": token})
+        assert response.status_code == 422, changes
+        assert f'id="{field}-error"' in response.text, changes
+    assert len(fake.partner_calls()) == before  # refused before any API call
+    unknown = client.post("/deals", data={**DEAL_FORM, "product": "nope", "csrf_token": token})
+    assert unknown.status_code == 422 and 'id="product-error"' in unknown.text
+    assert client.post("/deals", data={**DEAL_FORM}).status_code == 403  # no CSRF token
+
+
+def test_another_partners_deal_is_not_found(client: TestClient, fake: FakePartnerApis) -> None:
+    fake.deals["P-B"] = [{"deal_id": "D-B-1", "partner_id": "P-B", "status": "submitted"}]
+    sign_in(client, "key-A")
+    response = client.get("/deals/D-B-1")
+    assert response.status_code == 404 and "Deal not found" in response.text
+    assert "D-B-1" not in client.get("/deals").text

@@ -7,11 +7,13 @@ import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from services.registration.domain.deals import Deal, DealStatus
 from services.registration.domain.entitlements import AttributionConflict, Entitlement
 from services.registration.domain.partners import Partner
 from services.registration.service_layer.unit_of_work import (
     ConcurrentUpdate,
     ConflictRepository,
+    DealRepository,
     DuplicateKey,
     EntitlementRepository,
     OutboundEvent,
@@ -31,6 +33,7 @@ class Store:
     conflicts: dict[str, AttributionConflict] = field(default_factory=dict)
     processed: dict[str, ProcessedOrder] = field(default_factory=dict)
     outbox: list[OutboundEvent] = field(default_factory=list)
+    deals: dict[str, Deal] = field(default_factory=dict)
     commits: int = 0
     fail_next_commits: int = 0
 
@@ -129,6 +132,51 @@ class FakeProcessed(ProcessedOrderRepository):
         return [p for p in self._store.processed.values() if license_key in p.license_keys][:limit]
 
 
+class FakeDeals(DealRepository):
+    def __init__(self, store: Store) -> None:
+        super().__init__()
+        self._store = store
+
+    async def _fetch(self, deal_ids: list[str]) -> list[Deal]:
+        return [copy.deepcopy(self._store.deals[d]) for d in deal_ids if d in self._store.deals]
+
+    async def _fetch_approved(self, products: list[str]) -> list[Deal]:
+        return [
+            copy.deepcopy(d)
+            for d in self._store.deals.values()
+            if d.status == "approved" and d.product in products
+        ]
+
+    async def _fetch_due(self, cutoff: dt.datetime, limit: int) -> list[Deal]:
+        due = [
+            d
+            for d in self._store.deals.values()
+            if d.status == "approved" and d.protected_until and d.protected_until <= cutoff
+        ]
+        due.sort(key=lambda d: (d.protected_until, d.deal_id))
+        return [copy.deepcopy(d) for d in due[:limit]]
+
+    async def query(
+        self,
+        *,
+        partner_id: str | None,
+        status: DealStatus | None,
+        after: str | None,
+        limit: int,
+    ) -> list[Deal]:
+        found = [
+            copy.deepcopy(d)
+            for k, d in sorted(self._store.deals.items())
+            if (partner_id is None or d.partner_id == partner_id)
+            and (status is None or d.status == status)
+            and (after is None or k > after)
+        ]
+        return found[:limit]
+
+    async def product_seen(self, product: str) -> bool:
+        return any(e.product == product for e in self._store.entitlements.values())
+
+
 class FakeUnitOfWork(UnitOfWork):
     def __init__(self, store: Store) -> None:
         super().__init__()
@@ -137,6 +185,7 @@ class FakeUnitOfWork(UnitOfWork):
         self.entitlements = FakeEntitlements(store)
         self.conflicts = FakeConflicts(store)
         self.processed_orders = FakeProcessed(store)
+        self.deals = FakeDeals(store)
 
     async def _commit(self) -> None:
         store = self._store
@@ -145,6 +194,7 @@ class FakeUnitOfWork(UnitOfWork):
             raise ConcurrentUpdate("injected")
         new_p, changed_p = self.partners.pending()
         new_e, changed_e = self.entitlements.pending()
+        new_d, changed_d = self.deals.pending()
         # Check everything first: a transaction writes all or nothing.
         codes = {p.seller_code for p in store.partners.values()}
         for p in new_p:
@@ -161,6 +211,12 @@ class FakeUnitOfWork(UnitOfWork):
         for e in changed_e:
             if store.entitlements[e.license_key].version != e.version:
                 raise ConcurrentUpdate(e.license_key)
+        for d in new_d:
+            if d.deal_id in store.deals:
+                raise ConcurrentUpdate(d.deal_id)
+        for d in changed_d:
+            if store.deals[d.deal_id].version != d.version:
+                raise ConcurrentUpdate(d.deal_id)
         for c in self.conflicts.added:
             # Inserted, not upserted, by the database: an id recorded before fails.
             if c.conflict_id in self.conflicts.known_new and c.conflict_id in store.conflicts:
@@ -171,6 +227,9 @@ class FakeUnitOfWork(UnitOfWork):
         for e in (*new_e, *changed_e):
             e.version = 1 if e in new_e else e.version + 1
             store.entitlements[e.license_key] = copy.deepcopy(e)
+        for d in (*new_d, *changed_d):
+            d.version = 1 if d in new_d else d.version + 1
+            store.deals[d.deal_id] = copy.deepcopy(d)
         for c in self.conflicts.added:
             store.conflicts[c.conflict_id] = c
         for record in self.processed_orders.added:

@@ -43,6 +43,7 @@ def test_attribution_sources() -> None:
         "customer_registration",
         "checkout_seller_code",
         "operator",
+        "deal_registration",
     }
     _reject(
         "entitlement.registered",

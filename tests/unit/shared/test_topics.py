@@ -28,6 +28,10 @@ CONTRACT_TOPICS = {
             "entitlement.contact_confirmation_requested",
         },
     ),
+    "registration.deals.v1": (  # CONTRACT 6.3
+        "deal_id",
+        {"deal.submitted", "deal.approved", "deal.rejected", "deal.won", "deal.expired"},
+    ),
     "commissions.ledger.v1": (
         "partner_id",
         {
@@ -68,6 +72,7 @@ def test_constants_name_the_topics() -> None:
         topics.VENDOR_NOTICES,
         topics.REGISTRATION_PARTNERS,
         topics.REGISTRATION_ENTITLEMENTS,
+        topics.REGISTRATION_DEALS,
         topics.COMMISSIONS_LEDGER,
         topics.NOTIFICATIONS_DELIVERIES,
     }
@@ -88,7 +93,7 @@ def test_dead_letter_topics() -> None:
     assert topics.dlq_name("checkout.orders.v1") == "checkout.orders.v1.dlq"
     assert topics.topic(topics.CHECKOUT_ORDERS).dlq == "checkout.orders.v1.dlq"
     names = topics.all_topic_names()
-    assert len(names) == 16
+    assert len(names) == 18
     assert all(f"{name}.dlq" in names for name in CONTRACT_TOPICS)
     assert topics.all_topic_names(include_dlq=False) == [t.name for t in topics.ALL_TOPICS]
 
