@@ -6,151 +6,70 @@ handler writes the database idempotently (deterministic ids, upserts) and return
 the records to produce. Those records, the dead letters and the consumer offsets
 commit in one Kafka transaction, so a `read_committed` reader sees each output
 once, and a crash before the commit replays the batch into idempotent writes.
+
+No record stops the loop (CONTRACT 6.9): whatever parsing one raises makes it a dead
+letter; a handler that fails on the input is given halves of the batch until the one
+record it fails on is found and dead-lettered (`chassis.batch`); only the broker's and
+the database's errors rewind the batch, retried with a growing backoff and counted
+(`infra_retries_total`). Lag and stalled partitions are gauges (`chassis.progress`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
+from chassis.batch import (
+    BatchHandler,
+    HandlerResult,
+    Inbound,
+    failure_name,
+    handle_isolating,
+    is_infrastructure,
+)
+from chassis.consumer_limits import MAX_EVENT_BYTES, SUPPORTED_SCHEMA_VERSION, check_limits
+from chassis.fetch_throttle import throttle_empty_fetches
 from chassis.kafka import OutRecord, dead_letter, make_producer, send_all
 from chassis.metrics import WorkerCounters
-from shared.envelope import Envelope, EventValidationError, parse_event
+from chassis.progress import STALL_AFTER_S, PartitionProgress
+from shared.envelope import EventValidationError, parse_event
+
+__all__ = [
+    "MAX_EVENT_BYTES",
+    "SUPPORTED_SCHEMA_VERSION",
+    "BatchHandler",
+    "HandlerResult",
+    "Inbound",
+    "TransactionalProcessor",
+    "check_limits",
+    "throttle_empty_fetches",
+]
 
 log = logging.getLogger(__name__)
 
-SUPPORTED_SCHEMA_VERSION = 1
-"""The envelope `schema_version` this code understands; a newer one is dead-lettered."""
+MAX_RETRY_BACKOFF_S = 30.0
+"""Infrastructure retries back off exponentially from `retry_backoff_s` up to this."""
 
-MAX_EVENT_BYTES = 512 * 1024
-"""Larger records are dead-lettered (`payload_too_large`) before they are parsed."""
-
-INT64_MAX = 2**63 - 1
-# A run of 19 or more ASCII digits (a candidate for an integer beyond 64 bits) is found
-# as 19 zeros once every digit reads "0": a C-speed scan instead of a regex one.
-_DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
-_LONG_RUN = b"0" * 19
-
-
-def _out_of_range(value: Any, path: str = "") -> str | None:
-    """The path of the first integer that does not fit a signed 64-bit store, if any."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        fits = -INT64_MAX - 1 <= value <= INT64_MAX
-        return None if fits else (path or "(event)")
-    if isinstance(value, dict):
-        items: Any = value.items()
-    elif isinstance(value, list):
-        items = enumerate(value)
-    else:
-        return None
-    for name, item in items:
-        found = _out_of_range(item, f"{path}.{name}" if path else str(name))
-        if found is not None:
-            return found
-    return None
-
-
-def check_limits(value: bytes, envelope: Envelope[Any] | None, max_bytes: int) -> None:
-    """Rules every consumer applies beyond the schema; EventValidationError when broken.
-
-    Size before parsing (`envelope` None); after parsing, the schema version and
-    integers a database cannot hold (an unbounded amount would otherwise fail the
-    write of the whole batch, again and again).
-    """
-    if envelope is None:
-        if len(value) > max_bytes:
-            raise EventValidationError(
-                "payload_too_large", f"{len(value)} bytes, more than the limit of {max_bytes}"
-            )
-        return
-    if envelope.schema_version > SUPPORTED_SCHEMA_VERSION:
-        raise EventValidationError(
-            "unsupported_schema_version",
-            f"schema_version {envelope.schema_version} is newer than"
-            f" {SUPPORTED_SCHEMA_VERSION}, the one this consumer understands",
-        )
-    if _LONG_RUN in value.translate(_DIGITS_AS_ZERO):
-        path = _out_of_range(json.loads(value))
-        if path is not None:
-            raise EventValidationError(
-                "schema_violation", f"{path}: integer out of range (more than 64 bits)"
-            )
-
-
-def throttle_empty_fetches(consumer: AIOKafkaConsumer, backoff_s: float) -> bool:
-    """After a fetch that brought nothing, the consumer waits `backoff_s` before the next.
-
-    What a broker does by holding an empty fetch for `fetch.max.wait.ms`, done on the
-    client, for a broker that answers it at once (the embedded one): without it the
-    consumer's background fetcher asks again and again for an idle partition (an empty
-    topic beside a busy one, or everything once caught up), burning CPU in this process
-    and the broker that the batch in hand needs. A record that arrives meanwhile waits
-    at most `backoff_s` longer. Hooks aiokafka's fetcher (a private API): False, and
-    nothing changed, when this aiokafka has no such hook.
-    """
-    fetcher = getattr(consumer, "_fetcher", None)
-    fetch = getattr(fetcher, "_proc_fetch_request", None)
-    if fetch is None or getattr(fetch, "throttled", False):
-        return fetch is not None
-
-    async def throttled(*args: Any, **kwargs: Any) -> Any:
-        got_records = await fetch(*args, **kwargs)
-        if not got_records:
-            try:
-                await asyncio.sleep(backoff_s)
-            except asyncio.CancelledError:
-                # As the fetch itself: cancelled means closed or unassigned, not an error.
-                return False
-        return got_records
-
-    throttled.throttled = True  # type: ignore[attr-defined]
-    fetcher._proc_fetch_request = throttled  # type: ignore[union-attr]
-    return True
+OBSERVE_EVERY_S = 1.0
+"""How often lag and stalls are recomputed (also after every failed batch)."""
 
 
 def _key_text(key: bytes | None) -> str:
     return key.decode("utf-8", "replace")[:200] if key else ""
 
 
-@dataclass(frozen=True)
-class Inbound:
-    """One validated record: where it came from and its parsed envelope."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes
-    headers: tuple[tuple[str, bytes], ...]
-    envelope: Envelope[Any]
-
-    def reject(self, reason: str, detail: str) -> OutRecord:
-        """A rule break found by the handler: the record goes to the dead-letter topic."""
-        return dead_letter(self.topic, self.key, self.value, self.headers, reason, detail)
-
-
-@dataclass
-class HandlerResult:
-    produce: list[OutRecord] = field(default_factory=list)
-    rejected: list[tuple[OutRecord, str]] = field(default_factory=list)
-
-    def reject(self, inbound: Inbound, reason: str, detail: str) -> None:
-        self.rejected.append((inbound.reject(reason, detail), reason))
-
-
-BatchHandler = Callable[[list[Inbound]], Awaitable[HandlerResult]]
+def _header_pairs(raw: Any) -> tuple[tuple[str, bytes], ...]:
+    """Headers as (str, bytes); a null header value (Kafka allows one) reads as empty."""
+    return tuple((str(k), bytes(v) if v is not None else b"") for k, v in (raw or ()))
 
 
 @dataclass
@@ -215,6 +134,7 @@ class TransactionalProcessor:
         empty_fetch_backoff_ms: int = 0,
         producer_batch_bytes: int = 16384,
         max_in_flight: int = 1,
+        stall_after_s: float = STALL_AFTER_S,
     ) -> None:
         if max_in_flight < 1:
             raise ValueError("max_in_flight must be at least 1")
@@ -231,6 +151,9 @@ class TransactionalProcessor:
         self._max_records = max_records
         self._poll_timeout_ms = poll_timeout_ms
         self._retry_backoff_s = retry_backoff_s
+        self._failures_in_a_row = 0
+        self._progress = PartitionProgress(counters, stall_after_s=stall_after_s)
+        self._observed_at = 0.0
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap,
             group_id=group_id,
@@ -287,16 +210,18 @@ class TransactionalProcessor:
             if not batches or self._revoking:
                 # Fetched before a rebalance began: the partitions' next owner (maybe us
                 # again) reads these records from the committed offset.
+                await self._observe()
                 continue
             self._idle.clear()
             try:
                 await self._process(batches)
-            except Exception:
+            except Exception as error:
                 if self._stopping.is_set():
                     return
-                await self._rewind([batches])
+                await self._rewind([batches], error)
             finally:
                 self._idle.set()
+            await self._observe()
 
     async def _run_pipelined(self) -> None:
         """`run` with up to `max_in_flight` batches in flight, committed in poll order.
@@ -344,19 +269,20 @@ class TransactionalProcessor:
                         continue
                 if not in_flight:
                     self._idle.set()
+                    await self._observe()
                     continue
                 _, task = in_flight[0]
                 try:
                     prepared = await task
                     await self._commit(prepared)
                     in_flight.popleft()
-                except Exception:
+                except Exception as error:
                     if self._stopping.is_set():
                         return
                     failed = [b for b, _ in in_flight]
                     await self._drain(in_flight)
                     last_turn = None  # every handler in flight has finished
-                    await self._rewind(failed)
+                    await self._rewind(failed, error)
                 if not in_flight:
                     self._idle.set()
         finally:
@@ -373,10 +299,36 @@ class TransactionalProcessor:
             with contextlib.suppress(BaseException):
                 await task
 
-    async def _rewind(self, failed: Sequence[Mapping[TopicPartition, Sequence[Any]]]) -> None:
-        """Seeks every partition back to its first uncommitted offset among `failed`."""
-        log.exception("batch failed; rewinding to retry", extra={"group": self.group_id})
+    async def _observe(self, force: bool = False) -> None:
+        """Lag and stall gauges, at most every OBSERVE_EVERY_S unless `force`."""
+        now = time.monotonic()
+        if force or now - self._observed_at >= OBSERVE_EVERY_S:
+            self._observed_at = now
+            await self._progress.observe(self._consumer)
+
+    async def _rewind(
+        self, failed: Sequence[Mapping[TopicPartition, Sequence[Any]]], error: BaseException
+    ) -> None:
+        """Seeks every partition back to its first uncommitted offset among `failed`.
+
+        Only the broker's and the database's errors get here from a handler (the input's
+        are isolated and dead-lettered), and a commit's; the wait doubles with each
+        failure in a row, up to MAX_RETRY_BACKOFF_S.
+        """
+        infrastructure = is_infrastructure(error)
+        log.warning(
+            "batch failed; rewinding to retry",
+            extra={
+                "group": self.group_id,
+                "error": failure_name(error),
+                "infrastructure": infrastructure,
+            },
+            exc_info=not infrastructure,
+        )
         self._counters.inc("batch_retries_total")
+        if infrastructure:
+            self._counters.inc("infra_retries_total", error=type(error).__name__)
+        self._failures_in_a_row += 1
         first: dict[TopicPartition, int] = {}
         for batches in failed:
             for tp, records in batches.items():
@@ -387,7 +339,9 @@ class TransactionalProcessor:
             # its new owner starts from the committed offset.
             if tp in assigned:
                 self._consumer.seek(tp, offset)
-        await asyncio.sleep(self._retry_backoff_s)
+        await self._observe(force=True)
+        exponent = min(self._failures_in_a_row - 1, 16)
+        await asyncio.sleep(min(self._retry_backoff_s * 2**exponent, MAX_RETRY_BACKOFF_S))
 
     async def _process(self, batches: dict[TopicPartition, list[Any]]) -> None:
         await self._commit(await self._prepare(batches))
@@ -422,17 +376,31 @@ class TransactionalProcessor:
         offsets: dict[TopicPartition, OffsetAndMetadata] = {}
         for tp, records in batches.items():
             for record in records:
-                headers = tuple((k, bytes(v)) for k, v in (record.headers or ()))
                 value = record.value if record.value is not None else b""
                 self._counters.inc("records_total", topic=tp.topic)
+                headers: tuple[tuple[str, bytes], ...] = ()
                 try:
+                    headers = _header_pairs(record.headers)
                     check_limits(value, None, self._max_event_bytes)
                     envelope = parse_event(self._schema_of.get(tp.topic, tp.topic), value)
                     check_limits(value, envelope, self._max_event_bytes)
-                except EventValidationError as error:
+                except Exception as caught:
+                    # Whatever one record provokes is that record's dead letter (CONTRACT 6.9).
+                    error = (
+                        caught
+                        if isinstance(caught, EventValidationError)
+                        else EventValidationError("unparsable", failure_name(caught))
+                    )
                     dead.append(
                         dead_letter(
-                            tp.topic, record.key, value, headers, error.reason, error.detail
+                            tp.topic,
+                            record.key,
+                            value,
+                            headers,
+                            error.reason,
+                            error.detail,
+                            partition=tp.partition,
+                            offset=record.offset,
                         )
                     )
                     self._counters.inc("dead_letters_total", topic=tp.topic, reason=error.reason)
@@ -458,7 +426,11 @@ class TransactionalProcessor:
             await after.done.wait()
             if after.failed:
                 raise RuntimeError("an earlier batch in flight failed; this one is rewound too")
-        result = await self._handler(valid) if valid else HandlerResult()
+        result = (
+            await handle_isolating(self._handler, valid, self._counters)
+            if valid
+            else HandlerResult()
+        )
         for record, reason in result.rejected:
             dead.append(record)
             source = record.topic.removesuffix(".dlq")
@@ -481,7 +453,8 @@ class TransactionalProcessor:
             for record in result.produce:
                 self._counters.inc("records_produced_total", topic=record.topic)
             self._counters.observe("batch_seconds", time.perf_counter() - prepared.started)
-            self._record_lag(offsets)
+            self._failures_in_a_row = 0
+            self._progress.committed(offsets)
             log.info(
                 "batch committed",
                 extra={
@@ -494,17 +467,3 @@ class TransactionalProcessor:
             )
         except Exception:  # bookkeeping only
             log.warning("batch bookkeeping failed", exc_info=True)
-
-    def _record_lag(self, committed: dict[TopicPartition, OffsetAndMetadata]) -> None:
-        """Records behind the end of each partition just handled, summed per topic."""
-        lag_by_topic: dict[str, int] = {}
-        assigned = self._consumer.assignment()
-        for tp, offset in committed.items():
-            if tp not in assigned:  # revoked by a rebalance since the poll
-                continue
-            highwater = self._consumer.highwater(tp)
-            if highwater is not None:
-                lag = max(0, highwater - offset.offset)
-                lag_by_topic[tp.topic] = lag_by_topic.get(tp.topic, 0) + lag
-        for topic, lag in lag_by_topic.items():
-            self._counters.set_gauge(f"consumer_lag:{topic}", lag)
