@@ -128,7 +128,7 @@ def dumps(document: Any) -> bytes:
 
 async def produce(
     bootstrap: str,
-    records: list[tuple[str, bytes | None, bytes]],
+    records: list[tuple[str, bytes | None, bytes | None]],
     gate: threading.Lock | None = None,
 ) -> None:
     """Each record acknowledged before the next; while another thread holds `gate`, none."""
@@ -144,6 +144,36 @@ async def produce(
             # Blocks this thread's loop while the gate is held: it serves nothing else.
             with gate:
                 await producer.send_and_wait(topic, value, key=key)
+    finally:
+        await producer.stop()
+
+
+async def produce_gzip(
+    bootstrap: str, records: list[tuple[str, bytes | None, bytes | None]]
+) -> None:
+    """Records sent gzip-compressed: a 2.1 MB record travels in ~0.1 MB."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, max_request_size=8_000_000, compression_type="gzip"
+    )
+    await producer.start()
+    try:
+        for topic, key, value in records:
+            await producer.send_and_wait(topic, value, key=key)
+    finally:
+        await producer.stop()
+
+
+async def produce_with_headers(
+    bootstrap: str,
+    topic: str,
+    key: bytes | None,
+    value: bytes | None,
+    headers: list[tuple[str, bytes | None]],
+) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, max_request_size=2_000_000)
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, value, key=key, headers=headers)  # type: ignore[arg-type]
     finally:
         await producer.stop()
 
