@@ -38,10 +38,10 @@ from chassis.batch import (
 )
 from chassis.consumer_limits import MAX_EVENT_BYTES, SUPPORTED_SCHEMA_VERSION, check_limits
 from chassis.fetch_throttle import throttle_empty_fetches
-from chassis.kafka import OutRecord, dead_letter, make_producer, send_all
+from chassis.intake import count_rejections, read_poll
+from chassis.kafka import OutRecord, make_producer, send_all
 from chassis.metrics import WorkerCounters
 from chassis.progress import STALL_AFTER_S, PartitionProgress
-from shared.envelope import EventValidationError, parse_event
 
 __all__ = [
     "MAX_EVENT_BYTES",
@@ -61,15 +61,6 @@ MAX_RETRY_BACKOFF_S = 30.0
 
 OBSERVE_EVERY_S = 1.0
 """How often lag and stalls are recomputed (also after every failed batch)."""
-
-
-def _key_text(key: bytes | None) -> str:
-    return key.decode("utf-8", "replace")[:200] if key else ""
-
-
-def _header_pairs(raw: Any) -> tuple[tuple[str, bytes], ...]:
-    """Headers as (str, bytes); a null header value (Kafka allows one) reads as empty."""
-    return tuple((str(k), bytes(v) if v is not None else b"") for k, v in (raw or ()))
 
 
 @dataclass
@@ -371,57 +362,9 @@ class TransactionalProcessor:
         self, batches: dict[TopicPartition, list[Any]], after: _Turn | None
     ) -> _Prepared:
         started = time.perf_counter()
-        valid: list[Inbound] = []
-        dead: list[OutRecord] = []
-        offsets: dict[TopicPartition, OffsetAndMetadata] = {}
-        for tp, records in batches.items():
-            for record in records:
-                value = record.value if record.value is not None else b""
-                self._counters.inc("records_total", topic=tp.topic)
-                headers: tuple[tuple[str, bytes], ...] = ()
-                try:
-                    headers = _header_pairs(record.headers)
-                    check_limits(value, None, self._max_event_bytes)
-                    envelope = parse_event(self._schema_of.get(tp.topic, tp.topic), value)
-                    check_limits(value, envelope, self._max_event_bytes)
-                except Exception as caught:
-                    # Whatever one record provokes is that record's dead letter (CONTRACT 6.9).
-                    error = (
-                        caught
-                        if isinstance(caught, EventValidationError)
-                        else EventValidationError("unparsable", failure_name(caught))
-                    )
-                    dead.append(
-                        dead_letter(
-                            tp.topic,
-                            record.key,
-                            value,
-                            headers,
-                            error.reason,
-                            error.detail,
-                            partition=tp.partition,
-                            offset=record.offset,
-                        )
-                    )
-                    self._counters.inc("dead_letters_total", topic=tp.topic, reason=error.reason)
-                    log.warning(
-                        "event rejected",
-                        extra={
-                            "topic": tp.topic,
-                            "offset": record.offset,
-                            "reason": error.reason,
-                            # The key is the aggregate id (order_id, license_key, partner_id):
-                            # correlation without personal data.
-                            "key": _key_text(record.key),
-                        },
-                    )
-                    continue
-                valid.append(
-                    Inbound(
-                        tp.topic, tp.partition, record.offset, record.key, value, headers, envelope
-                    )
-                )
-            offsets[tp] = OffsetAndMetadata(records[-1].offset + 1, "")
+        valid, dead, offsets = read_poll(
+            batches, self._schema_of, self._max_event_bytes, self._counters
+        )
         if after is not None:
             await after.done.wait()
             if after.failed:
@@ -431,14 +374,7 @@ class TransactionalProcessor:
             if valid
             else HandlerResult()
         )
-        for record, reason in result.rejected:
-            dead.append(record)
-            source = record.topic.removesuffix(".dlq")
-            self._counters.inc("dead_letters_total", topic=source, reason=reason)
-            log.warning(
-                "event rejected",
-                extra={"topic": source, "reason": reason, "key": _key_text(record.key)},
-            )
+        dead.extend(count_rejections(result, self._counters))
         return _Prepared(started, valid, dead, result, offsets)
 
     async def _commit(self, prepared: _Prepared) -> None:
