@@ -42,6 +42,7 @@ from chassis.intake import count_rejections, read_poll
 from chassis.kafka import OutRecord, make_producer, send_all
 from chassis.metrics import WorkerCounters
 from chassis.progress import STALL_AFTER_S, PartitionProgress
+from chassis.unreadable import skip_unreadable
 
 __all__ = [
     "MAX_EVENT_BYTES",
@@ -143,6 +144,8 @@ class TransactionalProcessor:
         self._poll_timeout_ms = poll_timeout_ms
         self._retry_backoff_s = retry_backoff_s
         self._failures_in_a_row = 0
+        self._unreadable: BaseException | None = None
+        self._careful_polls = 0
         self._progress = PartitionProgress(counters, stall_after_s=stall_after_s)
         self._observed_at = 0.0
         self._consumer = AIOKafkaConsumer(
@@ -192,9 +195,7 @@ class TransactionalProcessor:
             await self._run_pipelined()
             return
         while not self._stopping.is_set():
-            batches = await self._consumer.getmany(
-                timeout_ms=self._poll_timeout_ms, max_records=self._max_records
-            )
+            batches = await self._poll(self._poll_timeout_ms)
             if self._stopping.is_set():
                 # Not processed, not committed: the next owner of these partitions reads them.
                 return
@@ -240,9 +241,8 @@ class TransactionalProcessor:
                     continue
                 batches = {}
                 if len(in_flight) < self._max_in_flight and not self._revoking:
-                    batches = await self._consumer.getmany(
-                        timeout_ms=0 if in_flight else self._poll_timeout_ms,
-                        max_records=self._max_records,
+                    batches = await self._poll(
+                        0 if in_flight else self._poll_timeout_ms, in_flight=bool(in_flight)
                     )
                 if self._stopping.is_set():
                     return
@@ -289,6 +289,42 @@ class TransactionalProcessor:
             _, task = in_flight.popleft()
             with contextlib.suppress(BaseException):
                 await task
+
+    async def _poll(self, timeout_ms: int, *, in_flight: bool = False) -> Any:
+        """`getmany`, past records the client cannot read (`chassis.unreadable`)."""
+        if self._unreadable is not None and not in_flight and not self._revoking:
+            error, self._unreadable = self._unreadable, None
+            self._idle.clear()
+            try:
+                skipped = await skip_unreadable(
+                    self._consumer,
+                    self._producer,
+                    group_id=self.group_id,
+                    counters=self._counters,
+                    error=error,
+                    timeout_ms=self._poll_timeout_ms,
+                    committed=self._progress.committed,
+                )
+            except Exception as failure:
+                self._unreadable = error
+                await self._rewind([], failure)
+                return {}
+            finally:
+                self._idle.set()
+            # Not first on any partition: one record per poll until it is.
+            self._careful_polls = 0 if skipped else self._max_records
+        max_records = 1 if self._careful_polls else self._max_records
+        try:
+            batches = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
+        except Exception as error:
+            if is_infrastructure(error):
+                raise
+            log.warning("a fetched record cannot be read", extra={"error": failure_name(error)})
+            self._unreadable = error
+            return {}
+        if batches and self._careful_polls:
+            self._careful_polls -= 1
+        return batches
 
     async def _observe(self, force: bool = False) -> None:
         """Lag and stall gauges, at most every OBSERVE_EVERY_S unless `force`."""

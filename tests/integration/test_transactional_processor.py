@@ -178,3 +178,71 @@ async def test_a_failed_batch_is_retried_and_its_output_committed_once(
     produced = await read_all(kafka_bootstrap, out, 1)
     assert len(produced) == 1
     assert calls == calls_before
+
+
+class _NotUtf8(str):
+    """A header key that encodes to bytes which are not UTF-8 (any client may send one)."""
+
+    __slots__ = ()
+
+    def encode(self, encoding: str = "utf-8", errors: str = "strict") -> bytes:
+        return b"\xff\xfe-key"
+
+
+async def test_a_record_the_client_cannot_read_is_stubbed_and_skipped(
+    kafka_bootstrap: str, names: Names, monkeypatch: Any
+) -> None:
+    # aiokafka's C reader raises UnicodeDecodeError on the header key in every getmany:
+    # before, the loop died on it (and again after every restart).
+    from aiokafka.producer import message_accumulator
+    from aiokafka.producer import producer as producer_module
+    from aiokafka.record.default_records import _DefaultRecordBatchBuilderPy
+
+    source = names.topic(ORDERS)
+    await ensure_topics(kafka_bootstrap, [source], partitions=1)
+    marker = names.run
+    values = []
+    for number in range(3):
+        doc = json.loads(order_records()[0])
+        doc["event_id"] = f"unreadable-{number}-{marker}"
+        values.append(json.dumps(doc).encode())
+    producer = make_producer(kafka_bootstrap)
+    await producer.start()
+    try:
+        await producer.send_and_wait(source, values[0], key=b"k")
+        with monkeypatch.context() as patch:
+            # The pure-Python builder writes the key's bytes as its `encode` gives them.
+            patch.setattr(
+                message_accumulator, "DefaultRecordBatchBuilder", _DefaultRecordBatchBuilderPy
+            )
+            patch.setattr(
+                producer_module, "DefaultRecordBatchBuilder", _DefaultRecordBatchBuilderPy
+            )
+            await producer.send_and_wait(
+                source, values[1], key=b"k", headers=[(_NotUtf8("h"), b"x")]
+            )
+        await producer.send_and_wait(source, values[2], key=b"k")
+    finally:
+        await producer.stop()
+
+    seen: list[str] = []
+
+    async def handler(batch: list[Inbound]) -> HandlerResult:
+        seen.extend(i.envelope.event_id for i in batch)
+        return HandlerResult()
+
+    counters = WorkerCounters()
+    await run_processor(
+        kafka_bootstrap,
+        source,
+        names.group(),
+        handler,
+        lambda: f"unreadable-2-{marker}" in seen,
+        counters,
+    )
+    assert seen == [f"unreadable-0-{marker}", f"unreadable-2-{marker}"]
+    [stub] = await read_all(kafka_bootstrap, f"{source}.dlq", 1, wait_s=5)
+    headers = dict(stub.headers)
+    assert headers["error.reason"] == b"unreadable" and headers["error.stub"] == b"true"
+    assert json.loads(stub.value)["offset"] == 1
+    assert counters.get("dead_letters_total", topic=source, reason="unreadable") == 1
