@@ -269,7 +269,11 @@ class TransactionalProcessor:
 
     async def _poll(self, timeout_ms: int, *, in_flight: bool = False) -> Any:
         """`getmany`, past records the client cannot read (`chassis.unreadable`)."""
-        if self._unreadable is not None and not in_flight and not self._revoking:
+        if self._unreadable is not None:
+            if in_flight or self._revoking:
+                # Take nothing new: the failed poll consumed records it never returned,
+                # and the partitions go back to their committed offsets once idle.
+                return {}
             error, self._unreadable = self._unreadable, None
             self._idle.clear()
             try:

@@ -73,9 +73,11 @@ class PartitionProgress:
             position = await _position(consumer, tp)
             # The position runs past transaction markers the committed offset stops before.
             caught_up = position is not None and position >= highwater
-            waiting = 0 if caught_up else max(0, highwater - committed)
-            lag_by_topic[tp.topic] += waiting
-            if not waiting:
+            lag_by_topic[tp.topic] += 0 if caught_up else max(0, highwater - committed)
+            # Records of a transaction still open are not ours to read yet: no stall.
+            readable_end = min(highwater, _last_stable(consumer, tp, highwater))
+            waiting = position is None or position < readable_end
+            if not waiting or committed >= readable_end:
                 self._moved_at[tp] = now
             elif now - self._moved_at.setdefault(tp, now) >= self._stall_after_s:
                 stalled.add(f"partition_stalled:{tp.topic}:{tp.partition}")
@@ -110,6 +112,14 @@ class PartitionProgress:
         self._committed[tp] = value
         self._moved_at.setdefault(tp, self._clock())
         return value
+
+
+def _last_stable(consumer: Any, tp: TopicPartition, default: int) -> int:
+    try:
+        offset = consumer.last_stable_offset(tp)
+    except Exception:
+        return default
+    return int(offset) if isinstance(offset, int) and offset >= 0 else default
 
 
 async def _position(consumer: Any, tp: TopicPartition) -> int | None:

@@ -6,6 +6,10 @@ UnicodeDecodeError, again at every poll, since the position never moves past it.
 a record has no envelope to dead-letter, so its stub (topic, partition, offset, reason
 `unreadable`) goes to the DLQ and the partition is committed and sought past it
 (CONTRACT 6.9: no input stops a worker).
+
+The failing `getmany` has also consumed whatever it read of other partitions before the
+bad record and never returned it: every partition goes back to its committed offset
+first, so nothing is skipped but the unreadable record.
 """
 
 from __future__ import annotations
@@ -24,6 +28,16 @@ from chassis.metrics import WorkerCounters
 log = logging.getLogger(__name__)
 
 UNREADABLE = "unreadable"
+
+
+async def rewind_to_committed(consumer: AIOKafkaConsumer) -> None:
+    """Every assigned partition back to the group's committed offset (its start if none)."""
+    for tp in consumer.assignment():
+        offset = await consumer.committed(tp)
+        if offset is None:
+            await consumer.seek_to_beginning(tp)
+        else:
+            consumer.seek(tp, offset)
 
 
 async def first_record_unreadable(
@@ -61,6 +75,7 @@ async def skip_unreadable(
     Returns how many it skipped: none means the unreadable record lies further on,
     and the caller polls one record at a time until it comes first.
     """
+    await rewind_to_committed(consumer)
     skipped = 0
     for tp in sorted(consumer.assignment()):
         if not await first_record_unreadable(consumer, tp, timeout_ms):

@@ -85,6 +85,12 @@ HOSTILE_FIGURES = "hostile_fuzz"
 
 HOSTILE_CASES: list[tuple[str, str, str]] = [
     (
+        "a header key that is not UTF-8 (any client but aiokafka may write one)",
+        "aiokafka raised `UnicodeDecodeError` in every `getmany`: the worker died, and again"
+        " after each restart",
+        "`unreadable`, as a stub; the partition is committed past it",
+    ),
+    (
         "3,000 levels of nested JSON (6 KB)",
         "`RecursionError` escaped `parse_event`; the batch retried forever",
         "`too_deep`: depth counted on the bytes before any parser (limit 32)",
@@ -198,10 +204,10 @@ with a backoff doubling up to 30 s, counted as `infra_retries_total`. A halt sho
 partition, after failed batches too, and `partition_stalled:<topic>:<partition>` is 1
 while records wait and the committed position has not moved for 60 s.
 
-Found on the way, besides the issue's three: the null header value above, and Python
-3.11's `asyncio.wait_for` swallowing a cancellation when its awaitable completes at the
-same moment (found by a unit test of the stall gauge; the gauge code uses
-`asyncio.timeout` instead).
+Found on the way, besides the issue's three: the unreadable header key and the null
+header value above, and Python 3.11's `asyncio.wait_for` swallowing a cancellation when
+its awaitable completes at the same moment (found by a unit test of the stall gauge,
+which then uses `asyncio.timeout`).
 
 Fuzzing (`tests/reliability/test_hostile_fuzz.py`, Hypothesis): raw bytes, spliced
 bytes, tombstones and real events with one part replaced by a hostile value go into

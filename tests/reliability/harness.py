@@ -178,6 +178,42 @@ async def produce_with_headers(
         await producer.stop()
 
 
+class _NotUtf8(str):
+    """A header key whose bytes are not UTF-8: any Kafka client but aiokafka may write one."""
+
+    __slots__ = ()
+
+    def encode(self, encoding: str = "utf-8", errors: str = "strict") -> bytes:
+        return b"\xff\xfe-key"
+
+
+async def produce_unreadable(
+    bootstrap: str, topic: str, key: bytes, value: bytes
+) -> tuple[int, int]:
+    """A record aiokafka cannot read back (its header key is not UTF-8): (partition, offset).
+
+    aiokafka itself refuses to write one, so its pure-Python batch builder is swapped in
+    for this send (it writes the key's bytes as `encode` gives them).
+    """
+    from aiokafka.producer import message_accumulator
+    from aiokafka.producer import producer as producer_module
+    from aiokafka.record.default_records import _DefaultRecordBatchBuilderPy
+
+    swapped = (message_accumulator, producer_module)
+    saved = [module.DefaultRecordBatchBuilder for module in swapped]
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        for module in swapped:
+            module.DefaultRecordBatchBuilder = _DefaultRecordBatchBuilderPy  # type: ignore[attr-defined,misc]
+        meta = await producer.send_and_wait(topic, value, key=key, headers=[(_NotUtf8("h"), b"x")])
+        return meta.partition, meta.offset
+    finally:
+        for module, builder in zip(swapped, saved, strict=True):
+            module.DefaultRecordBatchBuilder = builder  # type: ignore[attr-defined,misc]
+        await producer.stop()
+
+
 @dataclass(frozen=True)
 class Read:
     topic: str

@@ -33,6 +33,7 @@ from tests.reliability.harness import (
     order_data,
     produce,
     produce_gzip,
+    produce_unreadable,
     produce_with_headers,
     read_topic,
     refund_data,
@@ -569,6 +570,16 @@ def test_bad_input_lands_on_dlq_and_the_stream_goes_on(live: Live) -> None:
     records.append((ORDERS, after["data"]["order_id"].encode(), dumps(after)))
     records.append((REFUNDS, f"BAD-{run}-BASE".encode(), dumps(refund_after)))
     asyncio.run(produce(live.bootstrap, records))
+    # A record aiokafka cannot read at all (a header key that is not UTF-8), valid inside.
+    unreadable: dict[str, tuple[int, int]] = {}
+    for topic, template in templates.items():
+        readable_inside = copy.deepcopy(template)
+        readable_inside["event_id"] = str(uuid.uuid4())
+        unreadable[topic] = asyncio.run(
+            produce_unreadable(
+                live.bootstrap, topic, f"bad-{run}-unreadable".encode(), dumps(readable_inside)
+            )
+        )
     asyncio.run(
         produce_with_headers(live.bootstrap, ORDERS, b"\xff\xfe-odd", dumps(odd), odd_headers)
     )
@@ -614,6 +625,28 @@ def test_bad_input_lands_on_dlq_and_the_stream_goes_on(live: Live) -> None:
             assert not [r for r in dead if r.key == exact_key], (
                 "an exact duplicate was dead-lettered"
             )
+    # The unreadable records: a stub each (no key: it could not be read), once per group.
+    for topic, (partition, offset) in unreadable.items():
+
+        def stubs(rs: list[Any], p: int = partition, o: int = offset) -> list[Any]:
+            found = []
+            for r in rs:
+                if r.headers.get("error.reason") == "unreadable":
+                    stub = json.loads(r.value)
+                    if (stub["partition"], stub["offset"]) == (p, o):
+                        found.append(stub)
+            return found
+
+        dead = asyncio.run(
+            read_topic(
+                live.bootstrap,
+                f"{topic}.dlq",
+                until=lambda rs, n=CONSUMERS[topic], f=stubs: len(f(rs)) >= n,
+                wait_s=20,
+            )
+        )
+        if len(stubs(dead)) != CONSUMERS[topic]:
+            failures.append(f"{topic} [unreadable header key]: {len(stubs(dead))} stubs")
     assert not failures, "\n".join(failures)
     assert len({c.kind for c in cases}) >= 50
     # Nothing crashed: every process alive, every service ready.

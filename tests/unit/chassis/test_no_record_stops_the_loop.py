@@ -193,3 +193,16 @@ async def test_a_stuck_consumer_shows_its_true_lag() -> None:
     with pytest.raises(asyncio.CancelledError):
         await asyncio.wait_for(runner, 5)
     assert processor._counters.gauges[f"consumer_lag:{TP.topic}"] == 2
+
+
+async def test_records_of_a_transaction_still_open_count_as_lag_but_not_as_a_stall() -> None:
+    now = [0.0]
+    counters = WorkerCounters()
+    progress = PartitionProgress(counters, stall_after_s=30, clock=lambda: now[0])
+    consumer = _Watched(highwater=10, position=4, committed=4)
+    consumer.last_stable_offset = lambda tp: 4  # type: ignore[attr-defined]
+    await progress.observe(consumer)
+    now[0] = 100.0
+    await progress.observe(consumer)
+    assert counters.gauges["consumer_lag:orders"] == 6
+    assert counters.gauges["partition_stalled:orders:2"] == 0
