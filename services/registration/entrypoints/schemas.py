@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
 from services.registration.domain.attribution import PartnerOfRecord
 from services.registration.domain.entitlements import AttributionConflict, Entitlement
@@ -27,6 +27,7 @@ from shared.events import (
     PartnerStatus,
     PartnerTier,
     PartnerType,
+    Timestamp,
     format_timestamp,
 )
 
@@ -61,7 +62,9 @@ class PartnerCreate(Strict):
     branding: BrandingIn = Field(default_factory=BrandingIn)
     co_brand_customer_messages: StrictBool = False
     customer_ids: list[Identifier] = Field(default_factory=list, max_length=1000)
-    effective_at: AwareDatetime | None = Field(
+    # The event's own Timestamp: an instant outside CONTRACT 6.9's bounds is a 422 here,
+    # not a partner event that cannot be built (a 500).
+    effective_at: Timestamp | None = Field(
         None, description="when the partner's terms start; default now"
     )
 
@@ -75,7 +78,7 @@ class PartnerPatch(Strict):
     branding: BrandingIn | None = None
     co_brand_customer_messages: StrictBool | None = None
     customer_ids: list[Identifier] | None = Field(None, max_length=1000)
-    effective_at: AwareDatetime | None = Field(
+    effective_at: Timestamp | None = Field(
         None, description="when a tier or status change takes effect; default now"
     )
 
