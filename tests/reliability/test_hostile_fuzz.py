@@ -63,6 +63,15 @@ _leaf = st.one_of(
     st.text(st.characters(codec=None, categories=None), max_size=20),
     st.sampled_from(HOSTILE_TEXT),
 )
+_AGGREGATE_IDS = {
+    "order_id",
+    "license_key",
+    "refund_id",
+    "advisory_id",
+    "line_id",
+    "notification_id",
+}
+
 hostile_values = st.recursive(
     _leaf,
     lambda inner: (
@@ -113,6 +122,11 @@ def hostile_records(draw: st.DrawFn, topic: str) -> bytes | None:
         return template[:at] + draw(st.binary(max_size=8)) + template[at + cut :]
     document = json.loads(template)
     document["event_id"] = draw(st.uuids()).hex
+    # Fresh aggregate ids, so a mutated event is not merely a conflicting duplicate.
+    suffix = f"-{draw(st.integers(0, 10**6))}"
+    for path in list(_paths(document)):
+        if path and str(path[-1]) in _AGGREGATE_IDS and isinstance(_get(document, path), str):
+            document = _replace(document, path, _get(document, path) + suffix)
     if kind == "valid":
         return json.dumps(document).encode()
     paths = list(_paths(document))
@@ -136,6 +150,9 @@ def _record_figures(name: str, cases: int, seconds: float, found: str) -> None:
     FIGURES_SO_FAR[f"{name}: found"] = found
     FIGURES.parent.mkdir(parents=True, exist_ok=True)
     previous = json.loads(FIGURES.read_text()) if FIGURES.exists() else {}
+    previous["run"] = (
+        f"{time.strftime('%Y-%m-%d', time.gmtime())}, HOSTILE_FUZZ_EXAMPLES={EXAMPLES}"
+    )
     previous.update(FIGURES_SO_FAR)
     FIGURES.write_text(json.dumps(previous, indent=2))
 
