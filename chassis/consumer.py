@@ -244,6 +244,7 @@ class TransactionalProcessor:
                     prepared = await task
                     await self._commit(prepared)
                     in_flight.popleft()
+                    await self._observe()
                 except Exception as error:
                     if self._stopping.is_set():
                         return
