@@ -32,9 +32,7 @@ from chassis.batch import (
     BatchHandler,
     HandlerResult,
     Inbound,
-    failure_name,
     handle_isolating,
-    is_infrastructure,
 )
 from chassis.consumer_limits import MAX_EVENT_BYTES, SUPPORTED_SCHEMA_VERSION, check_limits
 from chassis.fetch_throttle import throttle_empty_fetches
@@ -44,7 +42,7 @@ from chassis.metrics import WorkerCounters
 from chassis.progress import STALL_AFTER_S, PartitionProgress
 from chassis.rebalance import FinishBeforeRevoking
 from chassis.retry import Backoff
-from chassis.unreadable import skip_unreadable
+from chassis.unreadable import UnreadableGuard
 
 __all__ = [
     "MAX_EVENT_BYTES",
@@ -121,8 +119,6 @@ class TransactionalProcessor:
         self._poll_timeout_ms = poll_timeout_ms
         self._retry_backoff_s = retry_backoff_s
         self._backoff = Backoff(counters, retry_backoff_s, group_id)
-        self._unreadable: BaseException | None = None
-        self._careful_polls = 0
         self._progress = PartitionProgress(counters, stall_after_s=stall_after_s)
         self._observed_at = 0.0
         self._consumer = AIOKafkaConsumer(
@@ -138,6 +134,7 @@ class TransactionalProcessor:
             # static member in one process (a resumed consumer then waits for minutes).
             group_instance_id=group_instance_id,
         )
+        self._unreadable = UnreadableGuard(max_records)
         self._producer = make_producer(
             bootstrap, transactional_id=transactional_id, max_batch_bytes=producer_batch_bytes
         )
@@ -270,43 +267,27 @@ class TransactionalProcessor:
 
     async def _poll(self, timeout_ms: int, *, in_flight: bool = False) -> Any:
         """`getmany`, past records the client cannot read (`chassis.unreadable`)."""
-        if self._unreadable is not None:
+        if self._unreadable.pending is not None:
             if in_flight or self._revoking:
                 # Take nothing new: the failed poll consumed records it never returned,
                 # and the partitions go back to their committed offsets once idle.
                 return {}
-            error, self._unreadable = self._unreadable, None
             self._idle.clear()
             try:
-                skipped = await skip_unreadable(
+                await self._unreadable.skip_pending(
                     self._consumer,
                     self._producer,
                     group_id=self.group_id,
                     counters=self._counters,
-                    error=error,
                     timeout_ms=self._poll_timeout_ms,
                     committed=self._progress.committed,
                 )
             except Exception as failure:
-                self._unreadable = error
                 await self._rewind([], failure)
                 return {}
             finally:
                 self._idle.set()
-            # Not first on any partition: one record per poll until it is.
-            self._careful_polls = 0 if skipped else self._max_records
-        max_records = 1 if self._careful_polls else self._max_records
-        try:
-            batches = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
-        except Exception as error:
-            if is_infrastructure(error):
-                raise
-            log.warning("a fetched record cannot be read", extra={"error": failure_name(error)})
-            self._unreadable = error
-            return {}
-        if batches and self._careful_polls:
-            self._careful_polls -= 1
-        return batches
+        return await self._unreadable.getmany(self._consumer, timeout_ms)
 
     async def _observe(self, force: bool = False) -> None:
         """Lag and stall gauges, at most every OBSERVE_EVERY_S unless `force`."""

@@ -103,3 +103,62 @@ async def skip_unreadable(
         )
         skipped += 1
     return skipped
+
+
+class UnreadableGuard:
+    """`getmany` for the loop, past records the client cannot read.
+
+    A `getmany` that raises on a record (not the broker's error) is remembered; the next
+    poll with no batch in flight rewinds, stubs and skips it (`skip_unreadable`). When
+    the record was not first on any partition, polls take one record at a time until
+    it is.
+    """
+
+    def __init__(self, max_records: int) -> None:
+        self._max_records = max_records
+        self.pending: BaseException | None = None
+        self._careful_polls = 0
+
+    async def skip_pending(
+        self,
+        consumer: AIOKafkaConsumer,
+        producer: AIOKafkaProducer,
+        *,
+        group_id: str,
+        counters: WorkerCounters,
+        timeout_ms: int,
+        committed: Callable[[dict[TopicPartition, Any]], None],
+    ) -> None:
+        """Skips the pending unreadable record; on failure it stays pending (and raises)."""
+        error, self.pending = self.pending, None
+        if error is None:
+            return
+        try:
+            skipped = await skip_unreadable(
+                consumer,
+                producer,
+                group_id=group_id,
+                counters=counters,
+                error=error,
+                timeout_ms=timeout_ms,
+                committed=committed,
+            )
+        except Exception:
+            self.pending = error
+            raise
+        self._careful_polls = 0 if skipped else self._max_records
+
+    async def getmany(self, consumer: AIOKafkaConsumer, timeout_ms: int) -> Any:
+        """The consumer's `getmany`; {} (and the record pending) when a record is unreadable."""
+        max_records = 1 if self._careful_polls else self._max_records
+        try:
+            batches = await consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
+        except Exception as error:
+            if is_infrastructure(error):
+                raise
+            log.warning("a fetched record cannot be read", extra={"error": failure_name(error)})
+            self.pending = error
+            return {}
+        if batches and self._careful_polls:
+            self._careful_polls -= 1
+        return batches
