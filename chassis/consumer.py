@@ -17,16 +17,12 @@ the database's errors rewind the batch, retried with a growing backoff and count
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
-from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.structs import OffsetAndMetadata
 
 from chassis.batch import (
     BatchHandler,
@@ -37,8 +33,9 @@ from chassis.batch import (
 from chassis.consumer_limits import MAX_EVENT_BYTES, SUPPORTED_SCHEMA_VERSION, check_limits
 from chassis.fetch_throttle import throttle_empty_fetches
 from chassis.intake import count_rejections, read_poll
-from chassis.kafka import OutRecord, make_producer, send_all
+from chassis.kafka import make_producer, send_all
 from chassis.metrics import WorkerCounters
+from chassis.pipeline import PipelinedRun, Prepared, Turn
 from chassis.progress import STALL_AFTER_S, PartitionProgress
 from chassis.rebalance import FinishBeforeRevoking
 from chassis.retry import Backoff
@@ -61,26 +58,7 @@ OBSERVE_EVERY_S = 1.0
 """How often lag and stalls are recomputed (also after every failed batch)."""
 
 
-@dataclass
-class _Turn:
-    """One in-flight batch's handler: finished (`done`), and whether it failed."""
-
-    done: asyncio.Event = field(default_factory=asyncio.Event)
-    failed: bool = False
-
-
-@dataclass(frozen=True)
-class _Prepared:
-    """A handled batch waiting for its transaction."""
-
-    started: float
-    valid: list[Inbound]
-    dead: list[OutRecord]
-    result: HandlerResult
-    offsets: dict[TopicPartition, OffsetAndMetadata]
-
-
-class TransactionalProcessor:
+class TransactionalProcessor(PipelinedRun):
     """Consumes `topics` as consumer group `group_id` and hands batches to `handler`."""
 
     def __init__(
@@ -189,82 +167,6 @@ class TransactionalProcessor:
                 self._idle.set()
             await self._observe()
 
-    async def _run_pipelined(self) -> None:
-        """`run` with up to `max_in_flight` batches in flight, committed in poll order.
-
-        Batch N+1 is parsed and validated while batch N's handler waits (for its
-        database), and N+1's handler runs while N's transaction commits. The handlers
-        themselves still run one at a time, in poll order, each only after the one
-        before it succeeded: the database sees the batches' effects in the same order
-        as with one batch at a time. What differs is only that N+1's writes may come
-        before N's Kafka commit, which is the crash-before-commit case every handler
-        already handles (idempotent writes: replayed, the records are found applied).
-        The transactions stay one at a time, in poll order. Any failure rewinds every
-        batch in flight to its first offset and commits none of them.
-        """
-        in_flight: deque[tuple[dict[TopicPartition, list[Any]], asyncio.Task[_Prepared]]] = deque()
-        last_turn: _Turn | None = None
-        try:
-            while not self._stopping.is_set():
-                # With work in flight, take only what is already fetched: the oldest batch's
-                # commit must not wait for a poll timeout.
-                if self._revoking and not in_flight:
-                    # Our partitions are being handed over: take nothing new till then.
-                    self._idle.set()
-                    await asyncio.sleep(0.01)
-                    continue
-                batches = {}
-                if len(in_flight) < self._max_in_flight and not self._revoking:
-                    batches = await self._poll(
-                        0 if in_flight else self._poll_timeout_ms, in_flight=bool(in_flight)
-                    )
-                if self._stopping.is_set():
-                    return
-                if self._revoking:
-                    batches = {}  # see `run`: the next owner reads them
-                if batches:
-                    self._idle.clear()
-                    turn = _Turn()
-                    task = asyncio.create_task(self._prepare(batches, last_turn, turn))
-                    in_flight.append((batches, task))
-                    last_turn = turn
-                    if len(in_flight) < self._max_in_flight:
-                        # Let the new handler run up to its first wait, then poll again.
-                        await asyncio.sleep(0)
-                        continue
-                if not in_flight:
-                    self._idle.set()
-                    await self._observe()
-                    continue
-                _, task = in_flight[0]
-                try:
-                    prepared = await task
-                    await self._commit(prepared)
-                    in_flight.popleft()
-                    await self._observe()
-                except Exception as error:
-                    if self._stopping.is_set():
-                        return
-                    failed = [b for b, _ in in_flight]
-                    await self._drain(in_flight)
-                    last_turn = None  # every handler in flight has finished
-                    await self._rewind(failed, error)
-                if not in_flight:
-                    self._idle.set()
-        finally:
-            await self._drain(in_flight)
-            self._idle.set()
-
-    @staticmethod
-    async def _drain(
-        in_flight: deque[tuple[dict[TopicPartition, list[Any]], asyncio.Task[_Prepared]]],
-    ) -> None:
-        """Waits for the handlers in flight and forgets them (nothing of theirs is committed)."""
-        while in_flight:
-            _, task = in_flight.popleft()
-            with contextlib.suppress(BaseException):
-                await task
-
     async def _poll(self, timeout_ms: int, *, in_flight: bool = False) -> Any:
         """`getmany`, past records the client cannot read (`chassis.unreadable`)."""
         if self._unreadable.pending is not None:
@@ -323,9 +225,9 @@ class TransactionalProcessor:
     async def _prepare(
         self,
         batches: dict[TopicPartition, list[Any]],
-        after: _Turn | None = None,
-        turn: _Turn | None = None,
-    ) -> _Prepared:
+        after: Turn | None = None,
+        turn: Turn | None = None,
+    ) -> Prepared:
         """Validates a poll's records and runs the handler on the good ones.
 
         With `after`, the handler waits for that earlier batch's handler, and does not
@@ -342,8 +244,8 @@ class TransactionalProcessor:
                 turn.done.set()
 
     async def _prepare_in_turn(
-        self, batches: dict[TopicPartition, list[Any]], after: _Turn | None
-    ) -> _Prepared:
+        self, batches: dict[TopicPartition, list[Any]], after: Turn | None
+    ) -> Prepared:
         started = time.perf_counter()
         valid, dead, offsets = read_poll(
             batches, self._schema_of, self._max_event_bytes, self._counters
@@ -358,9 +260,9 @@ class TransactionalProcessor:
             else HandlerResult()
         )
         dead.extend(count_rejections(result, self._counters))
-        return _Prepared(started, valid, dead, result, offsets)
+        return Prepared(started, valid, dead, result, offsets)
 
-    async def _commit(self, prepared: _Prepared) -> None:
+    async def _commit(self, prepared: Prepared) -> None:
         """The batch's records, dead letters and offsets in one Kafka transaction."""
         result, dead, offsets = prepared.result, prepared.dead, prepared.offsets
         async with self._producer.transaction():
