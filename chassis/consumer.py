@@ -6,201 +6,59 @@ handler writes the database idempotently (deterministic ids, upserts) and return
 the records to produce. Those records, the dead letters and the consumer offsets
 commit in one Kafka transaction, so a `read_committed` reader sees each output
 once, and a crash before the commit replays the batch into idempotent writes.
+
+No record stops the loop (CONTRACT 6.9): whatever parsing one raises makes it a dead
+letter; a handler that fails on the input is given halves of the batch until the one
+record it fails on is found and dead-lettered (`chassis.batch`); only the broker's and
+the database's errors rewind the batch, retried with a growing backoff and counted
+(`infra_retries_total`). Lag and stalled partitions are gauges (`chassis.progress`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 import logging
 import time
-from collections import deque
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.structs import OffsetAndMetadata
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from chassis.kafka import (
-    TRANSACTION_TIMEOUT_MS,
-    OutRecord,
-    dead_letter,
-    make_producer,
-    send_all,
+from chassis.batch import (
+    BatchHandler,
+    HandlerResult,
+    Inbound,
+    handle_isolating,
 )
+from chassis.consumer_limits import MAX_EVENT_BYTES, SUPPORTED_SCHEMA_VERSION, check_limits
+from chassis.fetch_throttle import throttle_empty_fetches
+from chassis.intake import count_rejections, read_poll
+from chassis.kafka import TRANSACTION_TIMEOUT_MS, make_producer, send_all
 from chassis.metrics import WorkerCounters
-from shared.envelope import Envelope, EventValidationError, parse_event
+from chassis.pipeline import PipelinedRun, Prepared, Turn
+from chassis.progress import STALL_AFTER_S, PartitionProgress
+from chassis.rebalance import FinishBeforeRevoking
+from chassis.retry import Backoff
+from chassis.unreadable import UnreadableGuard
+
+__all__ = [
+    "MAX_EVENT_BYTES",
+    "SUPPORTED_SCHEMA_VERSION",
+    "BatchHandler",
+    "HandlerResult",
+    "Inbound",
+    "TransactionalProcessor",
+    "check_limits",
+    "throttle_empty_fetches",
+]
 
 log = logging.getLogger(__name__)
 
-SUPPORTED_SCHEMA_VERSION = 1
-"""The envelope `schema_version` this code understands; a newer one is dead-lettered."""
-
-MAX_EVENT_BYTES = 512 * 1024
-"""Larger records are dead-lettered (`payload_too_large`) before they are parsed."""
-
-INT64_MAX = 2**63 - 1
-# A run of 19 or more ASCII digits (a candidate for an integer beyond 64 bits) is found
-# as 19 zeros once every digit reads "0": a C-speed scan instead of a regex one.
-_DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
-_LONG_RUN = b"0" * 19
+OBSERVE_EVERY_S = 1.0
+"""How often lag and stalls are recomputed (also after every failed batch)."""
 
 
-def _out_of_range(value: Any, path: str = "") -> str | None:
-    """The path of the first integer that does not fit a signed 64-bit store, if any."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        fits = -INT64_MAX - 1 <= value <= INT64_MAX
-        return None if fits else (path or "(event)")
-    if isinstance(value, dict):
-        items: Any = value.items()
-    elif isinstance(value, list):
-        items = enumerate(value)
-    else:
-        return None
-    for name, item in items:
-        found = _out_of_range(item, f"{path}.{name}" if path else str(name))
-        if found is not None:
-            return found
-    return None
-
-
-def check_limits(value: bytes, envelope: Envelope[Any] | None, max_bytes: int) -> None:
-    """Rules every consumer applies beyond the schema; EventValidationError when broken.
-
-    Size before parsing (`envelope` None); after parsing, the schema version and
-    integers a database cannot hold (an unbounded amount would otherwise fail the
-    write of the whole batch, again and again).
-    """
-    if envelope is None:
-        if len(value) > max_bytes:
-            raise EventValidationError(
-                "payload_too_large", f"{len(value)} bytes, more than the limit of {max_bytes}"
-            )
-        return
-    if envelope.schema_version > SUPPORTED_SCHEMA_VERSION:
-        raise EventValidationError(
-            "unsupported_schema_version",
-            f"schema_version {envelope.schema_version} is newer than"
-            f" {SUPPORTED_SCHEMA_VERSION}, the one this consumer understands",
-        )
-    if _LONG_RUN in value.translate(_DIGITS_AS_ZERO):
-        path = _out_of_range(json.loads(value))
-        if path is not None:
-            raise EventValidationError(
-                "schema_violation", f"{path}: integer out of range (more than 64 bits)"
-            )
-
-
-def throttle_empty_fetches(consumer: AIOKafkaConsumer, backoff_s: float) -> bool:
-    """After a fetch that brought nothing, the consumer waits `backoff_s` before the next.
-
-    What a broker does by holding an empty fetch for `fetch.max.wait.ms`, done on the
-    client, for a broker that answers it at once (the embedded one): without it the
-    consumer's background fetcher asks again and again for an idle partition (an empty
-    topic beside a busy one, or everything once caught up), burning CPU in this process
-    and the broker that the batch in hand needs. A record that arrives meanwhile waits
-    at most `backoff_s` longer. Hooks aiokafka's fetcher (a private API): False, and
-    nothing changed, when this aiokafka has no such hook.
-    """
-    fetcher = getattr(consumer, "_fetcher", None)
-    fetch = getattr(fetcher, "_proc_fetch_request", None)
-    if fetch is None or getattr(fetch, "throttled", False):
-        return fetch is not None
-
-    async def throttled(*args: Any, **kwargs: Any) -> Any:
-        got_records = await fetch(*args, **kwargs)
-        if not got_records:
-            try:
-                await asyncio.sleep(backoff_s)
-            except asyncio.CancelledError:
-                # As the fetch itself: cancelled means closed or unassigned, not an error.
-                return False
-        return got_records
-
-    throttled.throttled = True  # type: ignore[attr-defined]
-    fetcher._proc_fetch_request = throttled  # type: ignore[union-attr]
-    return True
-
-
-def _key_text(key: bytes | None) -> str:
-    return key.decode("utf-8", "replace")[:200] if key else ""
-
-
-@dataclass(frozen=True)
-class Inbound:
-    """One validated record: where it came from and its parsed envelope."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes
-    headers: tuple[tuple[str, bytes], ...]
-    envelope: Envelope[Any]
-
-    def reject(self, reason: str, detail: str) -> OutRecord:
-        """A rule break found by the handler: the record goes to the dead-letter topic."""
-        return dead_letter(self.topic, self.key, self.value, self.headers, reason, detail)
-
-
-@dataclass
-class HandlerResult:
-    produce: list[OutRecord] = field(default_factory=list)
-    rejected: list[tuple[OutRecord, str]] = field(default_factory=list)
-
-    def reject(self, inbound: Inbound, reason: str, detail: str) -> None:
-        self.rejected.append((inbound.reject(reason, detail), reason))
-
-
-BatchHandler = Callable[[list[Inbound]], Awaitable[HandlerResult]]
-
-
-@dataclass
-class _Turn:
-    """One in-flight batch's handler: finished (`done`), and whether it failed."""
-
-    done: asyncio.Event = field(default_factory=asyncio.Event)
-    failed: bool = False
-
-
-@dataclass(frozen=True)
-class _Prepared:
-    """A handled batch waiting for its transaction."""
-
-    started: float
-    valid: list[Inbound]
-    dead: list[OutRecord]
-    result: HandlerResult
-    offsets: dict[TopicPartition, OffsetAndMetadata]
-
-
-class _FinishBeforeRevoking(ConsumerRebalanceListener):  # type: ignore[misc]
-    """Hands partitions over only once the batch in hand is committed or given up.
-
-    Every member revokes before any member is assigned, so the next owner of a
-    partition reads the offset our last transaction committed, never one from before
-    it: without this, a batch handled during a rebalance is handled twice, once here
-    and once by the new owner, and its output is produced twice. (aiokafka's
-    `send_offsets_to_transaction` takes no group generation, so the broker cannot
-    fence the old owner's commit for us.)
-    """
-
-    def __init__(self, processor: TransactionalProcessor) -> None:
-        self._processor = processor
-
-    async def on_partitions_revoked(self, revoked: Any) -> None:
-        self._processor._revoking = True
-        await self._processor._idle.wait()
-
-    async def on_partitions_assigned(self, assigned: Any) -> None:
-        self._processor._revoking = False
-
-
-class TransactionalProcessor:
+class TransactionalProcessor(PipelinedRun):
     """Consumes `topics` as consumer group `group_id` and hands batches to `handler`."""
 
     def __init__(
@@ -221,6 +79,7 @@ class TransactionalProcessor:
         empty_fetch_backoff_ms: int = 0,
         producer_batch_bytes: int = 16384,
         max_in_flight: int = 1,
+        stall_after_s: float = STALL_AFTER_S,
         transaction_timeout_ms: int = TRANSACTION_TIMEOUT_MS,
     ) -> None:
         if max_in_flight < 1:
@@ -238,6 +97,9 @@ class TransactionalProcessor:
         self._max_records = max_records
         self._poll_timeout_ms = poll_timeout_ms
         self._retry_backoff_s = retry_backoff_s
+        self._backoff = Backoff(counters, retry_backoff_s, group_id)
+        self._progress = PartitionProgress(counters, stall_after_s=stall_after_s)
+        self._observed_at = 0.0
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap,
             group_id=group_id,
@@ -251,13 +113,14 @@ class TransactionalProcessor:
             # static member in one process (a resumed consumer then waits for minutes).
             group_instance_id=group_instance_id,
         )
+        self._unreadable = UnreadableGuard(max_records)
         self._producer = make_producer(
             bootstrap,
             transactional_id=transactional_id,
             max_batch_bytes=producer_batch_bytes,
             transaction_timeout_ms=transaction_timeout_ms,
         )
-        self._consumer.subscribe(self.topics, listener=_FinishBeforeRevoking(self))
+        self._consumer.subscribe(self.topics, listener=FinishBeforeRevoking(self))
         self._stopping = asyncio.Event()
         # Set while no batch is in hand; `_revoking` while a rebalance waits for that.
         self._idle = asyncio.Event()
@@ -294,107 +157,66 @@ class TransactionalProcessor:
             await self._run_pipelined()
             return
         while not self._stopping.is_set():
-            batches = await self._consumer.getmany(
-                timeout_ms=self._poll_timeout_ms, max_records=self._max_records
-            )
-            self.last_progress = time.monotonic()
+            batches = await self._poll(self._poll_timeout_ms)
             if self._stopping.is_set():
                 # Not processed, not committed: the next owner of these partitions reads them.
                 return
             if not batches or self._revoking:
                 # Fetched before a rebalance began: the partitions' next owner (maybe us
                 # again) reads these records from the committed offset.
+                await self._observe()
                 continue
             self._idle.clear()
             try:
                 await self._process(batches)
-            except Exception:
+            except Exception as error:
                 if self._stopping.is_set():
                     return
-                await self._rewind([batches])
+                await self._rewind([batches], error)
             finally:
                 self._idle.set()
+            await self._observe()
 
-    async def _run_pipelined(self) -> None:
-        """`run` with up to `max_in_flight` batches in flight, committed in poll order.
+    async def _poll(self, timeout_ms: int, *, in_flight: bool = False) -> Any:
+        """`getmany`, past records the client cannot read (`chassis.unreadable`)."""
+        self.last_progress = time.monotonic()  # the loop came round (liveness)
+        if self._unreadable.pending is not None:
+            if in_flight or self._revoking:
+                # Take nothing new: the failed poll consumed records it never returned,
+                # and the partitions go back to their committed offsets once idle.
+                return {}
+            self._idle.clear()
+            try:
+                await self._unreadable.skip_pending(
+                    self._consumer,
+                    self._producer,
+                    group_id=self.group_id,
+                    counters=self._counters,
+                    timeout_ms=self._poll_timeout_ms,
+                    committed=self._progress.committed,
+                )
+            except Exception as failure:
+                await self._rewind([], failure)
+                return {}
+            finally:
+                self._idle.set()
+        return await self._unreadable.getmany(self._consumer, timeout_ms)
 
-        Batch N+1 is parsed and validated while batch N's handler waits (for its
-        database), and N+1's handler runs while N's transaction commits. The handlers
-        themselves still run one at a time, in poll order, each only after the one
-        before it succeeded: the database sees the batches' effects in the same order
-        as with one batch at a time. What differs is only that N+1's writes may come
-        before N's Kafka commit, which is the crash-before-commit case every handler
-        already handles (idempotent writes: replayed, the records are found applied).
-        The transactions stay one at a time, in poll order. Any failure rewinds every
-        batch in flight to its first offset and commits none of them.
-        """
-        in_flight: deque[tuple[dict[TopicPartition, list[Any]], asyncio.Task[_Prepared]]] = deque()
-        last_turn: _Turn | None = None
-        try:
-            while not self._stopping.is_set():
-                self.last_progress = time.monotonic()
-                # With work in flight, take only what is already fetched: the oldest batch's
-                # commit must not wait for a poll timeout.
-                if self._revoking and not in_flight:
-                    # Our partitions are being handed over: take nothing new till then.
-                    self._idle.set()
-                    await asyncio.sleep(0.01)
-                    continue
-                batches = {}
-                if len(in_flight) < self._max_in_flight and not self._revoking:
-                    batches = await self._consumer.getmany(
-                        timeout_ms=0 if in_flight else self._poll_timeout_ms,
-                        max_records=self._max_records,
-                    )
-                if self._stopping.is_set():
-                    return
-                if self._revoking:
-                    batches = {}  # see `run`: the next owner reads them
-                if batches:
-                    self._idle.clear()
-                    turn = _Turn()
-                    task = asyncio.create_task(self._prepare(batches, last_turn, turn))
-                    in_flight.append((batches, task))
-                    last_turn = turn
-                    if len(in_flight) < self._max_in_flight:
-                        # Let the new handler run up to its first wait, then poll again.
-                        await asyncio.sleep(0)
-                        continue
-                if not in_flight:
-                    self._idle.set()
-                    continue
-                _, task = in_flight[0]
-                try:
-                    prepared = await task
-                    await self._commit(prepared)
-                    in_flight.popleft()
-                except Exception:
-                    if self._stopping.is_set():
-                        return
-                    failed = [b for b, _ in in_flight]
-                    await self._drain(in_flight)
-                    last_turn = None  # every handler in flight has finished
-                    await self._rewind(failed)
-                if not in_flight:
-                    self._idle.set()
-        finally:
-            await self._drain(in_flight)
-            self._idle.set()
+    async def _observe(self, force: bool = False) -> None:
+        """Lag and stall gauges, at most every OBSERVE_EVERY_S unless `force`."""
+        now = time.monotonic()
+        if force or now - self._observed_at >= OBSERVE_EVERY_S:
+            self._observed_at = now
+            await self._progress.observe(self._consumer)
 
-    @staticmethod
-    async def _drain(
-        in_flight: deque[tuple[dict[TopicPartition, list[Any]], asyncio.Task[_Prepared]]],
+    async def _rewind(
+        self, failed: Sequence[Mapping[TopicPartition, Sequence[Any]]], error: BaseException
     ) -> None:
-        """Waits for the handlers in flight and forgets them (nothing of theirs is committed)."""
-        while in_flight:
-            _, task = in_flight.popleft()
-            with contextlib.suppress(BaseException):
-                await task
+        """Seeks every partition back to its first uncommitted offset among `failed`.
 
-    async def _rewind(self, failed: Sequence[Mapping[TopicPartition, Sequence[Any]]]) -> None:
-        """Seeks every partition back to its first uncommitted offset among `failed`."""
-        log.exception("batch failed; rewinding to retry", extra={"group": self.group_id})
-        self._counters.inc("batch_retries_total")
+        The wait doubles with each failure in a row (`chassis.retry`).
+        """
+        delay = self._backoff.failed(error)
         first: dict[TopicPartition, int] = {}
         for batches in failed:
             for tp, records in batches.items():
@@ -405,7 +227,8 @@ class TransactionalProcessor:
             # its new owner starts from the committed offset.
             if tp in assigned:
                 self._consumer.seek(tp, offset)
-        await asyncio.sleep(self._retry_backoff_s)
+        await self._observe(force=True)
+        await asyncio.sleep(delay)
 
     async def _process(self, batches: dict[TopicPartition, list[Any]]) -> None:
         await self._commit(await self._prepare(batches))
@@ -413,9 +236,9 @@ class TransactionalProcessor:
     async def _prepare(
         self,
         batches: dict[TopicPartition, list[Any]],
-        after: _Turn | None = None,
-        turn: _Turn | None = None,
-    ) -> _Prepared:
+        after: Turn | None = None,
+        turn: Turn | None = None,
+    ) -> Prepared:
         """Validates a poll's records and runs the handler on the good ones.
 
         With `after`, the handler waits for that earlier batch's handler, and does not
@@ -432,62 +255,25 @@ class TransactionalProcessor:
                 turn.done.set()
 
     async def _prepare_in_turn(
-        self, batches: dict[TopicPartition, list[Any]], after: _Turn | None
-    ) -> _Prepared:
+        self, batches: dict[TopicPartition, list[Any]], after: Turn | None
+    ) -> Prepared:
         started = time.perf_counter()
-        valid: list[Inbound] = []
-        dead: list[OutRecord] = []
-        offsets: dict[TopicPartition, OffsetAndMetadata] = {}
-        for tp, records in batches.items():
-            for record in records:
-                headers = tuple((k, bytes(v)) for k, v in (record.headers or ()))
-                value = record.value if record.value is not None else b""
-                self._counters.inc("records_total", topic=tp.topic)
-                try:
-                    check_limits(value, None, self._max_event_bytes)
-                    envelope = parse_event(self._schema_of.get(tp.topic, tp.topic), value)
-                    check_limits(value, envelope, self._max_event_bytes)
-                except EventValidationError as error:
-                    dead.append(
-                        dead_letter(
-                            tp.topic, record.key, value, headers, error.reason, error.detail
-                        )
-                    )
-                    self._counters.inc("dead_letters_total", topic=tp.topic, reason=error.reason)
-                    log.warning(
-                        "event rejected",
-                        extra={
-                            "topic": tp.topic,
-                            "offset": record.offset,
-                            "reason": error.reason,
-                            # The key is the aggregate id (order_id, license_key, partner_id):
-                            # correlation without personal data.
-                            "key": _key_text(record.key),
-                        },
-                    )
-                    continue
-                valid.append(
-                    Inbound(
-                        tp.topic, tp.partition, record.offset, record.key, value, headers, envelope
-                    )
-                )
-            offsets[tp] = OffsetAndMetadata(records[-1].offset + 1, "")
+        valid, dead, offsets = read_poll(
+            batches, self._schema_of, self._max_event_bytes, self._counters
+        )
         if after is not None:
             await after.done.wait()
             if after.failed:
                 raise RuntimeError("an earlier batch in flight failed; this one is rewound too")
-        result = await self._handler(valid) if valid else HandlerResult()
-        for record, reason in result.rejected:
-            dead.append(record)
-            source = record.topic.removesuffix(".dlq")
-            self._counters.inc("dead_letters_total", topic=source, reason=reason)
-            log.warning(
-                "event rejected",
-                extra={"topic": source, "reason": reason, "key": _key_text(record.key)},
-            )
-        return _Prepared(started, valid, dead, result, offsets)
+        result = (
+            await handle_isolating(self._handler, valid, self._counters)
+            if valid
+            else HandlerResult()
+        )
+        dead.extend(count_rejections(result, self._counters))
+        return Prepared(started, valid, dead, result, offsets)
 
-    async def _commit(self, prepared: _Prepared) -> None:
+    async def _commit(self, prepared: Prepared) -> None:
         """The batch's records, dead letters and offsets in one Kafka transaction."""
         result, dead, offsets = prepared.result, prepared.dead, prepared.offsets
         async with self._producer.transaction():
@@ -499,7 +285,8 @@ class TransactionalProcessor:
             for record in result.produce:
                 self._counters.inc("records_produced_total", topic=record.topic)
             self._counters.observe("batch_seconds", time.perf_counter() - prepared.started)
-            self._record_lag(offsets)
+            self._backoff.succeeded()
+            self._progress.committed(offsets)
             log.info(
                 "batch committed",
                 extra={
@@ -513,16 +300,5 @@ class TransactionalProcessor:
         except Exception:  # bookkeeping only
             log.warning("batch bookkeeping failed", exc_info=True)
 
-    def _record_lag(self, committed: dict[TopicPartition, OffsetAndMetadata]) -> None:
-        """Records behind the end of each partition just handled, summed per topic."""
-        lag_by_topic: dict[str, int] = {}
-        assigned = self._consumer.assignment()
-        for tp, offset in committed.items():
-            if tp not in assigned:  # revoked by a rebalance since the poll
-                continue
-            highwater = self._consumer.highwater(tp)
-            if highwater is not None:
-                lag = max(0, highwater - offset.offset)
-                lag_by_topic[tp.topic] = lag_by_topic.get(tp.topic, 0) + lag
-        for topic, lag in lag_by_topic.items():
-            self._counters.set_gauge(f"consumer_lag:{topic}", lag)
+
+_FinishBeforeRevoking = FinishBeforeRevoking  # the name the loop's tests know it by

@@ -1,6 +1,8 @@
 """`python -m devkit.reliability report`: docs/RELIABILITY.md from the figures the
 reliability suite wrote under `.data/reliability/*.json` (run `./dev test tests/reliability`,
-with `--reliability` for the long runs, first)."""
+with `--reliability` for the long runs, first). A run not made on this checkout keeps the
+section the document already has; the "Hostile input" section is written here, with the
+fuzz figures of `hostile_fuzz.json`."""
 
 from __future__ import annotations
 
@@ -130,6 +132,172 @@ Findings of the long runs (2026-11-23, 2-core box, embedded broker and database)
 """
 
 
+HOSTILE_FIGURES = "hostile_fuzz"
+"""The fuzz figures, shown in the "Hostile input" section rather than as a run of their own."""
+
+HOSTILE_CASES: list[tuple[str, str, str]] = [
+    (
+        "a header key that is not UTF-8 (any client but aiokafka may write one)",
+        "aiokafka raised `UnicodeDecodeError` in every `getmany`: the worker died, and again"
+        " after each restart",
+        "`unreadable`, as a stub; the partition is committed past it",
+    ),
+    (
+        "3,000 levels of nested JSON (6 KB)",
+        "`RecursionError` escaped `parse_event`; the batch retried forever",
+        "`too_deep`: depth counted on the bytes before any parser (limit 32)",
+    ),
+    (
+        "40 levels of arrays inside `data`",
+        "parsed",
+        "`too_deep`",
+    ),
+    (
+        "`occurred_at` 9999-12-31T23:59:59Z",
+        "passed registration; commissions looped on `year 10002 is out of range`",
+        "`out_of_bounds` (2000-01-01 ... 2199-12-31)",
+    ),
+    (
+        "`occurred_at` year 999; 2199-12-31T23:30-01:00; 0001-01-01T00:00+01:00",
+        "accepted; an `OverflowError` for the last",
+        "`out_of_bounds`",
+    ),
+    (
+        "dates (`term_start` 1999-12-31, `term_end` 9999-12-31)",
+        "accepted",
+        "`out_of_bounds`",
+    ),
+    (
+        "amounts over 10^15 (orders, refunds, ledger), 10^30",
+        "`schema_violation` above 2^63 only",
+        "`out_of_bounds`",
+    ),
+    (
+        ("2.1 MB record sent gzip-compressed (a 10,000-line order; a padded event on every topic)"),
+        "too large, then `MessageSizeTooLargeError` forwarding it; the batch looped",
+        "`too_large`, forwarded as a stub (topic, partition, offset, key, reason)",
+    ),
+    (
+        "~1.1 MB record",
+        "`payload_too_large` at 512 KiB",
+        "`too_large` at 1 MiB, as a stub",
+    ),
+    (
+        ("a handler that raises on one record (any exception but the broker's or the database's)"),
+        "the batch rewound and retried forever",
+        ("the batch is split in halves down to that record: `handler_error` (exception type only)"),
+    ),
+    (
+        "`NaN`, `Infinity`, `-Infinity` literals",
+        "`unparsable`",
+        "`unparsable`",
+    ),
+    (
+        "`1e400` (a float that overflows to inf)",
+        "`schema_violation`",
+        "`schema_violation`",
+    ),
+    (
+        (
+            "lone surrogate `\\ud800`, non-UTF-8 bytes in a string, UTF-8 BOM, UTF-16, "
+            "trailing garbage"
+        ),
+        "`unparsable`",
+        "`unparsable`",
+    ),
+    (
+        "an integer of 5,000 digits (Python's int-string conversion limit)",
+        "`unparsable` (both JSON parsers refuse past ~4,300 digits)",
+        "`unparsable`",
+    ),
+    (
+        "duplicate keys, the last one bad",
+        "`schema_violation` (both parsers keep the last)",
+        "`schema_violation`",
+    ),
+    (
+        "boolean `schema_version`, NUL in a key, a Cyrillic lookalike event type",
+        "rejected",
+        "`schema_violation`, `schema_violation`, `unknown_event_type`",
+    ),
+    (
+        "tombstone (null value)",
+        "`unparsable`",
+        "`unparsable`",
+    ),
+    (
+        "a header with a null value",
+        "`bytes(None)`: `TypeError` failed the whole batch, forever",
+        "read as empty; the record is processed",
+    ),
+    (
+        "a non-UTF-8 Kafka key, a 100 KB header",
+        "processed",
+        "processed",
+    ),
+]
+"""Issue 19's cases and ours: (case, what it got before, what it gets now)."""
+
+
+HOSTILE_INPUT_TEXT = """## Hostile input
+
+What an outside attacker sends to the consumed topics (issue 19), and what each case
+gets now (CONTRACT 1.4, 6.9). `tests/reliability/test_bad_input.py` sends every case to
+every consumed topic of the running suite, then a valid record on the same partition:
+that record must be processed, and the case must be on `<topic>.dlq` once per consumer
+group, unchanged (or as a stub), with its reason.
+
+{cases}
+
+Only the broker's and the database's errors (aiokafka `KafkaError`, pymongo
+`ConnectionFailure` and its kind, transient error labels, `OSError`) rewind a batch now,
+with a backoff doubling up to 30 s, counted as `infra_retries_total`. A halt shows:
+`consumer_lag:<topic>` is measured against the high watermark over every assigned
+partition, after failed batches too, and `partition_stalled:<topic>:<partition>` is 1
+while records wait and the committed position has not moved for 60 s.
+
+Found on the way, besides the issue's three: the unreadable header key and the null
+header value above, and Python 3.11's `asyncio.wait_for` swallowing a cancellation when
+its awaitable completes at the same moment (found by a unit test of the stall gauge,
+which then uses `asyncio.timeout`).
+
+Fuzzing (`tests/reliability/test_hostile_fuzz.py`, Hypothesis): raw bytes, spliced
+bytes, tombstones and real events with one part replaced by a hostile value go into
+`parse_event` for every topic (only `EventValidationError` may come out) and, as polls
+of up to six records, into each service's consume loop with its real handler on the
+embedded database (nothing may escape but a dead letter). 200 examples in CI,
+`HOSTILE_FUZZ_EXAMPLES` for longer runs (5 times as many for each topic's parser, a
+quarter as many polls of up to six records for each worker). The figures below are the
+last run's: "found" counts what escaped (nothing may) and the records a handler raised
+on alone (`handler_error`: a bug isolated, to be fixed)."""
+
+
+def _hostile_text() -> str:
+    table = ["| case | before | now (`error.reason`) |", "|---|---|---|"]
+    table.extend(f"| {case} | {before} | {now} |" for case, before, now in HOSTILE_CASES)
+    return HOSTILE_INPUT_TEXT.replace("{cases}", "\n".join(table))
+
+
+def _hostile_section(results: Path) -> str:
+    figures_path = results / f"{HOSTILE_FIGURES}.json"
+    if not figures_path.exists():
+        return f"{_hostile_text()}\n\nNo fuzz figures yet on this checkout.\n"
+    figures = json.loads(figures_path.read_text())
+    rows = [f"| {name} | {_cell(value)} |" for name, value in figures.items()]
+    return "\n".join([_hostile_text(), "", "| fuzz figure | value |", "|---|---|", *rows]) + "\n"
+
+
+def _kept_sections(doc: Path) -> dict[str, str]:
+    """The run sections of the current document, by name: kept until their run is made here."""
+    if not doc.exists():
+        return {}
+    kept: dict[str, str] = {}
+    for part in doc.read_text().split("\n## ")[1:]:
+        name = part.split("\n", 1)[0].strip()
+        kept[name] = f"\n## {part.rstrip()}"
+    return kept
+
+
 def _cell(value: object) -> str:
     """A figure as one table cell; a series of samples shortened to a dozen of them."""
     if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
@@ -142,11 +310,18 @@ def _cell(value: object) -> str:
 
 
 def report(results: Path = RESULTS, doc: Path = DOC) -> str:
-    sections = [HEADER]
+    """The document from this checkout's figures; a run not made here keeps its section."""
+    runs = _kept_sections(doc)
+    runs.pop("Hostile input", None)
     for path in sorted(results.glob("*.json")):
+        if path.stem == HOSTILE_FIGURES:
+            continue
         figures = json.loads(path.read_text())
-        sections.append(f"\n## {path.stem}\n\n| figure | value |\n|---|---|")
-        sections.extend(f"| {name} | {_cell(value)} |" for name, value in figures.items())
+        lines = [f"\n## {path.stem}\n\n| figure | value |\n|---|---|"]
+        lines.extend(f"| {name} | {_cell(value)} |" for name, value in figures.items())
+        runs[path.stem] = "\n".join(lines)
+    sections = [HEADER, _hostile_section(results).rstrip()]
+    sections.extend(runs[name] for name in sorted(runs))
     text = "\n".join(sections) + "\n"
     doc.write_text(text)
     return text

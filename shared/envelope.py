@@ -15,13 +15,22 @@ import functools
 import json
 import re
 import uuid
-from collections.abc import Container
+from collections.abc import Collection, Container
 from typing import Annotated, Any, Generic, Self, TypeVar, cast
 
 from pydantic import Field, StrictInt, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
 
-from shared.events import EVENT_MODELS, ContractModel, EventData, Text, Timestamp
+from shared.events import (
+    EVENT_MODELS,
+    MAX_NESTING,
+    MAX_RECORD_BYTES,
+    OUT_OF_BOUNDS,
+    ContractModel,
+    EventData,
+    Text,
+    Timestamp,
+)
 
 __all__ = [
     "DETAIL_MAX_CHARS",
@@ -30,6 +39,7 @@ __all__ = [
     "EventValidationError",
     "encode",
     "envelope_model",
+    "nesting_depth",
     "new_envelope",
     "parse_event",
 ]
@@ -88,7 +98,9 @@ class EventValidationError(Exception):
     ``unparsable`` (not UTF-8, not JSON, or not a JSON object),
     ``unknown_event_type`` (missing from the topic's registry entry) or
     ``schema_violation`` (a field fails its model; ``detail`` names the path,
-    e.g. ``data.lines.0.net_amount_minor: Input should be ...``).
+    e.g. ``data.lines.0.net_amount_minor: Input should be ...``), and the bounds
+    of CONTRACT 6.9: ``too_large`` (over 1 MiB), ``too_deep`` (JSON nested deeper
+    than 32 levels), ``out_of_bounds`` (a date, timestamp or amount outside them).
     """
 
     def __init__(self, reason: str, detail: str) -> None:
@@ -179,11 +191,62 @@ def _fast_path(allowed: Container[str], raw: bytes) -> Envelope[EventData] | Non
         return None
 
 
+# The bytes that open, close or escape something in JSON; everything else is skipped at C speed.
+_STRUCTURE = re.compile(rb'[\[\]{}"\\]')
+
+
+def nesting_depth(raw: bytes, limit: int = MAX_NESTING) -> int:
+    """How deep the JSON in ``raw`` nests, counted up to ``limit + 1`` (then it stops).
+
+    Counted on the bytes, before any parser recurses into them: json.loads raises
+    RecursionError at ~1,000 levels, and a 6 KB record holds 3,000. Brackets inside
+    strings do not count. Exact for valid JSON; for invalid JSON a number the parser
+    then refuses anyway.
+    """
+    if raw.count(b"[") + raw.count(b"{") <= limit:  # the common case, no scan
+        return min(limit, raw.count(b"[") + raw.count(b"{"))
+    depth = deepest = 0
+    in_string = False
+    escaped_at = -1
+    for found in _STRUCTURE.finditer(raw):
+        position = found.start()
+        if position == escaped_at:
+            continue
+        char = raw[position]
+        if char == 0x5C:  # backslash: the next byte is escaped
+            escaped_at = position + 1
+        elif char == 0x22:  # quote
+            in_string = not in_string
+        elif in_string:
+            continue
+        elif char in (0x5B, 0x7B):
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if deepest > limit:
+                    return deepest
+        else:
+            depth -= 1
+    return deepest
+
+
+def _check_bounds(raw: bytes) -> None:
+    """Size and depth (CONTRACT 6.9), before a parser sees the bytes."""
+    if len(raw) > MAX_RECORD_BYTES:
+        raise EventValidationError(
+            "too_large", f"{len(raw)} bytes, more than the limit of {MAX_RECORD_BYTES}"
+        )
+    if nesting_depth(raw) > MAX_NESTING:
+        raise EventValidationError("too_deep", f"JSON nested deeper than {MAX_NESTING} levels")
+
+
 def parse_event(topic: str, raw: bytes) -> Envelope[EventData]:
     """Validate ``raw`` as an event allowed on ``topic``, or raise EventValidationError.
 
-    ValueError (not EventValidationError) for a topic missing from the
-    registry: that is the caller's configuration, not bad input.
+    Whatever the bytes make a parser or validator raise (RecursionError, OverflowError,
+    a codec's or a validator's own error) comes out as EventValidationError: no input
+    escapes as another exception. ValueError (not EventValidationError) for a topic
+    missing from the registry: that is the caller's configuration, not bad input.
     """
     # Imported here because topics imports this module's types for key_for.
     from shared.topics import TOPICS
@@ -191,11 +254,29 @@ def parse_event(topic: str, raw: bytes) -> Envelope[EventData]:
     spec = TOPICS.get(topic)
     if spec is None:
         raise ValueError(f"topic {topic!r} is not in the registry")
-    fast = _fast_path(spec.event_types, raw)
-    if fast is not None:
-        return fast
+    if not isinstance(raw, bytes | bytearray | memoryview):
+        raise EventValidationError("unparsable", f"expected bytes, got {type(raw).__name__}")
+    raw = bytes(raw)
     try:
-        document = json.loads(bytes(raw).decode("utf-8"), parse_constant=_reject_constant)
+        _check_bounds(raw)
+        fast = _fast_path(spec.event_types, raw)
+        if fast is not None:
+            return fast
+        return _parse_slowly(topic, spec.event_types, raw)
+    except EventValidationError:
+        raise
+    except RecursionError:
+        raise EventValidationError("too_deep", "nesting too deep to parse") from None
+    except (OverflowError, ArithmeticError) as exc:
+        raise EventValidationError(OUT_OF_BOUNDS, f"{type(exc).__name__}: {exc}") from None
+    except Exception as exc:
+        raise EventValidationError("unparsable", f"{type(exc).__name__}: {exc}") from None
+
+
+def _parse_slowly(topic: str, allowed: Collection[str], raw: bytes) -> Envelope[EventData]:
+    """The full path: classify what is wrong with ``raw`` precisely."""
+    try:
+        document = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
     except UnicodeDecodeError as exc:
         raise EventValidationError(
             "unparsable", f"not UTF-8: {exc.reason} at byte {exc.start}"
@@ -211,15 +292,18 @@ def parse_event(topic: str, raw: bytes) -> Envelope[EventData]:
         raise EventValidationError("schema_violation", "event_type: Field required")
     if not isinstance(event_type, str):
         raise EventValidationError("schema_violation", "event_type: Input should be a valid string")
-    if event_type not in spec.event_types:
-        allowed = ", ".join(spec.event_types)
+    if event_type not in allowed:
+        names = ", ".join(allowed)
         raise EventValidationError(
             "unknown_event_type",
-            f"event_type {event_type!r} is not allowed on {topic} (allowed: {allowed})",
+            f"event_type {event_type!r} is not allowed on {topic} (allowed: {names})",
         )
     try:
         return envelope_model(event_type).model_validate_json(raw)
     except ValidationError as exc:
-        if any(item["type"] == "json_invalid" for item in exc.errors()):
+        types = {item["type"] for item in exc.errors()}
+        if "json_invalid" in types:
             raise EventValidationError("unparsable", _describe(exc)) from None
+        if OUT_OF_BOUNDS in types:
+            raise EventValidationError(OUT_OF_BOUNDS, _describe(exc)) from None
         raise EventValidationError("schema_violation", _describe(exc)) from None

@@ -36,7 +36,13 @@ from shared import seller_code
 from shared.money import MINOR_DIGITS
 
 __all__ = [
+    "EARLIEST_DATE",
     "EVENT_MODELS",
+    "LATEST_DATE",
+    "MAX_AMOUNT_MINOR",
+    "MAX_NESTING",
+    "MAX_RECORD_BYTES",
+    "OUT_OF_BOUNDS",
     "AdvisoryPublished",
     "AppliedOrder",
     "AttributionSource",
@@ -167,19 +173,65 @@ def _timestamp_input(value: Any) -> Any:
     raise PydanticCustomError("datetime_type", "Input should be an RFC 3339 timestamp string")
 
 
+# --- bounds (CONTRACT 6.9) ----------------------------------------------------------
+
+EARLIEST_DATE = dt.date(2000, 1, 1)
+LATEST_DATE = dt.date(2199, 12, 31)
+"""Every date and timestamp of an event lies in EARLIEST_DATE ... LATEST_DATE (UTC)."""
+EARLIEST_INSTANT = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+END_OF_TIME = dt.datetime(2200, 1, 1, tzinfo=dt.UTC)
+"""The first instant out of bounds (exclusive end of LATEST_DATE)."""
+MAX_AMOUNT_MINOR = 10**15
+"""Every amount is an integer with abs(amount) <= MAX_AMOUNT_MINOR minor units."""
+MAX_NESTING = 32
+"""JSON nests at most this many levels (objects and arrays)."""
+MAX_RECORD_BYTES = 1024 * 1024
+"""A record is at most 1 MiB once decompressed."""
+
+OUT_OF_BOUNDS = "out_of_bounds"
+"""The pydantic error type (and dead-letter reason) of a value outside the bounds."""
+
+
+def _out_of_bounds(what: str) -> PydanticCustomError:
+    return PydanticCustomError(
+        OUT_OF_BOUNDS, "{what} is out of bounds (CONTRACT 6.9)", {"what": what}
+    )
+
+
 def _to_utc_millis(value: dt.datetime) -> dt.datetime:
     # The wire carries at most milliseconds; truncating on the way in keeps the
     # model equal to what it serialises to, so a replay compares equal.
-    utc = value.astimezone(dt.UTC)
+    try:
+        utc = value.astimezone(dt.UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+01:00 has no UTC instant in datetime's range
+        raise _out_of_bounds("timestamp") from None
+    if not EARLIEST_INSTANT <= utc < END_OF_TIME:
+        raise _out_of_bounds(f"timestamp {format_timestamp(utc)}")
     return utc.replace(microsecond=utc.microsecond - utc.microsecond % 1000)
 
 
+def _date_in_bounds(value: dt.date) -> dt.date:
+    if not EARLIEST_DATE <= value <= LATEST_DATE:
+        raise _out_of_bounds(f"date {value.isoformat()}")
+    return value
+
+
+def _amount_in_bounds(value: int) -> int:
+    if not -MAX_AMOUNT_MINOR <= value <= MAX_AMOUNT_MINOR:
+        raise _out_of_bounds(f"amount of {len(str(abs(value)))} digits")
+    return value
+
+
 def format_timestamp(value: dt.datetime) -> str:
-    """RFC 3339 UTC with `Z`; milliseconds only when they are non-zero."""
+    """RFC 3339 UTC with `Z`, the year zero-padded to 4 digits; milliseconds when non-zero."""
     if value.tzinfo is None:
         raise ValueError("naive datetimes have no instant; attach a timezone")
     utc = value.astimezone(dt.UTC)
-    text = utc.strftime("%Y-%m-%dT%H:%M:%S")
+    # Not strftime("%Y"): glibc writes year 999 as "999", which is not RFC 3339.
+    text = (
+        f"{utc.year:04d}-{utc.month:02d}-{utc.day:02d}"
+        f"T{utc.hour:02d}:{utc.minute:02d}:{utc.second:02d}"
+    )
     millis = utc.microsecond // 1000
     return f"{text}.{millis:03d}Z" if millis else f"{text}Z"
 
@@ -199,8 +251,8 @@ def _is_seller_code(code: str) -> str:
         raise PydanticCustomError("seller_code", "{reason}", {"reason": str(exc)}) from None
 
 
-Date = Annotated[dt.date, BeforeValidator(_date_input)]
-"""A calendar date, `YYYY-MM-DD` on the wire."""
+Date = Annotated[dt.date, BeforeValidator(_date_input), AfterValidator(_date_in_bounds)]
+"""A calendar date, `YYYY-MM-DD` on the wire, within the bounds of CONTRACT 6.9."""
 
 Timestamp = Annotated[
     AwareDatetime,
@@ -208,7 +260,8 @@ Timestamp = Annotated[
     AfterValidator(_to_utc_millis),
     PlainSerializer(format_timestamp, return_type=str, when_used="json"),
 ]
-"""An instant: aware datetime, normalised to UTC, at most millisecond precision."""
+"""An instant: aware datetime, normalised to UTC, at most millisecond precision,
+within the bounds of CONTRACT 6.9."""
 
 Text = Annotated[str, StringConstraints(min_length=1)]
 """A required, non-empty string (ids, names)."""
@@ -239,12 +292,31 @@ SellerCode = Annotated[
     AfterValidator(_is_seller_code),
     Field(description="seller code, XXXX-XXXX Crockford base32 with a check symbol"),
 ]
-MinorAmount = Annotated[StrictInt, Field(description="integer minor units, never a float")]
+MinorAmount = Annotated[
+    StrictInt,
+    Field(
+        description="integer minor units, never a float, at most 10^15 either way",
+        json_schema_extra={"minimum": -MAX_AMOUNT_MINOR, "maximum": MAX_AMOUNT_MINOR},
+    ),
+    AfterValidator(_amount_in_bounds),
+]
 NonNegativeMinor = Annotated[
-    StrictInt, Field(ge=0, description="integer minor units, >= 0, never a float")
+    StrictInt,
+    Field(
+        ge=0,
+        description="integer minor units, 0..10^15, never a float",
+        json_schema_extra={"maximum": MAX_AMOUNT_MINOR},
+    ),
+    AfterValidator(_amount_in_bounds),
 ]
 PositiveMinor = Annotated[
-    StrictInt, Field(gt=0, description="integer minor units, > 0, never a float")
+    StrictInt,
+    Field(
+        gt=0,
+        description="integer minor units, 1..10^15, never a float",
+        json_schema_extra={"maximum": MAX_AMOUNT_MINOR},
+    ),
+    AfterValidator(_amount_in_bounds),
 ]
 
 

@@ -8,6 +8,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import pytest
 from aiokafka import AIOKafkaConsumer
 
 from chassis.consumer import HandlerResult, Inbound, TransactionalProcessor
@@ -178,3 +179,93 @@ async def test_a_failed_batch_is_retried_and_its_output_committed_once(
     produced = await read_all(kafka_bootstrap, out, 1)
     assert len(produced) == 1
     assert calls == calls_before
+
+
+class _NotUtf8(str):
+    """A header key that encodes to bytes which are not UTF-8 (any client may send one)."""
+
+    __slots__ = ()
+
+    def encode(self, encoding: str = "utf-8", errors: str = "strict") -> bytes:
+        return b"\xff\xfe-key"
+
+
+@pytest.mark.parametrize("max_in_flight", [1, 3])
+async def test_a_record_the_client_cannot_read_is_stubbed_and_skipped(
+    kafka_bootstrap: str, names: Names, monkeypatch: Any, max_in_flight: int
+) -> None:
+    # aiokafka's C reader raises UnicodeDecodeError on the header key in every getmany:
+    # before, the loop died on it (and again after every restart). The failing getmany
+    # also consumes what it read of other partitions: none of that may be lost.
+    from aiokafka.producer import message_accumulator
+    from aiokafka.producer import producer as producer_module
+    from aiokafka.record.default_records import _DefaultRecordBatchBuilderPy
+
+    source = names.topic(ORDERS)
+    await ensure_topics(kafka_bootstrap, [source], partitions=3)
+    marker = names.run
+
+    def value(name: str) -> bytes:
+        doc = json.loads(order_records()[0])
+        doc["event_id"] = f"{name}-{marker}"
+        return json.dumps(doc).encode()
+
+    before = [(p, f"before-{p}-{n}") for n in range(4) for p in range(3)]
+    after = [(p, f"after-{p}-{n}") for n in range(4) for p in range(3)]
+    producer = make_producer(kafka_bootstrap)
+    await producer.start()
+    try:
+        for partition, name in before:
+            await producer.send_and_wait(source, value(name), key=b"k", partition=partition)
+        with monkeypatch.context() as patch:
+            # The pure-Python builder writes the key's bytes as its `encode` gives them.
+            for module in (message_accumulator, producer_module):
+                patch.setattr(module, "DefaultRecordBatchBuilder", _DefaultRecordBatchBuilderPy)
+            poison = await producer.send_and_wait(
+                source, value("poison"), key=b"k", partition=1, headers=[(_NotUtf8("h"), b"x")]
+            )
+        for partition, name in after:
+            await producer.send_and_wait(source, value(name), key=b"k", partition=partition)
+    finally:
+        await producer.stop()
+
+    seen: list[str] = []
+
+    async def handler(batch: list[Inbound]) -> HandlerResult:
+        seen.extend(i.envelope.event_id.removesuffix(f"-{marker}") for i in batch)
+        return HandlerResult()
+
+    counters = WorkerCounters()
+    expected = {name for _, name in [*before, *after]}
+    processor = TransactionalProcessor(
+        bootstrap=kafka_bootstrap,
+        topics=[source],
+        schema_of={source: ORDERS},
+        group_id=names.group(),
+        transactional_id=f"{names.group()}-tx",
+        handler=handler,
+        counters=counters,
+        retry_backoff_s=0.1,
+        max_records=500,
+        max_in_flight=max_in_flight,
+    )
+    await processor.start()
+    task = asyncio.create_task(processor.run())
+    try:
+        for _ in range(300):
+            if expected <= set(seen):
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        processor.request_stop()
+        await asyncio.wait_for(task, 10)
+        await processor.stop()
+    assert sorted(seen) == sorted(expected), "a record was lost or handled twice"
+    [stub] = await read_all(kafka_bootstrap, f"{source}.dlq", 1, wait_s=5)
+    headers = dict(stub.headers)
+    assert headers["error.reason"] == b"unreadable" and headers["error.stub"] == b"true"
+    assert (json.loads(stub.value)["partition"], json.loads(stub.value)["offset"]) == (
+        1,
+        poison.offset,
+    )
+    assert counters.get("dead_letters_total", topic=source, reason="unreadable") == 1

@@ -128,7 +128,7 @@ def dumps(document: Any) -> bytes:
 
 async def produce(
     bootstrap: str,
-    records: list[tuple[str, bytes | None, bytes]],
+    records: list[tuple[str, bytes | None, bytes | None]],
     gate: threading.Lock | None = None,
 ) -> None:
     """Each record acknowledged before the next; while another thread holds `gate`, none."""
@@ -145,6 +145,72 @@ async def produce(
             with gate:
                 await producer.send_and_wait(topic, value, key=key)
     finally:
+        await producer.stop()
+
+
+async def produce_gzip(
+    bootstrap: str, records: list[tuple[str, bytes | None, bytes | None]]
+) -> None:
+    """Records sent gzip-compressed: a 2.1 MB record travels in ~0.1 MB."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, max_request_size=8_000_000, compression_type="gzip"
+    )
+    await producer.start()
+    try:
+        for topic, key, value in records:
+            await producer.send_and_wait(topic, value, key=key)
+    finally:
+        await producer.stop()
+
+
+async def produce_with_headers(
+    bootstrap: str,
+    topic: str,
+    key: bytes | None,
+    value: bytes | None,
+    headers: list[tuple[str, bytes | None]],
+) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, max_request_size=2_000_000)
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, value, key=key, headers=headers)  # type: ignore[arg-type]
+    finally:
+        await producer.stop()
+
+
+class _NotUtf8(str):
+    """A header key whose bytes are not UTF-8: any Kafka client but aiokafka may write one."""
+
+    __slots__ = ()
+
+    def encode(self, encoding: str = "utf-8", errors: str = "strict") -> bytes:
+        return b"\xff\xfe-key"
+
+
+async def produce_unreadable(
+    bootstrap: str, topic: str, key: bytes, value: bytes
+) -> tuple[int, int]:
+    """A record aiokafka cannot read back (its header key is not UTF-8): (partition, offset).
+
+    aiokafka itself refuses to write one, so its pure-Python batch builder is swapped in
+    for this send (it writes the key's bytes as `encode` gives them).
+    """
+    from aiokafka.producer import message_accumulator
+    from aiokafka.producer import producer as producer_module
+    from aiokafka.record.default_records import _DefaultRecordBatchBuilderPy
+
+    swapped = (message_accumulator, producer_module)
+    saved = [module.DefaultRecordBatchBuilder for module in swapped]
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        for module in swapped:
+            module.DefaultRecordBatchBuilder = _DefaultRecordBatchBuilderPy  # type: ignore[attr-defined,misc]
+        meta = await producer.send_and_wait(topic, value, key=key, headers=[(_NotUtf8("h"), b"x")])
+        return meta.partition, meta.offset
+    finally:
+        for module, builder in zip(swapped, saved, strict=True):
+            module.DefaultRecordBatchBuilder = builder  # type: ignore[attr-defined,misc]
         await producer.stop()
 
 

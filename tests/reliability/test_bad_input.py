@@ -4,6 +4,13 @@ Every kind of bad event is injected into every topic a service consumes. Each
 lands on `<topic>.dlq` unchanged (same key and value) with a precise
 `error.reason`; no worker dies, every /status stays 200, and valid events sent
 after the bad ones are processed.
+
+Hostile input (issue 19, CONTRACT 6.9): 3,000 levels of nesting, far-future and
+pre-2000 timestamps, amounts over 10^15, a 2.1 MB record sent gzip-compressed (on the
+DLQ as a stub: too large for the producer), and what else makes a Python JSON,
+pydantic, bson or aiokafka pipeline raise (NaN, lone surrogates, 1e400, 5,000-digit
+integers, a BOM, duplicate keys, odd headers, tombstones, ...). Where two parsers may
+classify a case differently, a case names every reason it accepts.
 """
 
 from __future__ import annotations
@@ -25,6 +32,9 @@ from tests.reliability.harness import (
     envelope,
     order_data,
     produce,
+    produce_gzip,
+    produce_unreadable,
+    produce_with_headers,
     read_topic,
     refund_data,
     running_suite,
@@ -55,9 +65,15 @@ class Case:
     topic: str
     kind: str
     key: bytes
-    value: bytes
+    value: bytes | None
     reason: str
     consumers: int = 0  # consumer groups that dead-letter it; 0: every group of the topic
+    compressed: bool = False  # sent gzip-compressed
+    stub: bool = False  # too large to forward unchanged: on the DLQ as a stub
+
+    @property
+    def reasons(self) -> set[str]:
+        return set(self.reason.split("|"))
 
     @property
     def copies(self) -> int:
@@ -157,9 +173,106 @@ def _generic(topic: str, template: dict[str, Any], run: str) -> list[tuple[str, 
             "unsupported_schema_version",
         ),
         (
-            "~900 KB payload",
-            mutate(lambda d: d.update(padding="x" * 900_000)),
-            "payload_too_large",
+            "~1.1 MB payload",
+            mutate(lambda d: d.update(padding="x" * 1_100_000)),
+            "too_large",
+        ),
+        *_hostile(template, mutate),
+    ]
+
+
+def _hostile(
+    template: dict[str, Any], mutate: Callable[[Callable[[dict[str, Any]], None]], dict[str, Any]]
+) -> list[tuple[str, Any, str]]:
+    """Issue 19 and beyond: what makes a JSON/pydantic/bson/aiokafka pipeline raise."""
+    valid = dumps(mutate(lambda d: None))
+    nested = b'{"event_type":"' + template["event_type"].encode() + b'","data":'
+    three_thousand = nested + b"[" * 3000 + b"]" * 3000 + b"}"
+    deep_data = mutate(lambda d: d["data"].update(extra=json.loads("[" * 40 + "]" * 40)))
+    return [
+        # Issue 19, 1: json.loads raised RecursionError, which nothing caught.
+        ("3,000 levels of nesting", three_thousand, "too_deep"),
+        ("40 levels of arrays inside data", deep_data, "too_deep"),
+        # Issue 19, 2: passed registration, then year 10002 in commissions' window.
+        (
+            "occurred_at 9999-12-31T23:59:59Z",
+            mutate(lambda d: d.update(occurred_at="9999-12-31T23:59:59Z")),
+            "out_of_bounds",
+        ),
+        (
+            "occurred_at year 999 (unpadded formatters)",
+            mutate(lambda d: d.update(occurred_at="0999-06-01T00:00:00Z")),
+            "out_of_bounds",
+        ),
+        (
+            "occurred_at 0001-01-01 at +01:00 (no UTC instant: OverflowError)",
+            mutate(lambda d: d.update(occurred_at="0001-01-01T00:00:00+01:00")),
+            "out_of_bounds",
+        ),
+        (
+            "occurred_at 2199-12-31T23:30:00-01:00 (2200 in UTC)",
+            mutate(lambda d: d.update(occurred_at="2199-12-31T23:30:00-01:00")),
+            "out_of_bounds",
+        ),
+        (
+            "occurred_at 2027-02-30",
+            mutate(lambda d: d.update(occurred_at="2027-02-30T10:00:00Z")),
+            "schema_violation",
+        ),
+        # Beyond the issue: what else a Python pipeline trips over.
+        (
+            "Infinity literal",
+            valid.replace(b'"schema_version":1', b'"schema_version":Infinity'),
+            "unparsable",
+        ),
+        (
+            "-Infinity literal",
+            valid.replace(b'"schema_version":1', b'"schema_version":-Infinity'),
+            "unparsable",
+        ),
+        (
+            "1e400 (float overflow to inf)",
+            valid.replace(b'"schema_version":1', b'"schema_version":1e400'),
+            "schema_violation",
+        ),
+        (
+            "lone surrogate \\ud800",
+            valid.replace(b'"producer":"', b'"producer":"\\ud800'),
+            "unparsable",
+        ),
+        (
+            "non-UTF-8 byte in a string",
+            valid.replace(b'"producer":"', b'"producer":"\xc3\x28'),
+            "unparsable",
+        ),
+        ("UTF-8 byte order mark", b"\xef\xbb\xbf" + valid, "unparsable"),
+        ("UTF-16 encoded", valid.decode().encode("utf-16"), "unparsable"),
+        ("trailing garbage", valid + b"}{", "unparsable"),
+        (
+            "5,000-digit integer (int-string conversion limit)",
+            valid.replace(b'"schema_version":1', b'"schema_version":1' + b"0" * 5000),
+            "unparsable|out_of_bounds|schema_violation",
+        ),
+        (
+            "duplicate key, the last one bad",
+            valid.replace(b'"schema_version":1', b'"schema_version":1,"schema_version":"1"'),
+            "schema_violation",
+        ),
+        (
+            "boolean schema_version",
+            mutate(lambda d: d.update(schema_version=True)),
+            "schema_violation",
+        ),
+        (
+            "null byte in a key",
+            valid.replace(b'"event_id"', b'"event_id\\u0000"'),
+            "schema_violation",
+        ),
+        ("tombstone (null value)", None, "unparsable"),
+        (
+            "event_type with a Cyrillic lookalike",
+            mutate(lambda d: d.update(event_type=d["event_type"].replace("e", "\u0435", 1))),
+            "unknown_event_type",
         ),
     ]
 
@@ -190,6 +303,35 @@ def _order_cases(run: str, code: str) -> list[tuple[str, Any, str]]:
         (
             "huge amount (> int64)",
             order(lambda d: d[line][0].update(net_amount_minor=10**30)),
+            "out_of_bounds",
+        ),
+        (
+            "amount 10^15 + 1",
+            order(lambda d: d[line][0].update(net_amount_minor=10**15 + 1)),
+            "out_of_bounds",
+        ),
+        (
+            "term_start 1999-12-31",
+            order(lambda d: d[line][0].update(term_start="1999-12-31")),
+            "out_of_bounds",
+        ),
+        (
+            "term_end 9999-12-31",
+            order(lambda d: d[line][0].update(term_end="9999-12-31")),
+            "out_of_bounds",
+        ),
+        (
+            "NaN amount",
+            dumps(order(lambda d: d[line][0].update(net_amount_minor=0))).replace(
+                b'"net_amount_minor":0', b'"net_amount_minor":NaN'
+            ),
+            "unparsable",
+        ),
+        (
+            "1e400 amount",
+            dumps(order(lambda d: d[line][0].update(net_amount_minor=0))).replace(
+                b'"net_amount_minor":0', b'"net_amount_minor":1e400'
+            ),
             "schema_violation",
         ),
         ("unknown currency", order(lambda d: d.update(currency="XXY")), "schema_violation"),
@@ -234,7 +376,12 @@ def _refund_cases(run: str) -> list[tuple[str, Any, str]]:
         (
             "huge refund (> int64)",
             refund(lambda d: d.update(amount_minor=10**30)),
-            "schema_violation",
+            "out_of_bounds",
+        ),
+        (
+            "refund 10^15 + 1",
+            refund(lambda d: d.update(amount_minor=10**15 + 1)),
+            "out_of_bounds",
         ),
         ("unknown currency", refund(lambda d: d.update(currency="ABC")), "schema_violation"),
         ("mismatched currency", refund(lambda d: d.update(currency="USD")), "currency_mismatch"),
@@ -329,14 +476,45 @@ def test_bad_input_lands_on_dlq_and_the_stream_goes_on(live: Live) -> None:
 
     cases: list[Case] = []
 
-    def add(topic: str, items: list[tuple[str, Any, str]], consumers: int = 0) -> None:
+    def add(
+        topic: str,
+        items: list[tuple[str, Any, str]],
+        consumers: int = 0,
+        *,
+        compressed: bool = False,
+        stub: bool = False,
+    ) -> None:
         for kind, value, reason in items:
-            raw = value if isinstance(value, bytes) else dumps(value)
+            raw = value if isinstance(value, bytes) or value is None else dumps(value)
             key = f"bad-{run}-{len(cases):03d}".encode()
-            cases.append(Case(topic, kind, key, raw, reason, consumers))
+            # Over the broker's 1 MB limit uncompressed, and the DLQ producer's too.
+            large = raw is not None and len(raw) > 1_000_000
+            cases.append(
+                Case(topic, kind, key, raw, reason, consumers, compressed or large, stub or large)
+            )
 
     for topic, template in templates.items():
         add(topic, _generic(topic, template, run))
+        # Issue 19, 3: 2.1 MB, sent gzip-compressed: too large, and too large to forward.
+        big = copy.deepcopy(template)
+        big["event_id"] = str(uuid.uuid4())
+        big["data"]["padding"] = [
+            {"line_id": str(n), "sku": "SECURE-PRO-1Y", "text": "x" * 170} for n in range(10_000)
+        ]
+        add(topic, [("2.1 MB gzip-compressed", big, "too_large")], compressed=True, stub=True)
+    big_order = copy.deepcopy(base_order)
+    big_order["event_id"] = str(uuid.uuid4())
+    big_order["data"]["order_id"] = f"BAD-{run}-BIG"
+    big_order["data"]["lines"] = [
+        {**base_order["data"]["lines"][0], "line_id": str(n), "license_key": f"LK-BIG-{run}-{n}"}
+        for n in range(10_000)
+    ]
+    add(ORDERS, [("10,000-line order, gzip", big_order, "too_large")], compressed=True, stub=True)
+    # An amount over 10^15 on the ledger (a clawback beyond it too).
+    huge_line = copy.deepcopy(templates[LEDGER])
+    huge_line["event_id"] = str(uuid.uuid4())
+    huge_line["data"]["amount_minor"] = 10**15 + 1
+    add(LEDGER, [("ledger amount 10^15 + 1", huge_line, "out_of_bounds")])
     add(ORDERS, _order_cases(run, code))
     add(REFUNDS, _refund_cases(run))
 
@@ -370,8 +548,19 @@ def test_bad_input_lands_on_dlq_and_the_stream_goes_on(live: Live) -> None:
         consumers=1,
     )
 
-    records = [(c.topic, c.key, c.value) for c in cases]
+    records: list[tuple[str, bytes | None, bytes | None]] = [
+        (c.topic, c.key, c.value) for c in cases if not c.compressed
+    ]
     records.append((ORDERS, exact_key, dumps(exact)))
+    asyncio.run(
+        produce_gzip(live.bootstrap, [(c.topic, c.key, c.value) for c in cases if c.compressed])
+    )
+    # Odd but valid: a key that is not UTF-8 and headers with odd values are processed.
+    odd = envelope(
+        "order.placed",
+        order_data(f"BAD-{run}-ODD", f"LK-BAD-{run}-ODD", channel="partner", partner_code=code),
+    )
+    odd_headers = [("null-value", None), ("not-utf8", b"\xff\xfe"), ("big", b"h" * 100_000)]
     # Valid events after the bad ones: a partner-channel sale and a refund of the base order.
     after = envelope(
         "order.placed",
@@ -381,9 +570,23 @@ def test_bad_input_lands_on_dlq_and_the_stream_goes_on(live: Live) -> None:
     records.append((ORDERS, after["data"]["order_id"].encode(), dumps(after)))
     records.append((REFUNDS, f"BAD-{run}-BASE".encode(), dumps(refund_after)))
     asyncio.run(produce(live.bootstrap, records))
+    # A record aiokafka cannot read at all (a header key that is not UTF-8), valid inside.
+    unreadable: dict[str, tuple[int, int]] = {}
+    for topic, template in templates.items():
+        readable_inside = copy.deepcopy(template)
+        readable_inside["event_id"] = str(uuid.uuid4())
+        unreadable[topic] = asyncio.run(
+            produce_unreadable(
+                live.bootstrap, topic, f"bad-{run}-unreadable".encode(), dumps(readable_inside)
+            )
+        )
+    asyncio.run(
+        produce_with_headers(live.bootstrap, ORDERS, b"\xff\xfe-odd", dumps(odd), odd_headers)
+    )
 
     # The stream went on: the valid sale after the bad ones is applied and decided.
-    _wait(lambda: _decided(live, f"BAD-{run}-AFTER"), "the order sent after the bad ones", 90)
+    _wait(lambda: _decided(live, f"BAD-{run}-AFTER"), "the order sent after the bad ones", 180)
+    _wait(lambda: _decided(live, f"BAD-{run}-ODD"), "the order with odd headers", 60)
 
     # Every bad record on its DLQ, unchanged, with the precise reason, once per consumer group.
     by_topic: dict[str, list[Case]] = {}
@@ -404,11 +607,17 @@ def test_bad_input_lands_on_dlq_and_the_stream_goes_on(live: Live) -> None:
         for case in topic_cases:
             mine = [r for r in dead if r.key == case.key]
             reasons = [r.headers.get("error.reason") for r in mine]
-            if reasons != [case.reason] * case.copies:
+            if len(reasons) != case.copies or not set(reasons) <= case.reasons:
                 failures.append(f"{topic} [{case.kind}]: expected {case.reason}, got {reasons}")
                 continue
             for r in mine:
-                if r.value != case.value:
+                if case.stub:
+                    stub = json.loads(r.value)
+                    if r.headers.get("error.stub") != "true" or stub["topic"] != topic:
+                        failures.append(f"{topic} [{case.kind}]: not a stub")
+                    elif stub["offset"] is None or stub["key"] != case.key.decode():
+                        failures.append(f"{topic} [{case.kind}]: stub without offset or key")
+                elif r.value != (case.value or b""):
                     failures.append(f"{topic} [{case.kind}]: DLQ value changed")
                 if not r.headers.get("error.detail"):
                     failures.append(f"{topic} [{case.kind}]: no error.detail")
@@ -416,8 +625,30 @@ def test_bad_input_lands_on_dlq_and_the_stream_goes_on(live: Live) -> None:
             assert not [r for r in dead if r.key == exact_key], (
                 "an exact duplicate was dead-lettered"
             )
+    # The unreadable records: a stub each (no key: it could not be read), once per group.
+    for topic, (partition, offset) in unreadable.items():
+
+        def stubs(rs: list[Any], p: int = partition, o: int = offset) -> list[Any]:
+            found = []
+            for r in rs:
+                if r.headers.get("error.reason") == "unreadable":
+                    stub = json.loads(r.value)
+                    if (stub["partition"], stub["offset"]) == (p, o):
+                        found.append(stub)
+            return found
+
+        dead = asyncio.run(
+            read_topic(
+                live.bootstrap,
+                f"{topic}.dlq",
+                until=lambda rs, n=CONSUMERS[topic], f=stubs: len(f(rs)) >= n,
+                wait_s=20,
+            )
+        )
+        if len(stubs(dead)) != CONSUMERS[topic]:
+            failures.append(f"{topic} [unreadable header key]: {len(stubs(dead))} stubs")
     assert not failures, "\n".join(failures)
-    assert len({c.kind for c in cases}) >= 15
+    assert len({c.kind for c in cases}) >= 50
     # Nothing crashed: every process alive, every service ready.
     dead_processes = [p.name for p in live.suite.services if not p.alive()]
     assert not dead_processes, dead_processes

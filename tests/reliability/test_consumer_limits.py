@@ -39,14 +39,24 @@ def _check(document: dict[str, object], max_bytes: int = 512 * 1024) -> None:
 
 
 def test_a_valid_event_passes() -> None:
-    _check(_refund(amount_minor=2**63 - 1))
+    _check(_refund(amount_minor=10**15))
 
 
-def test_an_amount_beyond_64_bits_is_a_schema_violation_naming_the_field() -> None:
+@pytest.mark.parametrize("amount", [10**15 + 1, 2**63, 10**30])
+def test_an_amount_beyond_10_to_the_15_is_out_of_bounds_naming_the_field(amount: int) -> None:
+    # CONTRACT 6.9: 0 <= amount <= 10^15 minor units.
     with pytest.raises(EventValidationError) as caught:
-        _check(_refund(amount_minor=2**63))
-    assert caught.value.reason == "schema_violation"
+        _check(_refund(amount_minor=amount))
+    assert caught.value.reason == "out_of_bounds"
     assert caught.value.detail.startswith("data.amount_minor:")
+
+
+def test_an_integer_beyond_64_bits_elsewhere_is_a_schema_violation() -> None:
+    document = _refund()
+    document["padding"] = {"n": 2**64}
+    with pytest.raises(EventValidationError) as caught:
+        _check(document)
+    assert caught.value.reason == "schema_violation"
 
 
 def test_a_newer_schema_version_is_refused() -> None:
@@ -60,4 +70,11 @@ def test_a_newer_schema_version_is_refused() -> None:
 def test_an_oversized_record_is_refused_before_parsing() -> None:
     with pytest.raises(EventValidationError) as caught:
         _check(_refund(reason="x" * 2000), max_bytes=1024)
-    assert caught.value.reason == "payload_too_large"
+    assert caught.value.reason == "too_large"
+
+
+def test_a_record_over_1_mib_is_too_large_for_parse_event_itself() -> None:
+    raw = json.dumps(_refund(reason="x" * (1024 * 1024))).encode()
+    with pytest.raises(EventValidationError) as caught:
+        parse_event("checkout.refunds.v1", raw)
+    assert caught.value.reason == "too_large"

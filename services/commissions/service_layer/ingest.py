@@ -48,6 +48,10 @@ MAX_CONFLICT_ROUNDS: Final = 8
 class ConcurrentUpdateError(RuntimeError):
     """An order line kept changing under us; the batch is retried from its first offset."""
 
+    # Another writer's doing, not the input's: the chassis retries the batch rather than
+    # splitting it to dead-letter a record (chassis.batch.is_infrastructure).
+    retryable = True
+
 
 @dataclass(frozen=True, slots=True)
 class _Item:

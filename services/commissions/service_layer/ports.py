@@ -136,6 +136,8 @@ class RelayPublisher(LedgerPublisher, Protocol):
 class HorizonUnavailableError(RuntimeError):
     """What the ledger topic holds cannot be told right now (the broker is unreachable)."""
 
+    retryable = True  # the broker's failure: a consumer retries, never dead-letters
+
 
 class PublishedHorizon(Protocol):
     async def snapshot(self) -> Callable[[Source], bool]:

@@ -19,8 +19,9 @@ import pytest
 from aiokafka import TopicPartition
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pymongo.errors import AutoReconnect
 
-from chassis import consumer as chassis_consumer
+from chassis import consumer_limits as chassis_consumer
 from chassis.consumer import (
     HandlerResult,
     Inbound,
@@ -228,7 +229,7 @@ async def test_a_failed_batch_stops_the_batches_behind_it_and_all_are_retried_in
         await asyncio.sleep(0.02)
         if batch[0].offset == 0 and failures:
             failures.pop()
-            raise RuntimeError("database down")
+            raise AutoReconnect("database down")
         return _output(batch)
 
     processor, consumer, producer = _processor(handler, [[0, 1], [2, 3]])

@@ -329,3 +329,51 @@ def test_nan_inside_a_valid_looking_event_is_unparsable() -> None:
     with pytest.raises(EventValidationError) as caught:
         parse_event(CHECKOUT_ORDERS, raw)
     assert caught.value.reason == "unparsable"
+
+
+@pytest.mark.parametrize(
+    ("instant", "text"),
+    [
+        (dt.datetime(999, 6, 1, tzinfo=dt.UTC), "0999-06-01T00:00:00Z"),
+        (dt.datetime(1, 1, 1, 0, 0, 0, 5000, tzinfo=dt.UTC), "0001-01-01T00:00:00.005Z"),
+        (dt.datetime(2199, 12, 31, 23, 59, 59, tzinfo=dt.UTC), "2199-12-31T23:59:59Z"),
+    ],
+)
+def test_format_timestamp_pads_the_year_to_four_digits(instant: dt.datetime, text: str) -> None:
+    # RFC 3339 wants 4 digits; strftime("%Y") on glibc wrote year 999 as "999".
+    assert format_timestamp(instant) == text
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "reason"),
+    [
+        ("occurred_at", "9999-12-31T23:59:59Z", "out_of_bounds"),
+        ("occurred_at", "1999-12-31T23:59:59.999Z", "out_of_bounds"),
+        ("occurred_at", "2000-01-01T00:30:00+01:00", "out_of_bounds"),
+        ("occurred_at", "0001-01-01T00:00:00+01:00", "out_of_bounds"),
+        ("occurred_at", "2199-12-31T23:59:59.999Z", None),
+        ("occurred_at", "2000-01-01T00:00:00Z", None),
+    ],
+)
+def test_timestamps_are_bounded_to_2000_through_2199(
+    field: str, value: str, reason: str | None
+) -> None:
+    topic, envelope = next((t, e) for t, e in example_events() if e.event_type == "refund.issued")
+    document = json.loads(encode(envelope))
+    document[field] = value
+    raw = json.dumps(document).encode()
+    if reason is None:
+        parse_event(topic, raw)
+        return
+    with pytest.raises(EventValidationError) as caught:
+        parse_event(topic, raw)
+    assert caught.value.reason == reason
+
+
+def test_nesting_is_counted_on_the_bytes_and_strings_do_not_count() -> None:
+    from shared.envelope import nesting_depth
+
+    assert nesting_depth(b"[" * 3000 + b"]" * 3000) > 32
+    assert nesting_depth(b'{"a":"' + b"[" * 100 + b'"}') == 1
+    assert nesting_depth(b'{"a":"\\"' + b"[" * 100 + b'"}') == 1
+    assert nesting_depth(b"[" * 32 + b"]" * 32) == 32
