@@ -12,6 +12,8 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 
+from shared.topics import redact_sensitive
+
 log = logging.getLogger(__name__)
 
 # Kafka error codes that mean "the topic is there already": fine for an idempotent create.
@@ -36,7 +38,12 @@ class OutRecord:
 def dead_letter(
     topic: str, key: bytes | None, value: bytes, headers: Sequence[Header], reason: str, detail: str
 ) -> OutRecord:
-    """The record as it came, to `topic.dlq`, with the reason in headers (CONTRACT 1.4)."""
+    """The record as it came, to `topic.dlq`, with the reason in headers (CONTRACT 1.4).
+
+    A sensitive topic's secrets (CONTRACT 6.2: the sign-in token) are taken out of
+    the value and the detail first: a dead letter is read by operators and tools.
+    """
+    value, detail = redact_sensitive(topic, value, detail)
     kept = [(k, v) for k, v in headers if k not in ("error.reason", "error.detail")]
     kept.append(("error.reason", reason.encode()))
     kept.append(("error.detail", detail[:2000].encode("utf-8", "replace")))

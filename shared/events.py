@@ -52,6 +52,7 @@ __all__ = [
     "CommissionStatus",
     "ContractModel",
     "Customer",
+    "CustomerSignInRequested",
     "DeliveryFailed",
     "DeliveryOutcome",
     "DeliverySent",
@@ -70,6 +71,7 @@ __all__ = [
     "OrderLine",
     "OrderPlaced",
     "ParentPartner",
+    "PartnerAccess",
     "PartnerAtOrder",
     "PartnerCreated",
     "PartnerOfRecord",
@@ -78,6 +80,7 @@ __all__ = [
     "PartnerTier",
     "PartnerType",
     "PartnerUpdated",
+    "Permission",
     "RefundIssued",
     "SalesChannel",
     "Severity",
@@ -98,6 +101,8 @@ PartnerStatus = Literal["active", "suspended", "terminated"]
 CommissionRole = Literal["partner_of_record", "distributor_override"]
 CommissionStatus = Literal["accrued", "payable", "paid"]
 Channel = Literal["email", "webhook"]
+Permission = Literal["view", "manage"]
+"""What a partner with access (not the partner of record) may do (CONTRACT 6.2)."""
 Audience = Literal["customer", "partner"]
 NotificationType = Literal[
     "welcome",
@@ -483,8 +488,22 @@ class EntitlementRegistered(EntitlementState):
     """`entitlement.registered`: a customer or partner registered the licence."""
 
 
+class PartnerAccess(ContractModel):
+    """A partner the customer let see (or manage) a licence without making it PoR."""
+
+    partner_id: Text
+    permission: Permission
+
+
 class EntitlementUpdated(EntitlementState):
-    """`entitlement.updated`: term, product or customer changed."""
+    """`entitlement.updated`: term, product, customer or partners with access changed.
+
+    `access` (CONTRACT 6.2, additive): every partner with access, in full; absent from
+    events of producers that predate it. A partner with access is never the partner
+    of record: it earns nothing and is never named to the customer.
+    """
+
+    access: list[PartnerAccess] | None = None
 
 
 class EntitlementAttributionChanged(EntitlementState):
@@ -554,6 +573,22 @@ class EntitlementContactConfirmationRequested(EventData):
     requested_contact_name: str
     requested_email: Email
     confirmation_token: Annotated[str, StringConstraints(min_length=16, max_length=200)]
+    expires_at: Timestamp
+
+
+# --- registration.customers.v1 (sensitive) -------------------------------------------
+
+
+class CustomerSignInRequested(EventData):
+    """`customer.sign_in_requested` (CONTRACT 6.2): mail `email` a one-time sign-in link.
+
+    `token` is a secret (registration keeps only its hash): the topic is sensitive,
+    read by notifications alone; no consumer logs it, and dead letters of the topic
+    carry it redacted (`shared.topics.SENSITIVE_FIELDS`).
+    """
+
+    email: Email
+    token: Annotated[str, StringConstraints(min_length=16, max_length=200)]
     expires_at: Timestamp
 
 
@@ -710,6 +745,7 @@ EVENT_MODELS: Mapping[str, type[EventData]] = MappingProxyType(
         "entitlement.attribution_changed": EntitlementAttributionChanged,
         "entitlement.order_applied": EntitlementOrderApplied,
         "entitlement.contact_confirmation_requested": EntitlementContactConfirmationRequested,
+        "customer.sign_in_requested": CustomerSignInRequested,
         "commission.accrued": CommissionAccrued,
         "commission.clawed_back": CommissionClawedBack,
         "commission.payable": CommissionPayable,
