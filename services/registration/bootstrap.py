@@ -20,11 +20,17 @@ from chassis.kafka import OutRecord
 from chassis.metrics import WorkerCounters
 from chassis.worker import ProcessorFactory, static_member_id
 from services.registration.adapters.mongo import MongoUnitOfWork, ensure_indexes
+from services.registration.adapters.mongo_customers import (
+    MongoCustomerStore,
+    ensure_customer_indexes,
+)
 from services.registration.adapters.outbox import OutboxRelay
 from services.registration.config import Settings
 from services.registration.entrypoints import api
+from services.registration.entrypoints.customer_dependencies import CustomerSelfService
 from services.registration.entrypoints.dependencies import Services
 from services.registration.service_layer.admission import Admission
+from services.registration.service_layer.customers import CustomerService, CustomerStore
 from services.registration.service_layer.entitlements import EntitlementService
 from services.registration.service_layer.orders import IncomingOrder, OrderApplier
 from services.registration.service_layer.partners import PartnerService
@@ -75,11 +81,32 @@ def build_services(settings: Settings, uow: UnitOfWorkFactory, clock: Clock) -> 
     )
 
 
+def build_customer_services(
+    settings: Settings, uow: UnitOfWorkFactory, store: CustomerStore, clock: Clock
+) -> CustomerSelfService:
+    """Customer self-service (CONTRACT 6.2): its use cases and its two rate limits."""
+    return CustomerSelfService(
+        customers=CustomerService(
+            uow,
+            store,
+            clock,
+            window_months=settings.attribution_window_months,
+            sign_in_ttl=dt.timedelta(minutes=settings.sign_in_token_minutes),
+            session_ttl=dt.timedelta(hours=settings.customer_session_hours),
+        ),
+        sign_in_limiter=TokenBucketLimiter(settings.customer_sign_ins_per_minute),
+        address_limiter=TokenBucketLimiter(
+            settings.customer_sign_ins_per_address_per_hour, period_s=3600.0
+        ),
+    )
+
+
 async def _indexes_with_retry(db: AsyncDatabase[dict[str, Any]]) -> None:
     delay = 0.5
     while True:
         try:
             await ensure_indexes(db)
+            await ensure_customer_indexes(db)
             return
         except Exception as error:  # the database may still be starting
             log.warning("creating indexes failed; retrying", extra={"error": type(error).__name__})
@@ -101,6 +128,9 @@ def build_api(settings: Settings, *, clock: Clock = utc_now, run_relay: bool = T
         admission = Admission(settings.api_db_concurrency, max_wait_s=settings.api_db_queue_s)
         app.state.registration = build_services(
             settings, uow_factory(db, relay.wake, admission), clock
+        )
+        app.state.customer_self_service = build_customer_services(
+            settings, uow_factory(db, relay.wake, admission), MongoCustomerStore(db), clock
         )
         background: list[asyncio.Task[None]] = []
         indexes = asyncio.create_task(_indexes_with_retry(db))

@@ -18,6 +18,7 @@ from services.registration.config import Settings
 from services.registration.entrypoints.routes import (
     admin_entitlements,
     admin_partners,
+    customers,
     internal,
     partner_portal,
     registrations,
@@ -44,6 +45,7 @@ def install(app: FastAPI) -> None:
         partner_portal,
         admin_entitlements,
         internal,
+        customers,
     ):
         app.include_router(module.router)
 

@@ -281,6 +281,10 @@ class EntitlementOut(BaseModel):
     term_end: dt.date
     customer: CustomerOut
     partner_of_record: PartnerOfRecordOut | None
+    # CONTRACT 6.2: how the calling partner relates to the licence; a partner with
+    # access sees no partner of record (it is another partner's business).
+    relationship: Literal["partner_of_record", "access"] = "partner_of_record"
+    permission: Literal["view", "manage"] | None = None
 
     @classmethod
     def of(cls, e: Entitlement) -> EntitlementOut:
