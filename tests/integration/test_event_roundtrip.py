@@ -58,9 +58,8 @@ async def test_every_event_type_survives_the_broker(kafka_bootstrap: str, names:
     for topic, envelope in examples:
         assert by_id[envelope.event_id] == (topic, envelope)
     event_types = {envelope.event_type for _, envelope in received}
-    assert (
-        len(event_types) == 18
-    )  # CONTRACT 1.2, 6.6 (notice.published), 6.9 (contact confirmation)
+    # CONTRACT 1.2, 6.6 (notice.published), 6.9 (contact confirmation), 6.2 (customer sign-in)
+    assert len(event_types) == 19
 
 
 @pytest.mark.parametrize(
