@@ -21,11 +21,12 @@ from prometheus_client.exposition import generate_latest
 
 from chassis import errors, metrics
 from chassis.http import BodySizeLimit
+from services.portal.adapters.customer_cookies import CustomerCookies
 from services.portal.adapters.partner_api import NotSignedIn, ServiceUrls, Unavailable
 from services.portal.adapters.session_cookies import SessionCookies
 from services.portal.config import Settings
 from services.portal.domain.sessions import SignInCsrf
-from services.portal.entrypoints import pages
+from services.portal.entrypoints import customer_pages, pages
 from services.portal.entrypoints.web import (
     CsrfRejected,
     Portal,
@@ -82,6 +83,12 @@ def build_app(
                 today=today,
                 templates=make_templates(),
             )
+            # Customer self-service sessions (CONTRACT 6.2), apart from partners'.
+            app.state.customer_cookies = CustomerCookies(
+                settings.portal_session_secret.get_secret_value(),
+                clock,
+                max_age_seconds=settings.portal_session_max_hours * 3600,
+            )
             yield
 
     app = FastAPI(
@@ -99,6 +106,7 @@ def build_app(
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.include_router(pages.router)
+    app.include_router(customer_pages.router)
 
     @app.exception_handler(SignInRequired)
     async def _sign_in(_: Request, exc: SignInRequired) -> Response:

@@ -1,5 +1,14 @@
 // Progressive enhancement only: every page works without JavaScript.
 document.addEventListener("DOMContentLoaded", () => {
+  // The customer's e-mailed sign-in link carries its one-time token in the fragment
+  // (never sent to a server, so never in an access log): post it, then forget it.
+  const tokenForm = document.querySelector("form[data-token-from-fragment]");
+  const fragment = new URLSearchParams(window.location.hash.slice(1));
+  if (tokenForm && fragment.get("token")) {
+    tokenForm.elements.token.value = fragment.get("token");
+    history.replaceState(null, "", window.location.pathname);
+    tokenForm.submit();
+  }
   // A partner logo that cannot load is hidden rather than shown broken.
   for (const logo of document.querySelectorAll("img.brand-logo")) {
     const hide = () => { logo.hidden = true; };
