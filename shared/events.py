@@ -115,6 +115,10 @@ NotificationType = Literal[
     "commission_earned",
     "commission_reversed",
     "attribution_changed",
+    # CONTRACT 6.9 (the contact in place confirms a new one) and 6.2 (a sign-in link):
+    # without them every outcome after such a mail failed to publish.
+    "contact_confirmation",
+    "customer_sign_in",
 ]
 AttributionSource = Literal[
     "partner_sale",

@@ -56,3 +56,14 @@ def test_partners_with_access_are_not_the_partner_of_record() -> None:
     assert projected.partner_of_record == data["partner_of_record"]["partner_id"]
     assert data["access"][0]["partner_id"] != projected.partner_of_record
     assert data["access"][0]["partner_id"] not in repr(projected)
+
+
+def test_every_notification_type_has_a_publishable_outcome() -> None:
+    """`notifications.deliveries.v1` carries every type notifications sends (a type the
+    contract model refused stalled the dispatcher's outcome publishing for good)."""
+    from typing import get_args
+
+    from services.notifications.domain.model import NOTIFICATION_TYPES
+    from shared.events import NotificationType
+
+    assert set(NOTIFICATION_TYPES) <= set(get_args(NotificationType))
