@@ -42,7 +42,12 @@ from shared.events import OrderPlaced
 log = logging.getLogger(__name__)
 
 CONSUMES = ["checkout.orders.v1"]
-PRODUCES = ["registration.partners.v1", "registration.entitlements.v1"]
+PRODUCES = [
+    "registration.partners.v1",
+    "registration.entitlements.v1",
+    # Sensitive (CONTRACT 6.2): customers' sign-in links, for notifications alone.
+    "registration.customers.v1",
+]
 DESCRIPTION = (
     "Partner directory, seller codes, registrations and the partner of record of every entitlement."
 )
