@@ -20,6 +20,7 @@ from tests.integration.notifications.harness import (
     eventually,
     partner_event,
     read_topic,
+    until,
 )
 
 pytestmark = pytest.mark.integration
@@ -58,6 +59,19 @@ async def test_the_sign_in_link_is_mailed_and_no_token_is_logged_or_dead_lettere
     assert TOKEN not in message["Subject"] and "List-Unsubscribe" not in message
     for part in (body_text(message), body_html(message)):
         assert "Nordlicht" not in part
+    # Once sent, the delivery record keeps no usable token.
+    client, db = service.db()
+    try:
+
+        async def settled() -> bool:
+            doc = await db["deliveries"].find_one({"type": "customer_sign_in"})
+            return doc is not None and doc.get("status") == "sent"
+
+        await until(settled, what="the sign-in delivery settled")
+        stored = await db["deliveries"].find_one({"type": "customer_sign_in"})
+        assert TOKEN not in json.dumps(stored, default=str)
+    finally:
+        await client.close()
     dead = await read_topic(service.settings.kafka_bootstrap, f"{TOPIC}.{service.run}.dlq")
     assert [d["headers"]["error.reason"] for d in dead] == [b"schema_violation"]
     for record in dead:
