@@ -378,9 +378,17 @@ class ConflictOut(BaseModel):
         )
 
 
+class AccessGrantOut(BaseModel):
+    partner_id: str
+    permission: Literal["view", "manage"]
+    granted_at: str
+
+
 class AdminEntitlementOut(EntitlementOut):
     registration: RegistrationInfo | None
     registered_by_partners: list[str]
+    # CONTRACT 6.2: partners the customer let see or manage the licence.
+    access: list[AccessGrantOut] = Field(default_factory=list)
     attribution_history: list[AttributionChangeOut]
     attribution_conflicts: list[ConflictOut]
     orders: list[OrderSummary]
@@ -403,6 +411,14 @@ class AdminEntitlementOut(EntitlementOut):
             if r is not None
             else None,
             registered_by_partners=list(e.registered_by_partners),
+            access=[
+                AccessGrantOut(
+                    partner_id=a.partner_id,
+                    permission=a.permission,
+                    granted_at=format_timestamp(a.granted_at),
+                )
+                for a in e.access
+            ],
             attribution_history=[
                 AttributionChangeOut(
                     at=format_timestamp(c.at),

@@ -124,6 +124,10 @@ async def test_a_customer_manages_its_licences_and_reaches_nobody_elses(
     assert granted.json()["partners_with_access"] == [
         {"display_name": "Bravo IT", "seller_code": b["seller_code"], "permission": "view"}
     ]
+    admin_view = (await client.get("/v1/admin/entitlements/LK-A", headers=ADMIN)).json()
+    assert [(x["partner_id"], x["permission"]) for x in admin_view["access"]] == [
+        (b["partner_id"], "view")
+    ]
     seen = (await client.get("/v1/partner/entitlements", headers=bearer(b["api_key"]))).json()
     by_key = {e["license_key"]: e for e in seen["entitlements"]}
     assert by_key["LK-A"]["relationship"] == "access"
