@@ -38,11 +38,21 @@ REGISTRATION_TOKEN_SCHEME = HTTPBearer(
     " /v1/registrations (the customer's session); also accepted in the request body.",
     auto_error=False,
 )
+CUSTOMER_SESSION_SCHEME = HTTPBearer(
+    scheme_name="customerSession",
+    description="A customer's session_token from POST /v1/customer/sessions, which takes"
+    " the one-time token of an e-mailed sign-in link: /v1/customer/*, that customer's"
+    " own licences only (CONTRACT 6.2).",
+    auto_error=False,
+)
 # Declared by a dependency to put the scheme on its routes; the value is not used.
 AdminTokenDeclared = Annotated[HTTPAuthorizationCredentials | None, Security(ADMIN_TOKEN_SCHEME)]
 PartnerKeyDeclared = Annotated[HTTPAuthorizationCredentials | None, Security(PARTNER_KEY_SCHEME)]
 RegistrationTokenDeclared = Annotated[
     HTTPAuthorizationCredentials | None, Security(REGISTRATION_TOKEN_SCHEME)
+]
+CustomerSessionDeclared = Annotated[
+    HTTPAuthorizationCredentials | None, Security(CUSTOMER_SESSION_SCHEME)
 ]
 
 

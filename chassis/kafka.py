@@ -13,6 +13,8 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 
+from shared.topics import redact_sensitive
+
 log = logging.getLogger(__name__)
 
 # Kafka error codes that mean "the topic is there already": fine for an idempotent create.
@@ -64,7 +66,10 @@ def dead_letter(
     A record our producer cannot send unchanged (a 2.1 MB gzip-compressed order is
     2.1 MB once read) goes as a stub instead (CONTRACT 6.9): without it the
     transaction failed with MessageSizeTooLargeError on every retry of the batch.
+    A sensitive topic's secrets (CONTRACT 6.2: the sign-in token) are taken out of
+    the value and the detail first: a dead letter is read by operators and tools.
     """
+    value, detail = redact_sensitive(topic, value, detail)
     kept = [
         (k, bytes(v or b""))
         for k, v in headers

@@ -83,6 +83,8 @@ def start_suite(data_dir: Path, env: dict[str, str]) -> RunningSuite:
             for name, port in ports.items()
             if name != "portal"
         },
+        # Customers' sign-in links open the portal this run serves (CONTRACT 6.2).
+        "PORTAL_URL": env.get("PORTAL_URL") or f"http://127.0.0.1:{ports['portal']}",
         "PYTHONUNBUFFERED": "1",
     }
     processes: list[ManagedProcess] = []
@@ -140,6 +142,7 @@ def fresh_env(base: dict[str, str]) -> dict[str, str]:
             "REGISTRATION_URL",
             "COMMISSIONS_URL",
             "NOTIFICATIONS_URL",
+            "PORTAL_URL",
         )
     }
     ports = ["EMBEDDED_KAFKA_PORT", "EMBEDDED_MONGO_PORT", "EMBEDDED_SMTP_PORT"]

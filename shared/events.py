@@ -59,6 +59,7 @@ __all__ = [
     "CommissionStatus",
     "ContractModel",
     "Customer",
+    "CustomerSignInRequested",
     "DealApproved",
     "DealCustomer",
     "DealExpired",
@@ -85,6 +86,7 @@ __all__ = [
     "OrderLine",
     "OrderPlaced",
     "ParentPartner",
+    "PartnerAccess",
     "PartnerAtOrder",
     "PartnerCreated",
     "PartnerOfRecord",
@@ -93,6 +95,7 @@ __all__ = [
     "PartnerTier",
     "PartnerType",
     "PartnerUpdated",
+    "Permission",
     "RateSource",
     "RefundIssued",
     "SalesChannel",
@@ -115,6 +118,8 @@ CommissionRole = Literal["partner_of_record", "distributor_override", "adjustmen
 RateSource = Literal["tier_table", "override"]
 CommissionStatus = Literal["accrued", "payable", "paid"]
 Channel = Literal["email", "webhook"]
+Permission = Literal["view", "manage"]
+"""What a partner with access (not the partner of record) may do (CONTRACT 6.2)."""
 Audience = Literal["customer", "partner"]
 NotificationType = Literal[
     "welcome",
@@ -128,6 +133,10 @@ NotificationType = Literal[
     "commission_reversed",
     "attribution_changed",
     "deal_decided",
+    # CONTRACT 6.9 (the contact in place confirms a new one) and 6.2 (a sign-in link):
+    # without them every outcome after such a mail failed to publish.
+    "contact_confirmation",
+    "customer_sign_in",
 ]
 AttributionSource = Literal[
     "partner_sale",
@@ -571,8 +580,22 @@ class EntitlementRegistered(EntitlementState):
     """`entitlement.registered`: a customer or partner registered the licence."""
 
 
+class PartnerAccess(ContractModel):
+    """A partner the customer let see (or manage) a licence without making it PoR."""
+
+    partner_id: Text
+    permission: Permission
+
+
 class EntitlementUpdated(EntitlementState):
-    """`entitlement.updated`: term, product or customer changed."""
+    """`entitlement.updated`: term, product, customer or partners with access changed.
+
+    `access` (CONTRACT 6.2, additive): every partner with access, in full; absent from
+    events of producers that predate it. A partner with access is never the partner
+    of record: it earns nothing and is never named to the customer.
+    """
+
+    access: list[PartnerAccess] | None = None
 
 
 class EntitlementAttributionChanged(EntitlementState):
@@ -724,6 +747,22 @@ class DealExpired(DealState):
 
     implied_status: ClassVar[DealStatus | None] = "expired"
     model_config = _schema_rules({"status": {"const": "expired"}})
+
+
+# --- registration.customers.v1 (sensitive) -------------------------------------------
+
+
+class CustomerSignInRequested(EventData):
+    """`customer.sign_in_requested` (CONTRACT 6.2): mail `email` a one-time sign-in link.
+
+    `token` is a secret (registration keeps only its hash): the topic is sensitive,
+    read by notifications alone; no consumer logs it, and dead letters of the topic
+    carry it redacted (`shared.topics.SENSITIVE_FIELDS`).
+    """
+
+    email: Email
+    token: Annotated[str, StringConstraints(min_length=16, max_length=200)]
+    expires_at: Timestamp
 
 
 # --- commissions.ledger.v1 -------------------------------------------------------
@@ -936,6 +975,7 @@ EVENT_MODELS: Mapping[str, type[EventData]] = MappingProxyType(
         "deal.rejected": DealRejected,
         "deal.won": DealWon,
         "deal.expired": DealExpired,
+        "customer.sign_in_requested": CustomerSignInRequested,
         "commission.accrued": CommissionAccrued,
         "commission.clawed_back": CommissionClawedBack,
         "commission.adjusted": CommissionAdjusted,

@@ -22,6 +22,7 @@ from shared.events import (
     CommissionPaid,
     CommissionPayable,
     Customer,
+    CustomerSignInRequested,
     DealApproved,
     DealCustomer,
     DealExpired,
@@ -41,6 +42,7 @@ from shared.events import (
     OrderLine,
     OrderPlaced,
     ParentPartner,
+    PartnerAccess,
     PartnerAtOrder,
     PartnerCreated,
     PartnerOfRecord,
@@ -260,7 +262,11 @@ def _examples() -> list[tuple[str, str, EventData, str, str]]:
         (
             topics.REGISTRATION_ENTITLEMENTS,
             "entitlement.updated",
-            EntitlementUpdated(**_entitlement_fields()),
+            EntitlementUpdated(
+                **_entitlement_fields(),
+                # CONTRACT 6.2: a partner the customer let see the licence, not its PoR.
+                access=[PartnerAccess(partner_id="P-5D2E7A19C4B0", permission="view")],
+            ),
             "2027-01-05T10:00:00Z",
             "registration",
         ),
@@ -285,6 +291,17 @@ def _examples() -> list[tuple[str, str, EventData, str, str]]:
                 requested_email="sam@registrant.example",
                 confirmation_token="ckc_" + "x" * 43,
                 expires_at=_at("2026-01-17T09:00:00Z"),
+            ),
+            "2026-01-10T09:00:00Z",
+            "registration",
+        ),
+        (
+            topics.REGISTRATION_CUSTOMERS,
+            "customer.sign_in_requested",
+            CustomerSignInRequested(
+                email="jana@mueller-logistik.example",
+                token="cks_" + "x" * 43,
+                expires_at=_at("2026-01-10T09:15:00Z"),
             ),
             "2026-01-10T09:00:00Z",
             "registration",

@@ -219,11 +219,20 @@ def _message_id(event_type: str) -> str:
     return event_type.replace(".", "_")
 
 
+_EVENTS = "the event's "
+
+
+def _key_description(topic: Topic) -> str:
+    if topic.key_hashed:
+        return f"the SHA-256 hex of the event's lower-cased data.{topic.key_field}"
+    return f"the event's data.{topic.key_field}"
+
+
 def _kafka_key(topic: Topic) -> dict[str, Any]:
     return {
         "kafka": {
             "bindingVersion": KAFKA_BINDING_VERSION,
-            "key": {"description": f"the event's data.{topic.key_field}", "type": "string"},
+            "key": {"description": _key_description(topic), "type": "string"},
         }
     }
 
@@ -271,7 +280,8 @@ def _asyncapi() -> dict[str, Any]:
             "address": topic.name,
             "title": topic.name,
             "description": (
-                f"{topic.description} Produced by {topic.owner}; keyed by {topic.key_field}."
+                f"{topic.description} Produced by {topic.owner};"
+                f" keyed by {_key_description(topic).replace(_EVENTS, '')}."
             ),
             "messages": channel_messages,
             "bindings": {"kafka": {"bindingVersion": KAFKA_BINDING_VERSION, "topic": topic.name}},

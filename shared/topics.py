@@ -7,6 +7,8 @@ stay in order on one partition.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -25,16 +27,20 @@ __all__ = [
     "DLQ_DETAIL_HEADER",
     "DLQ_REASON_HEADER",
     "NOTIFICATIONS_DELIVERIES",
+    "REGISTRATION_CUSTOMERS",
     "REGISTRATION_DEALS",
     "REGISTRATION_ENTITLEMENTS",
     "REGISTRATION_PARTNERS",
+    "SENSITIVE_FIELDS",
     "TOPICS",
     "VENDOR_ADVISORIES",
     "VENDOR_NOTICES",
     "Topic",
     "all_topic_names",
     "dlq_name",
+    "hashed_key",
     "key_for",
+    "redact_sensitive",
     "topic",
     "topic_for_event",
 ]
@@ -46,6 +52,7 @@ VENDOR_NOTICES = "vendor.notices.v1"
 REGISTRATION_PARTNERS = "registration.partners.v1"
 REGISTRATION_ENTITLEMENTS = "registration.entitlements.v1"
 REGISTRATION_DEALS = "registration.deals.v1"
+REGISTRATION_CUSTOMERS = "registration.customers.v1"
 COMMISSIONS_LEDGER = "commissions.ledger.v1"
 NOTIFICATIONS_DELIVERIES = "notifications.deliveries.v1"
 
@@ -68,6 +75,11 @@ class Topic:
     key_field: str
     event_types: Mapping[str, type[EventData]]
     description: str
+    # True: the record key is the SHA-256 hex of the lower-cased key field, not the
+    # field itself (an e-mail address is personal data; CONTRACT 6.2).
+    key_hashed: bool = False
+    # Readable by its one consumer only; its secret fields never reach a log or a DLQ.
+    sensitive: bool = False
 
     @property
     def dlq(self) -> str:
@@ -75,7 +87,14 @@ class Topic:
 
 
 def _topic(
-    name: str, owner: str, key_field: str, event_types: tuple[str, ...], description: str
+    name: str,
+    owner: str,
+    key_field: str,
+    event_types: tuple[str, ...],
+    description: str,
+    *,
+    key_hashed: bool = False,
+    sensitive: bool = False,
 ) -> Topic:
     return Topic(
         name=name,
@@ -84,6 +103,8 @@ def _topic(
         key_field=key_field,
         event_types=MappingProxyType({et: EVENT_MODELS[et] for et in event_types}),
         description=description,
+        key_hashed=key_hashed,
+        sensitive=sensitive,
     )
 
 
@@ -147,6 +168,16 @@ ALL_TOPICS: tuple[Topic, ...] = (
         " product) for DEAL_PROTECTION_DAYS (CONTRACT 6.3).",
     ),
     _topic(
+        REGISTRATION_CUSTOMERS,
+        "registration",
+        "email",
+        ("customer.sign_in_requested",),
+        "Sensitive (CONTRACT 6.2): one-time customer sign-in links for notifications to mail;"
+        " only notifications reads it, and its token is never logged or dead-lettered in clear.",
+        key_hashed=True,
+        sensitive=True,
+    ),
+    _topic(
         COMMISSIONS_LEDGER,
         "commissions",
         "partner_id",
@@ -205,4 +236,58 @@ def key_for(topic_name: str, envelope: Envelope[Any]) -> bytes:
     value = getattr(envelope.data, spec.key_field)
     if not isinstance(value, str) or not value:
         raise ValueError(f"{envelope.event_type} data has no {spec.key_field} to key by")
+    if spec.key_hashed:
+        return hashed_key(value).encode("ascii")
     return value.encode("utf-8")
+
+
+def hashed_key(value: str) -> str:
+    """The SHA-256 hex of the lower-cased `value`: the key of a `key_hashed` topic."""
+    return hashlib.sha256(value.strip().lower().encode("utf-8")).hexdigest()
+
+
+SENSITIVE_FIELDS: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {REGISTRATION_CUSTOMERS: ("token",)}
+)
+"""Per sensitive topic, the `data` fields that are secrets (CONTRACT 6.2)."""
+
+REDACTED = "[redacted]"
+
+
+def redact_sensitive(topic_name: str, value: bytes, detail: str) -> tuple[bytes, str]:
+    """A dead letter's value and detail with the topic's secret fields taken out.
+
+    Topics that are not sensitive pass unchanged. For a sensitive one the secret
+    fields of `data` are replaced and every occurrence of their values in `detail`
+    too; a record that is not a JSON object cannot be searched for them, so its
+    value is dropped and its detail reduced to a note (the reason header says why).
+    """
+    source = topic_name.removesuffix(".dlq")
+    # Tests and replays run a topic under a suffixed name (`<topic>.<run>`).
+    fields = next(
+        (
+            f
+            for name, f in SENSITIVE_FIELDS.items()
+            if source == name or source.startswith(f"{name}.")
+        ),
+        None,
+    )
+    if not fields:
+        return value, detail
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        return b"", "redacted: the record of a sensitive topic was not JSON"
+    if not isinstance(parsed, dict):
+        return b"", "redacted: the record of a sensitive topic was not a JSON object"
+    data = parsed.get("data")
+    secrets: list[str] = []
+    if isinstance(data, dict):
+        for name in fields:
+            if name in data:
+                if isinstance(data[name], str) and data[name]:
+                    secrets.append(data[name])
+                data[name] = REDACTED
+    for secret in secrets:
+        detail = detail.replace(secret, REDACTED)
+    return json.dumps(parsed, separators=(",", ":")).encode("utf-8"), detail

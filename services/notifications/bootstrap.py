@@ -58,6 +58,8 @@ CONSUMES = [
     "vendor.notices.v1",
     "commissions.ledger.v1",
     "registration.deals.v1",
+    # Sensitive (CONTRACT 6.2): sign-in tokens; notifications is its only reader.
+    "registration.customers.v1",
 ]
 DELIVERIES_TOPIC = "notifications.deliveries.v1"
 PRODUCES = [DELIVERIES_TOPIC]
@@ -77,6 +79,7 @@ def vendor_of(settings: Settings) -> Vendor:
         renew_url=settings.vendor_renew_url,
         phone=settings.vendor_phone or None,
         contact_confirmation_url=settings.vendor_contact_confirmation_url,
+        customer_sign_in_url=f"{settings.portal_url.rstrip('/')}/customer/sign-in",
     )
 
 

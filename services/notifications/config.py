@@ -66,6 +66,9 @@ class Settings(ServiceSettings):
     # The vendor's page that reads the token from the link's fragment and posts it to
     # registration's POST /v1/registrations/contact-confirmations (CONTRACT 6.9).
     vendor_contact_confirmation_url: str = "https://vendor.example/contact-confirmation"
+    # The portal, whose customer sign-in page takes the token of the mailed link from its
+    # fragment (CONTRACT 6.2): links go to PORTAL_URL/customer/sign-in#token=...
+    portal_url: str = Field("http://127.0.0.1:8004", description="the portal, for sign-in links")
 
     @model_validator(mode="after")
     def _production_is_strict(self) -> Self:

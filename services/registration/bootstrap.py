@@ -22,12 +22,18 @@ from chassis.partner_audit import MongoPartnerAudit
 from chassis.worker import ProcessorFactory, static_member_id
 from services.registration.adapters.leases import MongoLease
 from services.registration.adapters.mongo import MongoUnitOfWork, ensure_indexes
+from services.registration.adapters.mongo_customers import (
+    MongoCustomerStore,
+    ensure_customer_indexes,
+)
 from services.registration.adapters.outbox import OutboxRelay
 from services.registration.adapters.partner_keys import MongoPartnerKeyStore
 from services.registration.config import Settings
 from services.registration.entrypoints import api
+from services.registration.entrypoints.customer_dependencies import CustomerSelfService
 from services.registration.entrypoints.dependencies import Services
 from services.registration.service_layer.admission import Admission
+from services.registration.service_layer.customers import CustomerService, CustomerStore
 from services.registration.service_layer.deal_expiry import run_deal_expiry
 from services.registration.service_layer.deals import DealService
 from services.registration.service_layer.entitlements import EntitlementService
@@ -46,7 +52,13 @@ from shared.events import OrderPlaced
 log = logging.getLogger(__name__)
 
 CONSUMES = ["checkout.orders.v1"]
-PRODUCES = ["registration.partners.v1", "registration.entitlements.v1", "registration.deals.v1"]
+PRODUCES = [
+    "registration.partners.v1",
+    "registration.entitlements.v1",
+    "registration.deals.v1",
+    # Sensitive (CONTRACT 6.2): customers' sign-in links, for notifications alone.
+    "registration.customers.v1",
+]
 DESCRIPTION = (
     "Partner directory, seller codes, registrations and the partner of record of every entitlement."
 )
@@ -98,6 +110,26 @@ def build_services(
     )
 
 
+def build_customer_services(
+    settings: Settings, uow: UnitOfWorkFactory, store: CustomerStore, clock: Clock
+) -> CustomerSelfService:
+    """Customer self-service (CONTRACT 6.2): its use cases and its two rate limits."""
+    return CustomerSelfService(
+        customers=CustomerService(
+            uow,
+            store,
+            clock,
+            window_months=settings.attribution_window_months,
+            sign_in_ttl=dt.timedelta(minutes=settings.sign_in_token_minutes),
+            session_ttl=dt.timedelta(hours=settings.customer_session_hours),
+        ),
+        sign_in_limiter=TokenBucketLimiter(settings.customer_sign_ins_per_minute),
+        address_limiter=TokenBucketLimiter(
+            settings.customer_sign_ins_per_address_per_hour, period_s=3600.0
+        ),
+    )
+
+
 async def _indexes_with_retry(db: AsyncDatabase[dict[str, Any]]) -> None:
     delay = 0.5
     while True:
@@ -107,6 +139,7 @@ async def _indexes_with_retry(db: AsyncDatabase[dict[str, Any]]) -> None:
             await keys.ensure_indexes()
             await MongoPartnerAudit(db).ensure_indexes()
             await keys.migrate_creation_keys()
+            await ensure_customer_indexes(db)
             return
         except Exception as error:  # the database may still be starting
             log.warning("creating indexes failed; retrying", extra={"error": type(error).__name__})
@@ -129,6 +162,9 @@ def build_api(settings: Settings, *, clock: Clock = utc_now, run_relay: bool = T
             clock,
             MongoPartnerKeyStore(db),
             MongoPartnerAudit(db),
+        )
+        app.state.customer_self_service = build_customer_services(
+            settings, uow_factory(db, relay.wake, admission), MongoCustomerStore(db), clock
         )
         background: list[asyncio.Task[None]] = []
         indexes = asyncio.create_task(_indexes_with_retry(db))

@@ -17,6 +17,12 @@ class Settings(ServiceSettings):
     # POST /v1/registrations, per client, like the seller-code lookup (CONTRACT 6.9).
     registrations_per_minute: int = Field(30, ge=1)
     late_seller_code_days: int = Field(90, ge=0)
+    # Customer self-service (CONTRACT 6.2): sign-in link and session lifetimes, and the
+    # sign-in requests a client (IP) and an address may make.
+    sign_in_token_minutes: int = Field(15, ge=1, le=24 * 60)
+    customer_session_hours: int = Field(12, ge=1, le=24 * 30)
+    customer_sign_ins_per_minute: int = Field(10, ge=1)
+    customer_sign_ins_per_address_per_hour: int = Field(5, ge=1)
     attribution_window_months: int = Field(36, ge=1)
     # CONTRACT 6.3: how long an approved deal protects (partner, customer, product).
     deal_protection_days: int = Field(90, ge=1, le=3650)

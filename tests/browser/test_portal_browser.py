@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import email
+import email.policy
 import os
+import re
 import sys
 import tempfile
 import time
@@ -73,6 +76,11 @@ class World:
     month: str
     registration_url: str = ""
     admin_token: str = ""
+    # CONTRACT 6.2: one customer who bought from both resellers, and where its mail lands.
+    customer_email: str = ""
+    shared_alpha_key: str = ""
+    shared_bravo_key: str = ""
+    mail_dir: Path = Path()
 
 
 def _ready(url: str) -> bool:
@@ -107,6 +115,7 @@ def _order(
     end: dt.date,
     org: str,
     partner_code: str | None = None,
+    email: str | None = None,
 ) -> OrderPlaced:
     return OrderPlaced(
         order_id=order_id,
@@ -119,7 +128,7 @@ def _order(
             customer_id=f"C-{license_key}",
             org_name=org,
             contact_name="Jana Example",
-            email=f"{license_key.lower()}@customer.example",
+            email=email or f"{license_key.lower()}@customer.example",
             country="DE",
         ),
         lines=[
@@ -172,7 +181,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         portal.start()
         base = f"http://127.0.0.1:{portal_port}"
         wait_until(lambda: _ready(f"{base}/status"), timeout=30, interval=0.3, process=portal)
-        yield _seed(base, urls, suite.embedded.kafka_bootstrap, env["ADMIN_TOKEN"])
+        world = _seed(base, urls, suite.embedded.kafka_bootstrap, env["ADMIN_TOKEN"])
+        world.mail_dir = data_dir / "mail"
+        yield world
     finally:
         portal.stop()
         suite.stop()
@@ -209,7 +220,11 @@ def _seed(portal: str, urls: dict[str, str], bootstrap: str, admin_token: str) -
 
         alpha = partner("Alpine IT Services", "#C0392B")
         bravo = partner("Bravo Systems", "#0B5394")
-        keys = {k: f"LK-{k.upper()}-{run}" for k in ("soon", "renewed", "free", "bravo")}
+        keys = {
+            k: f"LK-{k.upper()}-{run}"
+            for k in ("soon", "renewed", "free", "bravo", "shared-a", "shared-b")
+        }
+        shared_customer = f"it-{run.lower()}@oberland-kliniken.example"
         now = dt.datetime.now(dt.UTC).replace(microsecond=0)
         year_ago = today - dt.timedelta(days=325)
         _publish(
@@ -237,6 +252,19 @@ def _seed(portal: str, urls: dict[str, str], bootstrap: str, admin_token: str) -
                            today + dt.timedelta(days=60), "Bergbau Nord KG",
                            bravo.seller_code),
                     now - dt.timedelta(days=60),
+                ),
+                # One customer of both resellers (CONTRACT 6.2), far from renewal.
+                (
+                    _order(f"PRT-{run}-6", "partner", "new", keys["shared-a"], today,
+                           today + dt.timedelta(days=365), "Oberland Kliniken",
+                           alpha.seller_code, email=shared_customer),
+                    now - dt.timedelta(days=2),
+                ),
+                (
+                    _order(f"PRT-{run}-7", "partner", "new", keys["shared-b"], today,
+                           today + dt.timedelta(days=365), "Oberland Kliniken",
+                           bravo.seller_code, email=shared_customer),
+                    now - dt.timedelta(days=2),
                 ),
             ],
         )  # fmt: skip
@@ -279,6 +307,9 @@ def _seed(portal: str, urls: dict[str, str], bootstrap: str, admin_token: str) -
         month=f"{now.year:04d}-{now.month:02d}",
         registration_url=urls["registration"],
         admin_token=admin_token,
+        customer_email=shared_customer,
+        shared_alpha_key=keys["shared-a"],
+        shared_bravo_key=keys["shared-b"],
     )
 
 
@@ -598,4 +629,104 @@ def test_keys_page_and_what_each_role_sees(browser: Browser, world: World) -> No
     page.get_by_label("API key").fill(made["sales"])
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("alert")).to_contain_text("not accepted")
+
+
+def _sign_in_token(mail_dir: Path, to: str) -> str:
+    """The token of the newest sign-in mail to `to`, read from the suite's mail sink."""
+    found: list[tuple[float, str]] = []
+    for path in mail_dir.glob("*.eml"):
+        message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        if to not in str(message["To"]) or message["X-Notification-Type"] != "customer_sign_in":
+            continue
+        body = message.get_body(preferencelist=("plain",))
+        match = re.search(r"#token=(cki_[A-Za-z0-9_-]+)", body.get_content() if body else "")
+        if match:
+            found.append((path.stat().st_mtime, match.group(1)))
+    return max(found)[1] if found else ""
+
+
+def test_a_customer_of_two_resellers_manages_both_licences(browser: Browser, world: World) -> None:
+    """CONTRACT 6.2: sign in with the e-mailed link, see both resellers' licences, grant one
+    reseller access to the other's; each reseller saw only its own until then."""
+    portal = world.portal
+    # Each reseller sees its own licence of this customer, never the other's.
+    for partner, own, other in (
+        (world.alpha, world.shared_alpha_key, world.shared_bravo_key),
+        (world.bravo, world.shared_bravo_key, world.shared_alpha_key),
+    ):
+        context = browser.new_context(viewport=DESKTOP)
+        page = context.new_page()
+        sign_in(page, portal, partner.api_key)
+        page.goto(f"{portal}/entitlements?q=Oberland")
+        expect(page.locator("table")).to_contain_text(own)
+        assert other not in page.content()
+        context.close()
+
+    context = browser.new_context(viewport=DESKTOP)
+    page = context.new_page()
+    page.goto(f"{portal}/customer/sign-in")
+    expect(page.get_by_role("heading", name="Your licences")).to_be_visible()
+    shot(page, "customer-sign-in")
+    page.get_by_label("E-mail address of your licences").fill(world.customer_email)
+    page.get_by_role("button", name="E-mail me a sign-in link").click()
+    expect(page.get_by_role("status")).to_contain_text("a sign-in link is on its way")
+
+    token = ""
+
+    def mailed() -> bool:
+        nonlocal token
+        token = _sign_in_token(world.mail_dir, world.customer_email)
+        return bool(token)
+
+    _until(mailed, "the sign-in mail", 90)
+    # The link as mailed, on this run's portal: portal.js posts the fragment's token.
+    page.goto(f"{portal}/customer/sign-in#token={token}")
+    expect(page).to_have_url(f"{portal}/customer/licences")
+    cookies = {c["name"]: c for c in context.cookies()}
+    assert "portal_session" not in cookies  # a customer session, not a partner's
+    customer = cookies["portal_customer"]
+    assert customer["httpOnly"] and customer["sameSite"] == "Strict"
+    assert token not in customer["value"]
+
+    alpha_card = page.locator(f'section[data-license-key="{world.shared_alpha_key}"]')
+    bravo_card = page.locator(f'section[data-license-key="{world.shared_bravo_key}"]')
+    expect(alpha_card.locator(".partner-of-record")).to_contain_text(world.alpha.display_name)
+    expect(bravo_card.locator(".partner-of-record")).to_contain_text(world.bravo.display_name)
+    shot(page, "customer-licences")
+
+    # Bravo may see Alpine's licence too.
+    alpha_card.get_by_label("Seller code", exact=True).fill(world.bravo.seller_code)
+    alpha_card.get_by_label("Permission").select_option("view")
+    alpha_card.get_by_role("button", name="Grant access").click()
+    expect(page.get_by_role("status")).to_contain_text("Access granted")
+    expect(alpha_card.locator("tr.access")).to_contain_text(world.bravo.display_name)
+    shot(page, "customer-access")
+    partner_b = browser.new_context(viewport=DESKTOP)
+    b_page = partner_b.new_page()
+    sign_in(b_page, portal, world.bravo.api_key)
+    b_page.goto(f"{portal}/entitlements?q=Oberland")
+    expect(b_page.locator("table")).to_contain_text(world.shared_alpha_key)
+    expect(b_page.locator("table")).to_contain_text("customer gave access: view")
+    assert world.alpha.display_name not in b_page.content()
+    assert world.alpha.partner_id not in b_page.content()
+    partner_b.close()
+
+    # Revoke it, then end Alpine's partner of record and make Bravo partner of record.
+    alpha_card.get_by_role("button", name="Revoke").click()
+    expect(page.get_by_role("status")).to_contain_text("Access revoked")
+    alpha_card.get_by_role("button", name="End this partner of record").click()
+    expect(page.get_by_role("status")).to_contain_text("partner of record is ended")
+    expect(alpha_card.locator(".partner-of-record")).to_contain_text("nobody acts for you")
+    alpha_card.get_by_label("Seller code of your partner").fill(world.bravo.seller_code)
+    alpha_card.get_by_role("button", name="Set partner of record").click()
+    expect(page.get_by_role("status")).to_contain_text("partner of record is set")
+    expect(alpha_card.locator(".partner-of-record")).to_contain_text(world.bravo.display_name)
+
+    # The link worked once; signing out ends the customer session.
+    page.get_by_role("button", name="Sign out").click()
+    expect(page).to_have_url(f"{portal}/customer/sign-in")
+    page.goto(f"{portal}/customer/sign-in#token={token}")
+    expect(page.get_by_role("alert")).to_contain_text("used already or has expired")
+    page.goto(f"{portal}/customer/licences")
+    expect(page).to_have_url(f"{portal}/customer/sign-in")
     context.close()

@@ -58,9 +58,9 @@ async def test_every_event_type_survives_the_broker(kafka_bootstrap: str, names:
     for topic, envelope in examples:
         assert by_id[envelope.event_id] == (topic, envelope)
     event_types = {envelope.event_type for _, envelope in received}
-    # CONTRACT 1.2, 6.3 (five deal.*), 6.5 (commission.adjusted), 6.6 (notice.published),
-    # 6.9 (contact confirmation)
-    assert len(event_types) == 24
+    # CONTRACT 1.2, 6.2 (customer sign-in), 6.3 (five deal.*), 6.5 (commission.adjusted),
+    # 6.6 (notice.published), 6.9 (contact confirmation)
+    assert len(event_types) == 25
 
 
 @pytest.mark.parametrize(

@@ -799,3 +799,110 @@ def test_a_stranger_registering_a_licence_does_not_become_its_contact(live: Live
             headers=live.admin(),
         ).json()
         assert view["customer"]["email"] == stranger["email"]
+
+
+# --- customer sessions (CONTRACT 6.2) ---------------------------------------------------
+
+
+def _customer_session(live: Live, http: httpx.Client, address: str) -> str:
+    """Ask for a sign-in link, read its token from the mail sink, trade it for a session."""
+    asked = http.post(f"{live.url('registration')}/v1/customer/sign-in", json={"email": address})
+    assert asked.status_code == 202, asked.text
+    mail_dir = live.data_dir / "mail"
+
+    def token() -> str | None:
+        for path in mail_dir.glob("*.eml"):
+            message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+            if address not in str(message["To"]).lower():
+                continue
+            body = message.get_body(preferencelist=("plain",))
+            found = re.search(r"#token=(cki_[A-Za-z0-9_-]+)", body.get_content() if body else "")
+            if found:
+                return found.group(1)
+        return None
+
+    link = _wait(token, f"the sign-in mail to {address}", 90)
+    for log in (live.data_dir / "logs").glob("*"):
+        assert link not in log.read_text(errors="replace"), log
+    session = http.post(f"{live.url('registration')}/v1/customer/sessions", json={"token": link})
+    assert session.status_code == 201, session.text
+    again = http.post(f"{live.url('registration')}/v1/customer/sessions", json={"token": link})
+    assert again.status_code == 401, again.text
+    return str(session.json()["session_token"])
+
+
+def test_customer_b_reaches_nothing_of_customer_a(
+    live: Live, world: tuple[PartnerA, dict[str, Any]]
+) -> None:
+    """The isolation matrix for customer sessions, generated from OpenAPI: with customer B's
+    session, every customer route given A's licence (and A's partner's seller code) answers
+    exactly as for a licence that does not exist (`404`), and shows nothing of A."""
+    a, _ = world
+    run = uuid.uuid4().hex[:6].upper()
+    other_key, other_customer = f"LK-CUS-{run}", f"C-CUS-{run}"
+    sale = envelope("order.placed", order_data(f"CUS-{run}", other_key, customer_id=other_customer))
+    asyncio.run(produce(live.bootstrap, [("checkout.orders.v1", b"CUS", dumps(sale))]))
+    b_email = sale["data"]["customer"]["email"]
+    customer_routes = [
+        r
+        for r in routes(live, ("/v1/customer/",))
+        if r.path not in ("/v1/customer/sign-in", "/v1/customer/sessions")
+    ]
+    assert len(customer_routes) >= 5, [r.path for r in customer_routes]
+    failures = []
+    with live.http() as http:
+        _wait(
+            lambda: (
+                http.get(
+                    f"{live.url('registration')}/v1/admin/entitlements/{other_key}",
+                    headers=live.admin(),
+                ).status_code
+                == 200
+            ),
+            "customer B's licence",
+        )
+        session_a = _customer_session(live, http, a.customer_email.lower())
+        session_b = _customer_session(live, http, b_email.lower())
+        stored = "\n".join(text for _, text in _all_documents(live.mongo_url))
+        assert session_a not in stored and session_b not in stored
+        missing = {**a.values(), "license_key": f"LK-NOPE-{run}"}
+        for route in customer_routes:
+            for token, expected in (
+                (None, 401),
+                ("wrong-token", 401),
+                (ADMIN_TOKEN, 403),
+                (a.partner["api_key"], 403),
+            ):
+                response = route.call(http, live, token, a.values())
+                if response.status_code != expected or not _error_shape(response):
+                    failures.append(f"{route.method.upper()} {route.path}: {response.status_code}")
+            response = route.call(http, live, session_b, a.values())
+            leaked = [v for v in a.identifiers() if v and v in response.text]
+            if leaked:
+                failures.append(f"{route.method.upper()} {route.path}: B saw {leaked}")
+            if "{license_key}" in route.path:
+                unknown = route.call(http, live, session_b, missing)
+                shape = (response.status_code, response.json().get("error", {}).get("code"))
+                nothing = (unknown.status_code, unknown.json().get("error", {}).get("code"))
+                if shape != nothing or shape[0] != 404:
+                    failures.append(
+                        f"{route.method.upper()} {route.path} with A's licence: {shape},"
+                        f" unknown licence: {nothing}"
+                    )
+            elif response.status_code >= 400:
+                failures.append(f"{route.method.upper()} {route.path}: {response.status_code}")
+        # Not vacuous: each customer sees its own licence.
+        for session, own in ((session_a, a.license_key), (session_b, other_key)):
+            mine = http.get(
+                f"{live.url('registration')}/v1/customer/entitlements",
+                headers={"Authorization": f"Bearer {session}"},
+            )
+            assert mine.status_code == 200 and own in mine.text, mine.text
+    assert not failures, "\n".join(failures)
+    # A's licence still has A's partner of record: B's attempts changed nothing.
+    with live.http() as http:
+        view = http.get(
+            f"{live.url('registration')}/v1/admin/entitlements/{a.license_key}",
+            headers=live.admin(),
+        ).json()
+    assert view["partner_of_record"]["partner_id"] == a.partner["partner_id"]

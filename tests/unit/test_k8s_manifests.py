@@ -938,9 +938,14 @@ def _reachable(route: str, path: str, path_type: str) -> bool:
 def _routes_of(service: str) -> set[str]:
     """The request paths a backend Service answers, read from the apps themselves."""
     if service == "portal-api":
-        from services.portal.entrypoints import pages
+        from services.portal.entrypoints import customer_pages, pages
 
-        routes = {route.path for route in pages.router.routes if hasattr(route, "path")}
+        routes = {
+            route.path
+            for router in (pages.router, customer_pages.router)
+            for route in router.routes
+            if hasattr(route, "path")
+        }
         return routes | {"/static/{file}", "/healthz", "/readyz", "/metrics"}
     svc = service_of(service)
     document = json.loads((ROOT / "openapi" / f"{svc}.json").read_text(encoding="utf-8"))

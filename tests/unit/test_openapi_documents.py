@@ -36,6 +36,9 @@ PUBLIC = {
     ("get", "/status"),
     ("post", "/v1/registrations"),
     ("post", "/v1/registrations/contact-confirmations"),
+    # CONTRACT 6.2: asking for a sign-in link, and trading its token for a session.
+    ("post", "/v1/customer/sign-in"),
+    ("post", "/v1/customer/sessions"),
     ("get", "/v1/seller-codes/{code}"),
     ("get", "/v1/unsubscribe/{token}"),
     ("post", "/v1/unsubscribe/{token}"),
@@ -66,6 +69,8 @@ def _expected_scheme(method: str, path: str) -> str | None:
         return "adminToken"
     if path.startswith("/v1/partner/"):
         return "partnerKey"
+    if path.startswith("/v1/customer/"):
+        return "customerSession"
     if path == "/v1/registrations/{license_key}/seller-code":
         return "registrationToken"
     raise AssertionError(f"{method.upper()} {path}: say which token it takes")
@@ -105,7 +110,12 @@ def test_every_route_names_the_token_it_takes(service: str) -> None:
 
 def test_the_services_use_the_schemes_they_need() -> None:
     used = {svc: set(_committed(svc)["components"]["securitySchemes"]) for svc in SERVICES}
-    assert used["registration"] == {"adminToken", "partnerKey", "registrationToken"}
+    assert used["registration"] == {
+        "adminToken",
+        "partnerKey",
+        "registrationToken",
+        "customerSession",
+    }
     assert used["commissions"] == used["notifications"] == {"adminToken", "partnerKey"}
 
 

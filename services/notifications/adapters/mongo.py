@@ -169,6 +169,10 @@ def entitlement_from_doc(doc: Mapping[str, Any]) -> Entitlement:
     )
 
 
+SECRET_FACTS = ("facts.sign_in_token", "facts.confirmation_token")
+"""Facts that are one-time secrets, kept only while their message is pending."""
+
+
 class MongoProjections:
     """Partners and entitlements as the registration service last described them."""
 
@@ -477,7 +481,10 @@ class MongoDeliveries:
             }
             if error_detail is not None:
                 fields["error_detail"] = error_detail
-            writes.append(UpdateMany({"_id": {"$in": ids}, "status": "pending"}, {"$set": fields}))
+            # A one-time link's token is needed until the mail went (or never will):
+            # then it is dropped, so the database keeps no usable secret (CONTRACT 6.2, 6.9).
+            update = {"$set": fields, "$unset": dict.fromkeys(SECRET_FACTS, "")}
+            writes.append(UpdateMany({"_id": {"$in": ids}, "status": "pending"}, update))
         await self.collection.bulk_write(writes, ordered=False)
 
     async def unpublished(self, limit: int) -> list[DeliveryState]:

@@ -123,6 +123,17 @@ class Renderer:
             )
             expires = facts.get("expires_at")
             context["expires_at"] = _human_timestamp(expires) if expires else ""
+        if delivery.type == "customer_sign_in":
+            # In the fragment, like the confirmation link: no server on the way logs it.
+            context["sign_in_url"] = (
+                f"{self.vendor.customer_sign_in_url}#token={facts['sign_in_token']}"
+            )
+            expires = facts.get("expires_at")
+            context["expires_at"] = _human_time(expires) if expires else ""
+            context["security_footer"] = (
+                "You receive this message because someone asked to sign in with this address;"
+                " it is sent whatever your e-mail preferences."
+            )
         if delivery.type in ("commission_earned", "commission_reversed"):
             currency = str(facts.get("currency") or "")
             context["money"] = format_money(abs(int(facts.get("amount_minor") or 0)), currency)
@@ -155,6 +166,8 @@ class Renderer:
             return f"{by}Your {first.get('product', '')} licence is registered"
         if delivery.type == "contact_confirmation":
             return f"Confirm the new contact for your {first.get('product', '')} licence"
+        if delivery.type == "customer_sign_in":
+            return f"Your sign-in link for {self.vendor.name}"
         if delivery.type == "renewal_reminder":
             days = context["facts"].get("offset_days")
             if count == 1:
@@ -216,6 +229,15 @@ def _human_timestamp(value: Any) -> str:
     except ValueError:
         return str(value)
     return human_date(parsed.astimezone(dt.UTC).date())
+
+
+def _human_time(value: Any) -> str:
+    """`2026-01-10 09:15 UTC`: a sign-in link lives minutes, so the time matters."""
+    try:
+        parsed = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return str(value)
+    return parsed.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _tidy(text: str) -> str:

@@ -26,6 +26,7 @@ NotificationType = Literal[
     "attribution_changed",
     "contact_confirmation",
     "deal_decided",
+    "customer_sign_in",
 ]
 Channel = Literal["email", "webhook"]
 Audience = Literal["customer", "partner"]
@@ -44,6 +45,7 @@ NOTIFICATION_TYPES: Final[tuple[NotificationType, ...]] = (
     "attribution_changed",
     "contact_confirmation",
     "deal_decided",
+    "customer_sign_in",
 )
 CUSTOMER_TYPES: Final[frozenset[NotificationType]] = frozenset(
     {
@@ -52,6 +54,7 @@ CUSTOMER_TYPES: Final[frozenset[NotificationType]] = frozenset(
         "security_advisory",
         "product_notice",
         "contact_confirmation",
+        "customer_sign_in",
     }
 )
 PARTNER_TYPES: Final[frozenset[NotificationType]] = frozenset(
@@ -60,9 +63,13 @@ PARTNER_TYPES: Final[frozenset[NotificationType]] = frozenset(
 ADVISORY_TYPES: Final[frozenset[NotificationType]] = frozenset(
     {"security_advisory", "advisory_partner_digest"}
 )
-SECURITY_TYPES: Final[frozenset[NotificationType]] = ADVISORY_TYPES | {"contact_confirmation"}
-"""Sent whatever a contact's e-mail preferences: advisories, and the link that guards
-a licence's contact against a change (CONTRACT 6.9)."""
+SECURITY_TYPES: Final[frozenset[NotificationType]] = ADVISORY_TYPES | {
+    "contact_confirmation",
+    "customer_sign_in",
+}
+"""Sent whatever a contact's e-mail preferences: advisories, the link that guards
+a licence's contact against a change (CONTRACT 6.9), and the sign-in link a
+customer asked for (transactional, CONTRACT 6.2)."""
 NOTICE_TYPES: Final[frozenset[NotificationType]] = frozenset(
     {"product_notice", "notice_partner_digest"}
 )
@@ -123,6 +130,8 @@ class Vendor:
     renew_url: str
     phone: str | None = None
     contact_confirmation_url: str = "https://vendor.example/contact-confirmation"
+    # The portal's customer sign-in page (CONTRACT 6.2); the token goes in the fragment.
+    customer_sign_in_url: str = "http://127.0.0.1:8004/customer/sign-in"
 
     def branding(self) -> Branding:
         return Branding(

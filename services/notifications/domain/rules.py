@@ -29,7 +29,7 @@ from shared.ids import derive_id
 
 REMINDER_OFFSETS: Final[tuple[int, ...]] = (90, 30, 7)
 VENDOR_ONLY_TYPES: Final[frozenset[NotificationType]] = frozenset(
-    {"security_advisory", "product_notice", "contact_confirmation"}
+    {"security_advisory", "product_notice", "contact_confirmation", "customer_sign_in"}
 )
 OPPORTUNITY_OFFSET: Final[int] = 90
 # A message lists at most this many licences; more are split into several messages
@@ -147,6 +147,32 @@ def plan_contact_confirmation(data: Mapping[str, Any], occurred_at: dt.datetime)
         },
         contact_name=str(customer.get("contact_name", "")),
         org_name=str(customer.get("org_name", "")),
+    )
+
+
+def plan_customer_sign_in(data: Mapping[str, Any], occurred_at: dt.datetime) -> PlannedDelivery:
+    """The one-time sign-in link a customer asked for (CONTRACT 6.2): vendor-branded,
+    naming no partner and listing no licence, sent whatever the contact's preferences.
+
+    One delivery per request (the token is the subject). The token is in `facts`
+    for the renderer only; the id and the logs carry a hash of it.
+    """
+    recipient = str(data["email"])
+    return PlannedDelivery(
+        notification_id=notification_id(
+            "customer_sign_in",
+            derive_id("customer-sign-in", str(data["token"])),
+            contact_id(recipient),
+            "email",
+        ),
+        type="customer_sign_in",
+        channel="email",
+        audience="customer",
+        recipient=recipient,
+        partner_scope=None,
+        entitlements=(),
+        occurred_at=occurred_at,
+        facts={"sign_in_token": str(data["token"]), "expires_at": str(data["expires_at"])},
     )
 
 

@@ -28,6 +28,7 @@ from services.notifications.domain.rules import (
     plan_attribution_changed,
     plan_commission,
     plan_contact_confirmation,
+    plan_customer_sign_in,
     plan_deal_decided,
     plan_welcome,
     welcome_applies,
@@ -128,6 +129,9 @@ class EventHandler:
         if event_type == "entitlement.contact_confirmation_requested":
             # Not a state of the entitlement: nothing to project, one mail to send.
             return [plan_contact_confirmation(data, envelope.occurred_at)]
+        if event_type == "customer.sign_in_requested":
+            # CONTRACT 6.2: one transactional mail; no projection, the token never logged.
+            return [plan_customer_sign_in(data, envelope.occurred_at)]
         if event_type.startswith("entitlement."):
             return await self._entitlement(inbound, data, channels, result)
         if event_type in COMMISSION_TYPES:

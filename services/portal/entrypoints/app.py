@@ -21,6 +21,7 @@ from prometheus_client.exposition import generate_latest
 
 from chassis import errors, metrics
 from chassis.http import BodySizeLimit
+from services.portal.adapters.customer_cookies import CustomerCookies
 from services.portal.adapters.partner_api import (
     NotSignedIn,
     ServiceUrls,
@@ -30,7 +31,7 @@ from services.portal.adapters.partner_api import (
 from services.portal.adapters.session_cookies import SessionCookies
 from services.portal.config import Settings
 from services.portal.domain.sessions import SignInCsrf
-from services.portal.entrypoints import deal_pages, key_pages, pages
+from services.portal.entrypoints import customer_pages, deal_pages, key_pages, pages
 from services.portal.entrypoints.web import (
     CsrfRejected,
     PageForbidden,
@@ -88,6 +89,12 @@ def build_app(
                 today=today,
                 templates=make_templates(),
             )
+            # Customer self-service sessions (CONTRACT 6.2), apart from partners'.
+            app.state.customer_cookies = CustomerCookies(
+                settings.portal_session_secret.get_secret_value(),
+                clock,
+                max_age_seconds=settings.portal_session_max_hours * 3600,
+            )
             yield
 
     app = FastAPI(
@@ -107,6 +114,7 @@ def build_app(
     app.include_router(pages.router)
     app.include_router(key_pages.router)
     app.include_router(deal_pages.router)
+    app.include_router(customer_pages.router)
 
     @app.exception_handler(SignInRequired)
     async def _sign_in(_: Request, exc: SignInRequired) -> Response:

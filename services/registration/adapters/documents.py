@@ -6,6 +6,7 @@ import datetime as dt
 from typing import Any, cast
 
 from services.registration.domain.attribution import PartnerOfRecord
+from services.registration.domain.customers import PartnerAccess, email_key
 from services.registration.domain.entitlements import (
     AttributionChange,
     AttributionConflict,
@@ -164,6 +165,12 @@ def entitlement_to_doc(e: Entitlement, version: int) -> Doc:
         "registration": registration,
         "registered_by_partners": list(e.registered_by_partners),
         "pending_contact": _pending_contact_doc(e.pending_contact),
+        # CONTRACT 6.2: the customer is its lower-cased e-mail; indexed by its hash.
+        "customer_email_key": email_key(e.customer.email),
+        "access": [
+            {"partner_id": a.partner_id, "permission": a.permission, "granted_at": a.granted_at}
+            for a in e.access
+        ],
         "attribution_history": [
             {
                 "at": c.at,
@@ -203,6 +210,10 @@ def entitlement_from_doc(d: Doc) -> Entitlement:
         registration=registration,
         registered_by_partners=list(d.get("registered_by_partners", [])),
         pending_contact=_pending_contact(d.get("pending_contact")),
+        access=[
+            PartnerAccess(a["partner_id"], a["permission"], _utc(a["granted_at"]))
+            for a in d.get("access", [])
+        ],
         attribution_history=[
             AttributionChange(
                 at=_utc(c["at"]),

@@ -42,7 +42,8 @@ STRENGTH: Final[dict[AttributionSource, int]] = {
 }
 """Strength of a claim by its source; a higher number wins (CONTRACT 2.1)."""
 
-ViaKind = Literal["order", "customer_registration", "partner_registration", "operator"]
+ViaKind = Literal["order", "customer_registration", "partner_registration", "operator", "customer"]
+"""`customer`: the customer in self-service (CONTRACT 6.2)."""
 
 
 def add_months(at: dt.datetime, months: int) -> dt.datetime:

@@ -20,6 +20,7 @@ from services.registration.domain.attribution import (
     PartnerOfRecord,
     ViaKind,
 )
+from services.registration.domain.customers import PartnerAccess, Permission
 from shared.events import LineKind
 
 __all__ = [
@@ -128,6 +129,8 @@ class Entitlement:
     registered_by_partners: list[str] = field(default_factory=list)
     attribution_history: list[AttributionChange] = field(default_factory=list)
     pending_contact: PendingContact | None = None
+    # Partners the customer let see or manage the licence (CONTRACT 6.2), never its PoR.
+    access: list[PartnerAccess] = field(default_factory=list)
     version: int = 0
 
     @classmethod
@@ -206,6 +209,48 @@ class Entitlement:
                 reason=reason,
             )
         )
+
+    def end_partner_of_record(self, *, ref: str, now: dt.datetime) -> AttributionChange | None:
+        """The customer ends the partner of record (CONTRACT 6.2); None if there is none.
+
+        Recorded as a `clear` with reason `customer_removed`; until a new claim,
+        nobody is partner of record, so later direct orders earn nobody.
+        """
+        if self.partner_of_record is None:
+            return None
+        return self._record(
+            AttributionChange(
+                at=now,
+                recorded_at=now,
+                kind="clear",
+                partner_of_record=None,
+                previous_partner_id=self._current_partner_id(),
+                via="customer",
+                ref=ref,
+                reason="customer_removed",
+            )
+        )
+
+    def grant_access(self, partner_id: str, permission: Permission, now: dt.datetime) -> bool:
+        """Give `partner_id` access (replacing its permission); True if anything changed."""
+        for index, current in enumerate(self.access):
+            if current.partner_id == partner_id:
+                if current.permission == permission:
+                    return False
+                self.access[index] = PartnerAccess(partner_id, permission, now)
+                return True
+        self.access.append(PartnerAccess(partner_id, permission, now))
+        return True
+
+    def revoke_access(self, partner_id: str) -> bool:
+        """Take `partner_id`'s access away; True if it had any."""
+        kept = [a for a in self.access if a.partner_id != partner_id]
+        changed = len(kept) != len(self.access)
+        self.access = kept
+        return changed
+
+    def access_of(self, partner_id: str) -> PartnerAccess | None:
+        return next((a for a in self.access if a.partner_id == partner_id), None)
 
     def conflict(
         self, claim: Claim, decision: Decision, *, conflict_id: str, recorded_at: dt.datetime

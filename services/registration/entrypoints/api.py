@@ -18,6 +18,7 @@ from services.registration.config import Settings
 from services.registration.entrypoints.routes import (
     admin_entitlements,
     admin_partners,
+    customers,
     deals,
     internal,
     partner_keys,
@@ -48,6 +49,7 @@ def install(app: FastAPI) -> None:
         admin_entitlements,
         internal,
         deals,
+        customers,
     ):
         app.include_router(module.router)
 

@@ -281,6 +281,10 @@ class EntitlementOut(BaseModel):
     term_end: dt.date
     customer: CustomerOut
     partner_of_record: PartnerOfRecordOut | None
+    # CONTRACT 6.2: how the calling partner relates to the licence; a partner with
+    # access sees no partner of record (it is another partner's business).
+    relationship: Literal["partner_of_record", "access"] = "partner_of_record"
+    permission: Literal["view", "manage"] | None = None
 
     @classmethod
     def of(cls, e: Entitlement) -> EntitlementOut:
@@ -374,9 +378,17 @@ class ConflictOut(BaseModel):
         )
 
 
+class AccessGrantOut(BaseModel):
+    partner_id: str
+    permission: Literal["view", "manage"]
+    granted_at: str
+
+
 class AdminEntitlementOut(EntitlementOut):
     registration: RegistrationInfo | None
     registered_by_partners: list[str]
+    # CONTRACT 6.2: partners the customer let see or manage the licence.
+    access: list[AccessGrantOut] = Field(default_factory=list)
     attribution_history: list[AttributionChangeOut]
     attribution_conflicts: list[ConflictOut]
     orders: list[OrderSummary]
@@ -399,6 +411,14 @@ class AdminEntitlementOut(EntitlementOut):
             if r is not None
             else None,
             registered_by_partners=list(e.registered_by_partners),
+            access=[
+                AccessGrantOut(
+                    partner_id=a.partner_id,
+                    permission=a.permission,
+                    granted_at=format_timestamp(a.granted_at),
+                )
+                for a in e.access
+            ],
             attribution_history=[
                 AttributionChangeOut(
                     at=format_timestamp(c.at),

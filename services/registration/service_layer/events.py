@@ -23,6 +23,7 @@ from shared.events import (
     OrderLine,
     OrderPlaced,
     ParentPartner,
+    PartnerAccess,
     PartnerAtOrder,
     PartnerCreated,
     PartnerOfRecord,
@@ -104,7 +105,12 @@ def entitlement_event(
     if event_type == "entitlement.registered":
         data = EntitlementRegistered(**fields)
     elif event_type == "entitlement.updated":
-        data = EntitlementUpdated(**fields)
+        # CONTRACT 6.2: every update states the partners with access, in full.
+        access = [
+            PartnerAccess(partner_id=a.partner_id, permission=a.permission)
+            for a in entitlement.access
+        ]
+        data = EntitlementUpdated(**fields, access=access)
     elif event_type == "entitlement.attribution_changed":
         data = EntitlementAttributionChanged(**fields, previous_partner_id=previous_partner_id)
     else:

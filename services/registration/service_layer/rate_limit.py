@@ -18,9 +18,11 @@ class TokenBucketLimiter:
         *,
         clock: Callable[[], float] = time.monotonic,
         max_clients: int = 100_000,
+        period_s: float = 60.0,
     ) -> None:
+        # `per_minute` tokens per `period_s` (a minute unless a limit is per hour).
         self._capacity = float(per_minute)
-        self._rate = per_minute / 60.0  # tokens per second
+        self._rate = per_minute / period_s  # tokens per second
         self._clock = clock
         self._max_clients = max_clients
         self._buckets: dict[str, tuple[float, float]] = {}

@@ -14,6 +14,8 @@ import secrets
 API_KEY_PREFIX = "ckp_"
 REGISTRATION_TOKEN_PREFIX = "ckr_"  # noqa: S105 - a prefix, not a secret
 CONTACT_TOKEN_PREFIX = "ckc_"  # noqa: S105 - a prefix, not a secret
+SIGN_IN_TOKEN_PREFIX = "cki_"  # noqa: S105 - a prefix, not a secret
+CUSTOMER_SESSION_PREFIX = "cks_"
 
 
 def new_api_key() -> str:
@@ -27,6 +29,15 @@ def new_registration_token() -> str:
 def new_contact_token() -> str:
     """The one-time link that confirms a new customer contact (CONTRACT 6.9)."""
     return CONTACT_TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def new_sign_in_token() -> str:
+    """A customer's one-time sign-in link (CONTRACT 6.2)."""
+    return SIGN_IN_TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def new_customer_session_token() -> str:
+    return CUSTOMER_SESSION_PREFIX + secrets.token_urlsafe(32)
 
 
 def hash_secret(secret: str) -> str:

@@ -32,6 +32,12 @@ CONFIRMATION = {
     "confirmation_token": CONTACT_TOKEN,
     "expires_at": "2026-01-17T09:00:00Z",
 }
+SIGN_IN_TOKEN = "cki_" + "S1gn" * 11
+SIGN_IN = {
+    "email": "jana@mueller-logistik.example",
+    "token": SIGN_IN_TOKEN,
+    "expires_at": "2026-01-10T09:15:00Z",
+}
 NOTICE = {
     "notice_id": "NTC-3",
     "kind": "service_pack",
@@ -90,6 +96,7 @@ def plan_of(kind: str) -> PlannedDelivery:
         )[1:],
         "contact_confirmation": [rules.plan_contact_confirmation(CONFIRMATION, OCCURRED)],
         "deal_decided": rules.plan_deal_decided(DEAL, OCCURRED, ["email"]),
+        "customer_sign_in": [rules.plan_customer_sign_in(SIGN_IN, OCCURRED)],
     }[kind]
     plan = plans[0]
     assert plan is not None
@@ -143,13 +150,16 @@ def test_every_type_renders_text_and_html(kind: str, co_brand: bool) -> None:
     else:
         assert 'src="https://vendor.example/logo.png"' in rendered.html
         assert f"background:{VENDOR.color}" in rendered.html
-    if kind in ("security_advisory", "advisory_partner_digest", "contact_confirmation"):
+    if kind == "customer_sign_in":
+        assert UNSUBSCRIBE not in rendered.text
+        assert "whatever your e-mail preferences" in rendered.text
+    elif kind in ("security_advisory", "advisory_partner_digest", "contact_confirmation"):
         assert UNSUBSCRIBE not in rendered.text
         assert kind == "contact_confirmation" or ADVISORY["url"] in rendered.text
         assert "security notice" in rendered.text
     else:
         assert UNSUBSCRIBE in rendered.text and UNSUBSCRIBE in rendered.html
-    if kind in ("security_advisory", "contact_confirmation", "product_notice"):
+    if kind in ("security_advisory", "contact_confirmation", "product_notice", "customer_sign_in"):
         assert "Nordlicht" not in rendered.text + rendered.html
     if kind in NOTICE_TYPES:
         assert NOTICE["title"] in rendered.text and NOTICE["url"] in rendered.html
@@ -194,3 +204,21 @@ def test_the_contact_confirmation_goes_to_checkouts_contact_with_a_one_time_link
     assert "sam@registrant.example" in rendered.text
     assert CONTACT_TOKEN not in rendered.subject
     assert rendered.subject == "Confirm the new contact for your secure-pro licence"
+
+
+def test_the_sign_in_link_is_vendor_branded_names_no_partner_and_ignores_unsubscribe() -> None:
+    """CONTRACT 6.2: transactional, vendor-branded, naming no partner; the token rides in
+    the fragment of the portal's sign-in page and never in the id or the subject."""
+    plan = rules.plan_customer_sign_in(SIGN_IN, OCCURRED)
+    assert (plan.audience, plan.recipient) == ("customer", "jana@mueller-logistik.example")
+    assert plan.partner_scope is None and plan.entitlements == ()
+    assert SIGN_IN_TOKEN not in plan.notification_id
+    assert not rules.honours_unsubscribe(plan.type)
+    message = compose(plan, {NORDLICHT.partner_id: NORDLICHT}, VENDOR)
+    assert not message.branding.is_partner and not message.list_unsubscribe
+    rendered = RENDERER.render(message, advisory=None, unsubscribe_url=None)
+    link = f"{VENDOR.customer_sign_in_url}#token={SIGN_IN_TOKEN}"
+    assert link in rendered.text and link in rendered.html
+    assert SIGN_IN_TOKEN not in rendered.subject
+    assert "2026-01-10 09:15 UTC" in rendered.text
+    assert "Nordlicht" not in rendered.text + rendered.html

@@ -7,9 +7,11 @@ import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from services.registration.domain.customers import CustomerSession, SignInGrant, email_key
 from services.registration.domain.deals import Deal, DealStatus
 from services.registration.domain.entitlements import AttributionConflict, Entitlement
 from services.registration.domain.partners import Partner
+from services.registration.service_layer.customers import CustomerStore
 from services.registration.service_layer.unit_of_work import (
     ConcurrentUpdate,
     ConflictRepository,
@@ -253,3 +255,49 @@ class Clock:
 
     def advance(self, **delta: float) -> None:
         self.now += dt.timedelta(**delta)
+
+
+class FakeCustomerStore(CustomerStore):
+    """Sign-in tokens, sessions and the customer / access indexes over a `Store`."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self.sign_ins: dict[str, tuple[SignInGrant, dt.datetime | None]] = {}
+        self.sessions: dict[str, CustomerSession] = {}
+
+    async def add_sign_in(self, token_hash: str, grant: SignInGrant, now: dt.datetime) -> None:
+        self.sign_ins[token_hash] = (grant, None)
+
+    async def use_sign_in(self, token_hash: str, now: dt.datetime) -> SignInGrant | None:
+        found = self.sign_ins.get(token_hash)
+        if found is None or found[1] is not None or found[0].expires_at <= now:
+            return None
+        self.sign_ins[token_hash] = (found[0], now)
+        return found[0]
+
+    async def add_session(
+        self, session_hash: str, session: CustomerSession, now: dt.datetime
+    ) -> None:
+        self.sessions[session_hash] = session
+
+    async def session(self, session_hash: str, now: dt.datetime) -> CustomerSession | None:
+        found = self.sessions.get(session_hash)
+        return found if found is not None and found.expires_at > now else None
+
+    async def license_keys_of_customer(self, customer_key: str, limit: int) -> list[str]:
+        return [
+            k
+            for k, e in sorted(self._store.entitlements.items())
+            if email_key(e.customer.email) == customer_key
+        ][:limit]
+
+    async def license_keys_with_access(
+        self, partner_id: str, *, term_end_before: dt.date | None, after: str | None, limit: int
+    ) -> list[str]:
+        return [
+            k
+            for k, e in sorted(self._store.entitlements.items())
+            if any(a.partner_id == partner_id for a in e.access)
+            and (term_end_before is None or e.term_end < term_end_before)
+            and (after is None or k > after)
+        ][:limit]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 
 from shared import topics
@@ -32,6 +34,8 @@ CONTRACT_TOPICS = {
         "deal_id",
         {"deal.submitted", "deal.approved", "deal.rejected", "deal.won", "deal.expired"},
     ),
+    # CONTRACT 6.2: sensitive; keyed by the SHA-256 hex of the lower-cased e-mail.
+    "registration.customers.v1": ("email", {"customer.sign_in_requested"}),
     "commissions.ledger.v1": (
         "partner_id",
         {
@@ -73,6 +77,7 @@ def test_constants_name_the_topics() -> None:
         topics.REGISTRATION_PARTNERS,
         topics.REGISTRATION_ENTITLEMENTS,
         topics.REGISTRATION_DEALS,
+        topics.REGISTRATION_CUSTOMERS,
         topics.COMMISSIONS_LEDGER,
         topics.NOTIFICATIONS_DELIVERIES,
     }
@@ -93,7 +98,7 @@ def test_dead_letter_topics() -> None:
     assert topics.dlq_name("checkout.orders.v1") == "checkout.orders.v1.dlq"
     assert topics.topic(topics.CHECKOUT_ORDERS).dlq == "checkout.orders.v1.dlq"
     names = topics.all_topic_names()
-    assert len(names) == 18
+    assert len(names) == 2 * len(CONTRACT_TOPICS) == 20
     assert all(f"{name}.dlq" in names for name in CONTRACT_TOPICS)
     assert topics.all_topic_names(include_dlq=False) == [t.name for t in topics.ALL_TOPICS]
 
@@ -101,7 +106,31 @@ def test_dead_letter_topics() -> None:
 def test_key_for_uses_the_registry_key_field() -> None:
     for topic_name, envelope in example_events():
         key_field = CONTRACT_TOPICS[topic_name][0]
-        assert topics.key_for(topic_name, envelope) == getattr(envelope.data, key_field).encode()
+        value = getattr(envelope.data, key_field)
+        if topic_name == topics.REGISTRATION_CUSTOMERS:
+            # CONTRACT 6.2: never the address itself.
+            value = hashlib.sha256(value.lower().encode()).hexdigest()
+        assert topics.key_for(topic_name, envelope) == value.encode()
+
+
+def test_dead_letters_of_the_sensitive_topic_carry_no_token() -> None:
+    from chassis.kafka import dead_letter
+    from shared.envelope import encode
+
+    envelope = next(e for t, e in example_events() if t == topics.REGISTRATION_CUSTOMERS)
+    token = envelope.data.token  # type: ignore[attr-defined]
+    record = dead_letter(
+        topics.REGISTRATION_CUSTOMERS, b"k", encode(envelope), (), "x", f"bad {token}"
+    )
+    assert token.encode() not in record.value
+    assert all(token.encode() not in value for _, value in record.headers)
+    assert b"[redacted]" in record.value
+    garbage = dead_letter(topics.REGISTRATION_CUSTOMERS, b"k", b"{" + token.encode(), (), "x", "")
+    assert garbage.value == b""
+    # Other topics are forwarded unchanged.
+    order = example_events()[0]
+    plain = dead_letter(order[0], b"k", encode(order[1]), (), "x", "d")
+    assert plain.value == encode(order[1])
 
 
 def test_key_for_rejects_event_on_wrong_topic() -> None:

@@ -13,6 +13,9 @@ from fastapi import APIRouter, Query, Response
 
 from chassis.auth import PartnerPrincipal
 from chassis.bounds import BoundedDate
+from chassis.partner_audit import AuditEntry
+from services.registration.entrypoints.customer_dependencies import CustomerSelfServiceDep
+from services.registration.entrypoints.customer_schemas import ContactIn, partner_entitlement_out
 from services.registration.entrypoints.dependencies import ServicesDep, require_partner_role
 from services.registration.entrypoints.routes.registrations import customer_details
 from services.registration.entrypoints.schemas import (
@@ -21,6 +24,8 @@ from services.registration.entrypoints.schemas import (
     PartnerOut,
     PartnerRegistrationIn,
 )
+from services.registration.service_layer.customers import PartnerEntitlement
+from services.registration.service_layer.errors import UseCaseError
 
 router = APIRouter(prefix="/v1/partner", tags=["partner"])
 
@@ -53,20 +58,67 @@ async def register_for_customer(
 async def list_entitlements(
     caller: SalesKey,
     svc: ServicesDep,
+    own: CustomerSelfServiceDep,
     term_end_before: Annotated[BoundedDate | None, Query()] = None,
     after: Annotated[str | None, Query(max_length=100)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> EntitlementPage:
-    """The caller's entitlements by licence key; `term_end_before=YYYY-MM-DD` filters."""
+    """The caller's entitlements by licence key; `term_end_before=YYYY-MM-DD` filters.
+
+    Those the caller is partner of record of (`relationship: "partner_of_record"`) and
+    those a customer gave it access to (`"access"`, CONTRACT 6.2), merged by licence key.
+    """
     found = await svc.entitlements.list_for_partner(
         caller.partner_id, term_end_before=term_end_before, after=after, limit=limit
     )
+    shared = await own.customers.with_access(
+        caller.partner_id, term_end_before=term_end_before, after=after, limit=limit
+    )
+    merged = sorted(
+        [*(PartnerEntitlement(e, "partner_of_record") for e in found), *shared],
+        key=lambda p: p.entitlement.license_key,
+    )[:limit]
     return EntitlementPage(
-        entitlements=[EntitlementOut.of(e) for e in found],
-        next_after=found[-1].license_key if len(found) == limit else None,
+        entitlements=[partner_entitlement_out(p) for p in merged],
+        next_after=merged[-1].entitlement.license_key if len(merged) == limit else None,
     )
 
 
 @router.get("/entitlements/{license_key}", response_model=EntitlementOut)
-async def get_entitlement(license_key: str, caller: SalesKey, svc: ServicesDep) -> EntitlementOut:
-    return EntitlementOut.of(await svc.entitlements.for_partner(caller.partner_id, license_key))
+async def get_entitlement(
+    license_key: str, caller: SalesKey, svc: ServicesDep, own: CustomerSelfServiceDep
+) -> EntitlementOut:
+    try:
+        return EntitlementOut.of(await svc.entitlements.for_partner(caller.partner_id, license_key))
+    except UseCaseError as error:
+        if error.kind != "not_found":
+            raise
+    return partner_entitlement_out(
+        await own.customers.one_with_access(caller.partner_id, license_key)
+    )
+
+
+@router.put("/entitlements/{license_key}/contact", response_model=EntitlementOut)
+async def update_contact(
+    license_key: str,
+    body: ContactIn,
+    caller: SalesKey,
+    svc: ServicesDep,
+    own: CustomerSelfServiceDep,
+) -> EntitlementOut:
+    """A partner with `manage` access (or the PoR) keeps the customer's contact (CONTRACT
+    6.2); `403` with `view` access, `404` for a licence the caller has nothing to do with."""
+    found = await own.customers.update_contact(
+        caller.partner_id, license_key, body.contact_name, body.email
+    )
+    # CONTRACT 6.7: contact changes are in the partner's audit (who, when; not the address).
+    await svc.keys.record(
+        AuditEntry(
+            partner_id=caller.partner_id,
+            actor_key_id=caller.key_id or "operator",
+            action="entitlement.contact_changed",
+            at=svc.clock(),
+            target=license_key,
+        )
+    )
+    return partner_entitlement_out(found)
