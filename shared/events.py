@@ -82,6 +82,7 @@ __all__ = [
     "SalesChannel",
     "Severity",
     "Storefront",
+    "TierReason",
     "format_timestamp",
 ]
 
@@ -95,6 +96,7 @@ NoticeKind = Literal["service_pack", "end_of_life", "maintenance"]
 PartnerType = Literal["var", "si", "msp", "distributor", "isv"]
 PartnerTier = Literal["platinum", "gold", "silver", "bronze"]
 PartnerStatus = Literal["active", "suspended", "terminated"]
+TierReason = Literal["evaluation"]
 CommissionRole = Literal["partner_of_record", "distributor_override"]
 CommissionStatus = Literal["accrued", "payable", "paid"]
 Channel = Literal["email", "webhook"]
@@ -451,6 +453,10 @@ class PartnerCreated(PartnerState):
 
 class PartnerUpdated(PartnerState):
     """`partner.updated`: tier, status, branding or contact changed at `effective_at`."""
+
+    # Additive (CONTRACT 6.4): "evaluation" when an earned-tier evaluation moved the
+    # tier; absent for every other change.
+    tier_reason: TierReason | None = None
 
 
 # --- registration.entitlements.v1 -------------------------------------------------

@@ -21,6 +21,7 @@ from services.registration.service_layer.entitlements import EntitlementService
 from services.registration.service_layer.partners import PartnerService
 from services.registration.service_layer.rate_limit import TokenBucketLimiter
 from services.registration.service_layer.registrations import RegistrationService
+from services.registration.service_layer.tiers import TierService
 from services.registration.service_layer.unit_of_work import Clock
 
 
@@ -36,6 +37,7 @@ class Services:
     clock: Clock
     admin_token: str
     trusted_proxies: Sequence[Network] = field(default_factory=tuple)
+    tiers: TierService | None = None
 
     async def resolve_partner(self, api_key: str) -> PartnerPrincipal | None:
         partner_id = await self.partners.resolve_api_key(api_key)
