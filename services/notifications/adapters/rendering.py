@@ -130,6 +130,10 @@ class Renderer:
             context["rate_percent"] = f"{Decimal(int(facts.get('rate_bps') or 0)) / 100:.2f}"
             payable = facts.get("payable_at")
             context["payable_at"] = _human_timestamp(payable) if payable else ""
+        if delivery.type == "tier_changed":
+            context["tier_name"] = str(facts.get("tier") or "").capitalize()
+            effective = facts.get("effective_at")
+            context["effective_on"] = _human_timestamp(effective) if effective else ""
         context["subject"] = self.subject(message, context)
         return context
 
@@ -171,6 +175,8 @@ class Renderer:
         if delivery.type == "commission_reversed":
             order = context["facts"]["order_id"]
             return f"Commission reversed: {context['money']} after a refund on order {order}"
+        if delivery.type == "tier_changed":
+            return f"Your partner tier is now {context['tier_name']}"
         if context["facts"].get("change") == "gained":
             return f"You are now partner of record for licence {first.get('license_key', '')}"
         return f"Licence {first.get('license_key', '')} is no longer attributed to you"

@@ -25,6 +25,7 @@ NotificationType = Literal[
     "commission_reversed",
     "attribution_changed",
     "contact_confirmation",
+    "tier_changed",
 ]
 Channel = Literal["email", "webhook"]
 Audience = Literal["customer", "partner"]
@@ -42,6 +43,7 @@ NOTIFICATION_TYPES: Final[tuple[NotificationType, ...]] = (
     "commission_reversed",
     "attribution_changed",
     "contact_confirmation",
+    "tier_changed",
 )
 CUSTOMER_TYPES: Final[frozenset[NotificationType]] = frozenset(
     {

@@ -27,7 +27,9 @@ from services.notifications.domain.rules import (
     plan_attribution_changed,
     plan_commission,
     plan_contact_confirmation,
+    plan_tier_changed,
     plan_welcome,
+    tier_changed_applies,
     welcome_applies,
 )
 from services.notifications.service_layer.ports import Clock, Counters, Deliveries, Webhooks
@@ -115,6 +117,11 @@ class EventHandler:
         data = envelope.data.model_dump(mode="json")
         if event_type in ("partner.created", "partner.updated"):
             await self.projections.apply_partner(data, envelope.data.effective_at)
+            if event_type == "partner.updated" and tier_changed_applies(data):
+                partner_id = str(data["partner_id"])
+                return plan_tier_changed(
+                    data, envelope.occurred_at, channels.get(partner_id, ("email",))
+                )
             return []
         if event_type == "entitlement.contact_confirmation_requested":
             # Not a state of the entitlement: nothing to project, one mail to send.
@@ -188,7 +195,9 @@ def _partners_to_notify(batch: Sequence[Inbound]) -> set[str]:
     partners: set[str] = set()
     for inbound in batch:
         data = inbound.envelope.data
-        if inbound.envelope.event_type in COMMISSION_TYPES:
+        # A commission line's beneficiary, or a partner an evaluation moved (tier_changed).
+        tier_changed = getattr(data, "tier_reason", None) == "evaluation"
+        if inbound.envelope.event_type in COMMISSION_TYPES or tier_changed:
             partners.add(data.partner_id)
         elif inbound.envelope.event_type == "entitlement.attribution_changed":
             previous = data.previous_partner_id

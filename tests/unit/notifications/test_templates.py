@@ -69,6 +69,15 @@ def plan_of(kind: str) -> PlannedDelivery:
             mine, ALPENTECH.partner_id, OCCURRED, {}
         )[1:],
         "contact_confirmation": [rules.plan_contact_confirmation(CONFIRMATION, OCCURRED)],
+        "tier_changed": rules.plan_tier_changed(
+            {
+                "partner_id": NORDLICHT.partner_id,
+                "tier": "gold",
+                "effective_at": "2027-01-01T23:59:59.999Z",
+            },
+            OCCURRED,
+            ["email"],
+        ),
     }[kind]
     plan = plans[0]
     assert plan is not None
