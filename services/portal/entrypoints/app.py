@@ -25,7 +25,7 @@ from services.portal.adapters.partner_api import NotSignedIn, ServiceUrls, Unava
 from services.portal.adapters.session_cookies import SessionCookies
 from services.portal.config import Settings
 from services.portal.domain.sessions import SignInCsrf
-from services.portal.entrypoints import pages
+from services.portal.entrypoints import pages, tier_page
 from services.portal.entrypoints.web import (
     CsrfRejected,
     Portal,
@@ -99,6 +99,7 @@ def build_app(
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.include_router(pages.router)
+    app.include_router(tier_page.router)
 
     @app.exception_handler(SignInRequired)
     async def _sign_in(_: Request, exc: SignInRequired) -> Response:

@@ -72,6 +72,8 @@ class FakePartnerApis:
     unregistered: dict[str, dict[str, Any]] = field(default_factory=dict)
     requests: list[httpx.Request] = field(default_factory=list)
     webhooks: dict[str, str] = field(default_factory=dict)
+    # GET /v1/partner/tier per partner; a partner without one gets 409 no_tier_rules.
+    tiers: dict[str, dict[str, Any]] = field(default_factory=dict)
     down: bool = False
 
     def transport(self) -> httpx.MockTransport:
@@ -112,6 +114,10 @@ class FakePartnerApis:
             if partner_id not in self.profiles:
                 return _error(404, "not_found", "Not Found")
             return httpx.Response(200, json=self.profiles[partner_id])
+        if path == "/v1/partner/tier":
+            if partner_id not in self.tiers:
+                return _error(409, "no_tier_rules", "no tier rules are in force at as_of")
+            return httpx.Response(200, json=self.tiers[partner_id])
         if path == "/v1/partner/entitlements" and request.method == "GET":
             before = request.url.params.get("term_end_before")
             found = [e for e in own if before is None or e["term_end"] < before]
