@@ -112,6 +112,7 @@ NotificationType = Literal[
     "commission_earned",
     "commission_reversed",
     "attribution_changed",
+    "tier_changed",
 ]
 AttributionSource = Literal[
     "partner_sale",

@@ -219,7 +219,7 @@ class MongoTierStore:
         return totals
 
     async def partners(self) -> list[Partner]:
-        # The key hash is not needed here and stays out of the process' memory.
+        # Read-only: a tier change goes through the unit of work (version-checked).
         return [partner_from_doc(d) async for d in self._db[PARTNERS].find({})]
 
     async def standings(self) -> dict[str, Standing]:
