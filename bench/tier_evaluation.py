@@ -53,11 +53,12 @@ from services.registration.domain.partners import Branding, Partner
 from services.registration.domain.tiers import Threshold, TierRules
 from services.registration.service_layer.tiers import TierService
 from shared import seller_code
+from shared.events import PartnerTier
 
 ROOT = Path(__file__).resolve().parent.parent
 AS_OF = dt.date(2027, 1, 31)
 START = dt.datetime(2025, 11, 1, tzinfo=dt.UTC)  # 15 months before AS_OF
-TIERS = ("bronze", "silver", "gold", "platinum")
+TIERS: tuple[PartnerTier, ...] = ("bronze", "silver", "gold", "platinum")
 CHUNK = 5000
 
 
@@ -78,7 +79,8 @@ def _rules() -> TierRules:
     )
 
 
-async def seed(db: Any, partners: int, lines: int, seed: int = 7) -> None:
+async def seed(db: Any, partners: int, seed: int = 7) -> None:
+    """Partners, about one certification each, and the rules."""
     rng = random.Random(seed)
     await ensure_indexes(db)
     await ensure_tier_indexes(db)
@@ -117,11 +119,17 @@ async def seed(db: Any, partners: int, lines: int, seed: int = 7) -> None:
     ]
     for start in range(0, len(certs), CHUNK):
         await db[CERTIFICATIONS].insert_many(certs[start : start + CHUNK], ordered=False)
+    await MongoTierStore(db).add_rules(_rules())
+
+
+async def seed_lines(db: Any, partners: int, first: int, last: int) -> None:
+    """Revenue lines `first` .. `last - 1` (the same for the same arguments)."""
     span = int((dt.datetime(2027, 2, 1, tzinfo=dt.UTC) - START).total_seconds())
     currencies = ("EUR", "EUR", "USD", "JPY")
-    for start in range(0, lines, CHUNK):
+    rng = random.Random(first)
+    for start in range(first, last, CHUNK):
         batch = []
-        for n in range(start, min(lines, start + CHUNK)):
+        for n in range(start, min(last, start + CHUNK)):
             currency = rng.choice(currencies)
             net = rng.randrange(1_000, 400_000) * (100 if currency == "JPY" else 1)
             at = START + dt.timedelta(seconds=rng.randrange(span))
@@ -142,7 +150,6 @@ async def seed(db: Any, partners: int, lines: int, seed: int = 7) -> None:
                 }
             batch.append(doc)
         await db[REVENUE_LINES].insert_many(batch, ordered=False)
-    await MongoTierStore(db).add_rules(_rules())
 
 
 async def child(mongo_url: str, db_name: str, mode: str) -> dict[str, Any]:
@@ -215,11 +222,16 @@ async def main() -> None:
                 suite.mongo_url, tz_aware=True
             )
             seeding = time.perf_counter()
-            await seed(client[db_name], partners, lines)
+            await seed(client[db_name], partners)
+            # Half the history first: the preview's peak RSS there against the one over
+            # all of it shows whether memory follows the lines (it should not).
+            await seed_lines(client[db_name], partners, 0, lines // 2)
+            half = run_child(suite.mongo_url, db_name, "preview")
+            await seed_lines(client[db_name], partners, lines // 2, lines)
             await client.close()
             print(
                 f"seeded {partners:,} partners, {lines:,} revenue lines"
-                f" in {time.perf_counter() - seeding:.1f} s",
+                f" in {time.perf_counter() - seeding:.1f} s (a preview at half included)",
                 flush=True,
             )
             # A first scan warms the database's cache, so no run pays for a cold one.
@@ -234,6 +246,12 @@ async def main() -> None:
             f"  ratio {r['seconds'] / base['seconds']:.2f}  {extra}",
             flush=True,
         )
+    print(
+        f"preview at {lines // 2:,} lines: {half['seconds']:.2f} s, peak RSS"
+        f" {half['peak_rss_mb']:.1f} MB; at {lines:,}: {runs['preview']['seconds']:.2f} s,"
+        f" {runs['preview']['peak_rss_mb']:.1f} MB",
+        flush=True,
+    )
     size = f"{partners // 1000}k partners, {lines // 1000}k lines"
     figure(
         f"tier evaluation ({size})",
@@ -250,6 +268,14 @@ async def main() -> None:
         baseline=base["peak_rss_mb"],
         baseline_name="bare scan's peak RSS",
         aim="grows with partners, not lines",
+    )
+    figure(
+        f"tier preview peak RSS, {lines // 1000}k vs {lines // 2000}k lines",
+        runs["preview"]["peak_rss_mb"],
+        "MB",
+        baseline=half["peak_rss_mb"],
+        baseline_name="same partners, half the lines",
+        aim="ratio ~1.0",
     )
 
 
