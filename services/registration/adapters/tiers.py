@@ -222,10 +222,11 @@ class MongoTierStore:
         # Read-only: a tier change goes through the unit of work (version-checked).
         return [partner_from_doc(d) async for d in self._db[PARTNERS].find({})]
 
-    async def standings(self) -> dict[str, Standing]:
+    async def standings(self, partner_id: str | None = None) -> dict[str, Standing]:
+        query = {} if partner_id is None else {"_id": partner_id}
         return {
             d["_id"]: Standing(d["_id"], dt.date.fromisoformat(d["below_since"]))
-            async for d in self._db[STANDINGS].find({})
+            async for d in self._db[STANDINGS].find(query)
         }
 
     async def save_standings(self, below: Sequence[Standing], cleared: Sequence[str]) -> None:

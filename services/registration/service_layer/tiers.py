@@ -114,7 +114,9 @@ class TierStore(Protocol):
 
     async def partners(self) -> list[Partner]: ...
 
-    async def standings(self) -> dict[str, Standing]: ...
+    async def standings(self, partner_id: str | None = None) -> dict[str, Standing]:
+        """Partners found below their tier (one partner's only, when given)."""
+        ...
 
     async def save_standings(self, below: Sequence[Standing], cleared: Sequence[str]) -> None: ...
 
@@ -390,7 +392,7 @@ class TierService:
         certifications = [
             c for c in await self._store.certifications(partner_id) if c.expires_on >= day
         ]
-        standings = await self._store.standings()
+        standings = await self._store.standings(partner_id)
         standing = self._standing(
             partner,
             at,

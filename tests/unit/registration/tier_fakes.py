@@ -80,8 +80,8 @@ class FakeTierStore:
     async def partners(self) -> list[Partner]:
         return [copy.deepcopy(p) for p in self._store.partners.values()]
 
-    async def standings(self) -> dict[str, Standing]:
-        return dict(self.below)
+    async def standings(self, partner_id: str | None = None) -> dict[str, Standing]:
+        return {p: s for p, s in self.below.items() if partner_id in (None, p)}
 
     async def save_standings(self, below: Sequence[Standing], cleared: Sequence[str]) -> None:
         for s in below:
