@@ -335,3 +335,54 @@ async def test_the_daily_schedule_evaluates_finished_days_and_catches_up(
     assert await schedule.step() == 3
     assert await tier_store.last_evaluation() == D("2027-01-11")
     assert schedule.days_due(at("2027-01-12T01:00:00Z"), None) == [D("2027-01-10")]
+
+
+class _Leases:
+    """One holder at a time, like the MongoDB lease."""
+
+    def __init__(self) -> None:
+        self.holder: str | None = None
+
+    async def hold(self, name: str, owner: str, ttl: dt.timedelta, now: dt.datetime) -> bool:
+        if self.holder in (None, owner):
+            self.holder = owner
+            return True
+        return False
+
+    async def release(self, name: str, owner: str) -> None:
+        if self.holder == owner:
+            self.holder = None
+
+
+async def test_two_replicas_under_one_lease_evaluate_once(
+    clock: Clock, tiers: TierService, tier_store: FakeTierStore
+) -> None:
+    import asyncio
+
+    from services.registration.service_layer.tier_schedule import run_daily
+
+    await _rules(tiers)
+    leases, stop = _Leases(), asyncio.Event()
+    runs: list[str] = []
+
+    class Counting(DailyTierEvaluation):
+        def __init__(self, owner: str) -> None:
+            super().__init__(tiers, tier_store, clock, run_hour_utc=2, catch_up_days=3)
+            self.owner = owner
+
+        async def step(self) -> int:
+            done = await super().step()
+            runs.extend([self.owner] * done)
+            return done
+
+    replicas = [
+        asyncio.create_task(
+            run_daily(Counting(o), leases, owner=o, clock=clock, stop=stop, idle_seconds=0.01)
+        )
+        for o in ("a", "b")
+    ]
+    await asyncio.sleep(0.1)
+    stop.set()
+    await asyncio.gather(*replicas)
+    assert len(runs) == 1 and tier_store.evaluations.keys() == {D("2027-01-01")}
+    assert leases.holder is None  # released on stop
