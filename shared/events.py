@@ -101,6 +101,7 @@ __all__ = [
     "SalesChannel",
     "Severity",
     "Storefront",
+    "TierReason",
     "format_timestamp",
 ]
 
@@ -114,6 +115,7 @@ NoticeKind = Literal["service_pack", "end_of_life", "maintenance"]
 PartnerType = Literal["var", "si", "msp", "distributor", "isv"]
 PartnerTier = Literal["platinum", "gold", "silver", "bronze"]
 PartnerStatus = Literal["active", "suspended", "terminated"]
+TierReason = Literal["evaluation"]
 CommissionRole = Literal["partner_of_record", "distributor_override", "adjustment"]
 RateSource = Literal["tier_table", "override"]
 CommissionStatus = Literal["accrued", "payable", "paid"]
@@ -137,6 +139,7 @@ NotificationType = Literal[
     # without them every outcome after such a mail failed to publish.
     "contact_confirmation",
     "customer_sign_in",
+    "tier_changed",
 ]
 AttributionSource = Literal[
     "partner_sale",
@@ -548,6 +551,10 @@ class PartnerCreated(PartnerState):
 
 class PartnerUpdated(PartnerState):
     """`partner.updated`: tier, status, branding or contact changed at `effective_at`."""
+
+    # Additive (CONTRACT 6.4): "evaluation" when an earned-tier evaluation moved the
+    # tier; absent for every other change.
+    tier_reason: TierReason | None = None
 
 
 # --- registration.entitlements.v1 -------------------------------------------------

@@ -19,7 +19,7 @@ from chassis.http import create_app
 from chassis.kafka import OutRecord
 from chassis.metrics import WorkerCounters
 from chassis.partner_audit import MongoPartnerAudit
-from chassis.worker import ProcessorFactory, static_member_id
+from chassis.worker import BackgroundTask, ProcessorFactory, static_member_id
 from services.registration.adapters.leases import MongoLease
 from services.registration.adapters.mongo import MongoUnitOfWork, ensure_indexes
 from services.registration.adapters.mongo_customers import (
@@ -28,6 +28,7 @@ from services.registration.adapters.mongo_customers import (
 )
 from services.registration.adapters.outbox import OutboxRelay
 from services.registration.adapters.partner_keys import MongoPartnerKeyStore
+from services.registration.adapters.tiers import MongoLeases, MongoTierStore, ensure_tier_indexes
 from services.registration.config import Settings
 from services.registration.entrypoints import api
 from services.registration.entrypoints.customer_dependencies import CustomerSelfService
@@ -46,12 +47,15 @@ from services.registration.service_layer.partner_keys import (
 from services.registration.service_layer.partners import PartnerService
 from services.registration.service_layer.rate_limit import TokenBucketLimiter
 from services.registration.service_layer.registrations import RegistrationService
+from services.registration.service_layer.tier_schedule import DailyTierEvaluation, run_daily
+from services.registration.service_layer.tiers import RefundEntry, TierService, TierStore
 from services.registration.service_layer.unit_of_work import Clock, UnitOfWorkFactory
-from shared.events import OrderPlaced
+from shared.events import OrderPlaced, RefundIssued
 
 log = logging.getLogger(__name__)
 
-CONSUMES = ["checkout.orders.v1"]
+# Refunds feed earned-tier revenue only (CONTRACT 6.4; services/registration/README.md).
+CONSUMES = ["checkout.orders.v1", "checkout.refunds.v1"]
 PRODUCES = [
     "registration.partners.v1",
     "registration.entitlements.v1",
@@ -85,8 +89,10 @@ def build_services(
     clock: Clock,
     keys: PartnerKeyStore,
     audit: AuditLog,
+    tier_store: TierStore | None = None,
 ) -> Services:
     return Services(
+        tiers=TierService(tier_store, uow, clock) if tier_store is not None else None,
         partners=PartnerService(uow, clock),
         registrations=RegistrationService(
             uow,
@@ -140,6 +146,7 @@ async def _indexes_with_retry(db: AsyncDatabase[dict[str, Any]]) -> None:
             await MongoPartnerAudit(db).ensure_indexes()
             await keys.migrate_creation_keys()
             await ensure_customer_indexes(db)
+            await ensure_tier_indexes(db)
             return
         except Exception as error:  # the database may still be starting
             log.warning("creating indexes failed; retrying", extra={"error": type(error).__name__})
@@ -162,6 +169,7 @@ def build_api(settings: Settings, *, clock: Clock = utc_now, run_relay: bool = T
             clock,
             MongoPartnerKeyStore(db),
             MongoPartnerAudit(db),
+            MongoTierStore(db),
         )
         app.state.customer_self_service = build_customer_services(
             settings, uow_factory(db, relay.wake, admission), MongoCustomerStore(db), clock
@@ -221,6 +229,7 @@ def order_handler(
 ) -> BatchHandler:
     """The batch handler of `checkout.orders.v1` for the chassis' TransactionalProcessor."""
     applier = OrderApplier(uow_factory(db), clock, window_months=settings.attribution_window_months)
+    tiers = TierService(MongoTierStore(db), uow_factory(db), clock)
     indexes_ready = False
     rename = topic_map or {}
 
@@ -228,6 +237,7 @@ def order_handler(
         nonlocal indexes_ready
         if not indexes_ready:
             await ensure_indexes(db)
+            await ensure_tier_indexes(db)
             indexes_ready = True
         orders = [
             IncomingOrder(
@@ -241,6 +251,23 @@ def order_handler(
             if isinstance(inbound.envelope.data, OrderPlaced)
         ]
         outcome = await applier.apply(orders)
+        # Earned-tier revenue: idempotent upserts, written before the batch's Kafka
+        # transaction commits, so a crash in between replays the batch and writes
+        # the same lines again (a replay re-emits the same records).
+        await tiers.record_applied(outcome.records)
+        await tiers.record_refunds(
+            [
+                RefundEntry(
+                    refund_id=r.refund_id,
+                    line_ref=f"{r.order_id}/{r.line_id}",
+                    currency=r.currency,
+                    amount_minor=r.amount_minor,
+                    occurred_at=inbound.envelope.occurred_at,
+                )
+                for inbound in batch
+                if isinstance(r := inbound.envelope.data, RefundIssued)
+            ]
+        )
         result = HandlerResult(
             produce=[
                 OutRecord(rename.get(r.topic, r.topic), r.key, r.value) for r in outcome.records
@@ -292,3 +319,26 @@ def build_processors(
         ]
 
     return factory
+
+
+def tier_schedule(settings: Settings, *, clock: Clock = utc_now) -> BackgroundTask:
+    """The worker's daily tier evaluation under a lease (CONTRACT 6.4)."""
+
+    async def background(db: AsyncDatabase[dict[str, Any]], counters: WorkerCounters) -> None:
+        tiers = TierService(MongoTierStore(db), uow_factory(db), clock)
+        schedule = DailyTierEvaluation(
+            tiers,
+            MongoTierStore(db),
+            clock,
+            run_hour_utc=settings.tier_evaluation_run_hour_utc,
+            catch_up_days=settings.tier_evaluation_catch_up_days,
+        )
+        await run_daily(
+            schedule,
+            MongoLeases(db),
+            owner=f"{socket.gethostname()}-{os.getpid()}",
+            clock=clock,
+            stop=asyncio.Event(),
+        )
+
+    return background

@@ -39,6 +39,11 @@ class Settings(ServiceSettings):
     # it serves best (devkit.embedded.DEV_TUNING).
     api_db_concurrency: int = Field(64, ge=1, le=256)
     api_db_queue_s: float = Field(10.0, gt=0)
+    # The daily earned-tier evaluation in the worker (CONTRACT 6.4), for the day before,
+    # after this hour (UTC), catching up at most this many missed days.
+    tier_evaluation_daily: bool = True
+    tier_evaluation_run_hour_utc: int = Field(2, ge=0, le=23)
+    tier_evaluation_catch_up_days: int = Field(7, ge=0, le=90)
     # Reserved for the checkout system's service-to-service calls; no route takes it yet.
     checkout_token: SecretStr = Field(
         SecretStr(""), description="service token of the checkout system (future use)"

@@ -295,6 +295,35 @@ def _seed(portal: str, urls: dict[str, str], bootstrap: str, admin_token: str) -
             return r.status_code == 200 and len(r.json().get("lines", [])) >= 1
 
         _until(commission, "partner A's commission line")
+
+        # Earned tiers (CONTRACT 6.4): rules that keep A at gold on its 3 x 123457 of
+        # revenue and 2 certifications, so the Tier page shows what platinum needs.
+        rules = http.put(
+            f"{urls['registration']}/v1/admin/tier-rules",
+            json={
+                "effective_from": "2025-01-01T00:00:00Z",
+                "currency": "EUR",
+                "fx": {"USD": "0.92"},
+                "tiers": {
+                    "platinum": {"min_revenue_minor": 1_000_000, "min_certified": 5},
+                    "gold": {"min_revenue_minor": 300_000, "min_certified": 2},
+                    "silver": {"min_revenue_minor": 100_000, "min_certified": 1},
+                    "bronze": {"min_revenue_minor": 0, "min_certified": 0},
+                },
+                "demotion_grace_days": 90,
+            },
+        )
+        assert rules.status_code == 201, rules.text
+        for holder in ("Anna Alpine", "Bernd Alpine"):
+            certified = http.post(
+                f"{urls['registration']}/v1/admin/partners/{alpha.partner_id}/certifications",
+                json={
+                    "name": "Secure Pro Engineer",
+                    "holder": holder,
+                    "expires_on": (today + dt.timedelta(days=200)).isoformat(),
+                },
+            )
+            assert certified.status_code == 201, certified.text
     return World(
         portal=portal,
         run=run,
@@ -459,6 +488,19 @@ def test_partner_a_uses_every_page(browser: Browser, world: World, tmp_path: Pat
     expect(page.get_by_role("heading", name="Delivery log")).to_be_visible()
     shot(page, "deliveries")
 
+    nav(page, "Tier")
+    standing = page.get_by_role("region", name="Where you stand")
+    expect(standing.get_by_test_id("tier-current")).to_have_text("Gold")
+    expect(standing.get_by_test_id("tier-qualifies")).to_have_text("Gold")
+    expect(standing.get_by_test_id("tier-revenue")).to_have_text("EUR 3,703.71")
+    expect(standing.get_by_test_id("tier-certified")).to_have_text("2")
+    following = page.get_by_role("region", name="What the next tier needs")
+    expect(following).to_contain_text("Platinum")
+    expect(following.get_by_test_id("gap-revenue")).to_have_text("EUR 6,296.29")
+    expect(following.get_by_test_id("gap-certified")).to_have_text("3")
+    expect(page.get_by_role("region", name="Certifications")).to_contain_text("Anna Alpine")
+    shot(page, "tier")
+
     phone = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
     small = phone.new_page()
     sign_in(small, portal, world.alpha.api_key)
@@ -492,6 +534,7 @@ def test_partner_b_never_sees_partner_a(browser: Browser, world: World, tmp_path
         "Müller Logistik",
         "Alpenblick",
         "Charlie Consulting",
+        "Anna Alpine",
     ]
 
     def assert_clean(html: str, where: str) -> None:
@@ -513,6 +556,7 @@ def test_partner_b_never_sees_partner_a(browser: Browser, world: World, tmp_path
         "/register",
         "/deals",
         "/deals/new",
+        "/tier",
     ):
         page.goto(f"{portal}{path}")
         # A search echoes B's own query in its input; what the page shows must still be clean.

@@ -152,6 +152,10 @@ class Renderer:
                 if facts.get("reason") == "deal_conflict"
                 else str(facts.get("reason") or "")
             )
+        if delivery.type == "tier_changed":
+            context["tier_name"] = str(facts.get("tier") or "").capitalize()
+            effective = facts.get("effective_at")
+            context["effective_on"] = _human_timestamp(effective) if effective else ""
         context["subject"] = self.subject(message, context)
         return context
 
@@ -199,6 +203,8 @@ class Renderer:
             facts = context["facts"]
             verdict = "approved" if facts.get("status") == "approved" else "not approved"
             return f"Deal {facts.get('deal_id', '')} {verdict}: {facts.get('product', '')}"
+        if delivery.type == "tier_changed":
+            return f"Your partner tier is now {context['tier_name']}"
         if context["facts"].get("change") == "gained":
             return f"You are now partner of record for licence {first.get('license_key', '')}"
         return f"Licence {first.get('license_key', '')} is no longer attributed to you"

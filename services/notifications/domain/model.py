@@ -27,6 +27,7 @@ NotificationType = Literal[
     "contact_confirmation",
     "deal_decided",
     "customer_sign_in",
+    "tier_changed",
 ]
 Channel = Literal["email", "webhook"]
 Audience = Literal["customer", "partner"]
@@ -46,6 +47,7 @@ NOTIFICATION_TYPES: Final[tuple[NotificationType, ...]] = (
     "contact_confirmation",
     "deal_decided",
     "customer_sign_in",
+    "tier_changed",
 )
 CUSTOMER_TYPES: Final[frozenset[NotificationType]] = frozenset(
     {

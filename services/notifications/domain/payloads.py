@@ -52,6 +52,9 @@ def webhook_data(message: Message, advisory: Mapping[str, Any] | None) -> dict[s
     elif delivery.type == "attribution_changed":
         data["change"] = facts.get("change")
         data["entitlement"] = _listed(delivery.entitlements[0]) if delivery.entitlements else None
+    elif delivery.type == "tier_changed":
+        data["tier"] = facts.get("tier")
+        data["effective_at"] = facts.get("effective_at")
     elif delivery.type == "renewal_opportunity":
         data["offset_days"] = facts.get("offset_days")
         data["entitlements"] = [_listed(e) for e in delivery.entitlements]

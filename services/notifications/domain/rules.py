@@ -456,6 +456,39 @@ def plan_commission(
     ]
 
 
+def tier_changed_applies(data: Mapping[str, Any]) -> bool:
+    """A `partner.updated` from an earned-tier evaluation tells the partner (CONTRACT 6.4)."""
+    return data.get("tier_reason") == "evaluation"
+
+
+def plan_tier_changed(
+    data: Mapping[str, Any], occurred_at: dt.datetime, channels: Iterable[Channel]
+) -> list[PlannedDelivery]:
+    """The partner hears its new tier and since when; one message per tier and instant.
+
+    The subject is the change itself (partner, tier, effective_at), so a
+    redelivered event plans nothing new and a later change is its own message.
+    """
+    partner_id = str(data["partner_id"])
+    effective_at = str(data["effective_at"])
+    subject = f"{partner_id}/{data['tier']}/{effective_at}"
+    return [
+        PlannedDelivery(
+            notification_id=notification_id("tier_changed", subject, partner_id, channel),
+            type="tier_changed",
+            channel=channel,
+            audience="partner",
+            recipient=partner_id,
+            partner_scope=partner_id,
+            entitlements=(),
+            occurred_at=occurred_at,
+            facts={"tier": data["tier"], "effective_at": effective_at},
+            related_partner_ids=(partner_id,),
+        )
+        for channel in channels
+    ]
+
+
 def plan_attribution_changed(
     entitlement: Entitlement,
     previous_partner_id: str | None,

@@ -30,7 +30,9 @@ from services.notifications.domain.rules import (
     plan_contact_confirmation,
     plan_customer_sign_in,
     plan_deal_decided,
+    plan_tier_changed,
     plan_welcome,
+    tier_changed_applies,
     welcome_applies,
 )
 from services.notifications.service_layer.ports import Clock, Counters, Deliveries, Webhooks
@@ -125,6 +127,11 @@ class EventHandler:
         data = envelope.data.model_dump(mode="json")
         if event_type in ("partner.created", "partner.updated"):
             await self.projections.apply_partner(data, envelope.data.effective_at)
+            if event_type == "partner.updated" and tier_changed_applies(data):
+                partner_id = str(data["partner_id"])
+                return plan_tier_changed(
+                    data, envelope.occurred_at, channels.get(partner_id, ("email",))
+                )
             return []
         if event_type == "entitlement.contact_confirmation_requested":
             # Not a state of the entitlement: nothing to project, one mail to send.
@@ -208,7 +215,10 @@ def _partners_to_notify(batch: Sequence[Inbound]) -> set[str]:
     for inbound in batch:
         data = inbound.envelope.data
         event_type = inbound.envelope.event_type
-        if event_type in COMMISSION_TYPES or event_type in DEAL_DECISIONS:
+        # A commission line's beneficiary, a deal's partner, or a partner an evaluation
+        # moved (tier_changed).
+        tier_changed = getattr(data, "tier_reason", None) == "evaluation"
+        if event_type in COMMISSION_TYPES or event_type in DEAL_DECISIONS or tier_changed:
             partners.add(data.partner_id)
         elif inbound.envelope.event_type == "entitlement.attribution_changed":
             previous = data.previous_partner_id

@@ -112,6 +112,15 @@ class PartnerApi:
                 raise
             return None
 
+    async def tier(self) -> dict[str, Any] | None:
+        """The partner's earned tier (CONTRACT 6.4); None while no tier rules are in force."""
+        try:
+            return await self._json("GET", f"{self._urls.registration}/v1/partner/tier")
+        except UpstreamError as error:
+            if isinstance(error, NotSignedIn) or error.code != "no_tier_rules":
+                raise
+            return None
+
     async def entitlements(self, term_end_before: dt.date | None = None) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = []
         params: dict[str, Any] = {"limit": 1000}

@@ -17,6 +17,7 @@ PAGES: tuple[tuple[str, str, frozenset[str]], ...] = (
     ("/register", "Register a licence", frozenset({"admin", "sales"})),
     ("/deals", "Deals", frozenset({"admin", "sales"})),
     ("/commissions", "Commissions", frozenset({"admin", "finance"})),
+    ("/tier", "Tier", EVERY_ROLE),
     ("/webhook", "Webhook", frozenset({"admin"})),
     ("/deliveries", "Delivery log", frozenset({"admin"})),
     ("/keys", "Keys", frozenset({"admin"})),

@@ -31,7 +31,7 @@ from services.portal.adapters.partner_api import (
 from services.portal.adapters.session_cookies import SessionCookies
 from services.portal.config import Settings
 from services.portal.domain.sessions import SignInCsrf
-from services.portal.entrypoints import customer_pages, deal_pages, key_pages, pages
+from services.portal.entrypoints import customer_pages, deal_pages, key_pages, pages, tier_page
 from services.portal.entrypoints.web import (
     CsrfRejected,
     PageForbidden,
@@ -115,6 +115,7 @@ def build_app(
     app.include_router(key_pages.router)
     app.include_router(deal_pages.router)
     app.include_router(customer_pages.router)
+    app.include_router(tier_page.router)
 
     @app.exception_handler(SignInRequired)
     async def _sign_in(_: Request, exc: SignInRequired) -> Response:

@@ -25,6 +25,7 @@ from services.registration.entrypoints.routes import (
     partner_portal,
     registrations,
     seller_codes,
+    tiers,
 )
 from services.registration.service_layer.errors import UseCaseError
 
@@ -52,6 +53,8 @@ def install(app: FastAPI) -> None:
         customers,
     ):
         app.include_router(module.router)
+    app.include_router(tiers.admin)
+    app.include_router(tiers.partner)
 
     @app.exception_handler(UseCaseError)
     async def _use_case_error(_: Request, exc: UseCaseError) -> JSONResponse:

@@ -24,6 +24,7 @@ from services.registration.service_layer.partner_keys import PartnerKeyService
 from services.registration.service_layer.partners import PartnerService
 from services.registration.service_layer.rate_limit import TokenBucketLimiter
 from services.registration.service_layer.registrations import RegistrationService
+from services.registration.service_layer.tiers import TierService
 from services.registration.service_layer.unit_of_work import Clock
 
 
@@ -41,6 +42,7 @@ class Services:
     admin_token: str
     trusted_proxies: Sequence[Network] = field(default_factory=tuple)
     deals: DealService | None = None
+    tiers: TierService | None = None
 
     async def resolve_partner(self, api_key: str) -> PartnerPrincipal | None:
         key = await self.keys.resolve(api_key)

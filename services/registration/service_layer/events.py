@@ -28,6 +28,7 @@ from shared.events import (
     PartnerCreated,
     PartnerOfRecord,
     PartnerUpdated,
+    TierReason,
 )
 from shared.topics import REGISTRATION_ENTITLEMENTS, REGISTRATION_PARTNERS
 
@@ -35,7 +36,12 @@ PRODUCER = "registration"
 
 
 def partner_event(
-    partner: Partner, *, created: bool, effective_at: dt.datetime, now: dt.datetime
+    partner: Partner,
+    *,
+    created: bool,
+    effective_at: dt.datetime,
+    now: dt.datetime,
+    tier_reason: TierReason | None = None,
 ) -> OutboundEvent:
     """`partner.created` / `partner.updated`: the partner as of `effective_at`, no secrets."""
     fields: dict[str, Any] = {
@@ -58,6 +64,8 @@ def partner_event(
         "seller_code": partner.seller_code,
         "effective_at": effective_at,
     }
+    if tier_reason is not None:
+        fields["tier_reason"] = tier_reason
     event_type = "partner.created" if created else "partner.updated"
     data = PartnerCreated(**fields) if created else PartnerUpdated(**fields)
     envelope = new_envelope(

@@ -97,6 +97,15 @@ def plan_of(kind: str) -> PlannedDelivery:
         "contact_confirmation": [rules.plan_contact_confirmation(CONFIRMATION, OCCURRED)],
         "deal_decided": rules.plan_deal_decided(DEAL, OCCURRED, ["email"]),
         "customer_sign_in": [rules.plan_customer_sign_in(SIGN_IN, OCCURRED)],
+        "tier_changed": rules.plan_tier_changed(
+            {
+                "partner_id": NORDLICHT.partner_id,
+                "tier": "gold",
+                "effective_at": "2027-01-01T23:59:59.999Z",
+            },
+            OCCURRED,
+            ["email"],
+        ),
     }[kind]
     plan = plans[0]
     assert plan is not None

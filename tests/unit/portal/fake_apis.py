@@ -73,6 +73,8 @@ class FakePartnerApis:
     requests: list[httpx.Request] = field(default_factory=list)
     webhooks: dict[str, str] = field(default_factory=dict)
     deals: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    # GET /v1/partner/tier per partner; a partner without one gets 409 no_tier_rules.
+    tiers: dict[str, dict[str, Any]] = field(default_factory=dict)
     down: bool = False
     # CONTRACT 6.7: a key's role (admin unless listed) and the partners' key records.
     roles: dict[str, str] = field(default_factory=dict)
@@ -121,6 +123,10 @@ class FakePartnerApis:
             if partner_id not in self.profiles:
                 return _error(404, "not_found", "Not Found")
             return httpx.Response(200, json=self.profiles[partner_id])
+        if path == "/v1/partner/tier":
+            if partner_id not in self.tiers:
+                return _error(409, "no_tier_rules", "no tier rules are in force at as_of")
+            return httpx.Response(200, json=self.tiers[partner_id])
         if path == "/v1/partner/entitlements" and request.method == "GET":
             before = request.url.params.get("term_end_before")
             found = [e for e in own if before is None or e["term_end"] < before]
@@ -328,7 +334,7 @@ class FakePartnerApis:
 
 def _roles_of(method: str, path: str) -> set[str]:
     """The roles the real partner routes declare (require_partner_role)."""
-    if path in ("/v1/partner/me", "/v1/partner/key"):
+    if path in ("/v1/partner/me", "/v1/partner/key", "/v1/partner/tier"):
         return {"admin", "sales", "finance"}
     if path.startswith(
         ("/v1/partner/entitlements", "/v1/partner/registrations", "/v1/partner/deals")

@@ -25,14 +25,15 @@ PAGES = (
     "/register",
     "/deals",
     "/commissions",
+    "/tier",
     "/webhook",
     "/deliveries",
     "/keys",
 )
 EXPECTED = {
     "admin": set(PAGES),
-    "sales": {"/entitlements", "/register", "/deals"},
-    "finance": {"/commissions"},
+    "sales": {"/entitlements", "/register", "/deals", "/tier"},
+    "finance": {"/commissions", "/tier"},
 }
 
 

@@ -1,0 +1,124 @@
+"""The daily tier evaluation (CONTRACT 6.4), run in the registration worker under a lease.
+
+Like notifications' reminder pass: once a day after `run_hour_utc`, for the day
+before the run (a finished day, so its orders are in), catching up missed days.
+Only the holder of the lease evaluates, so two worker replicas never run a pass
+side by side; the evaluation is idempotent per `as_of` anyway, so a takeover
+mid-pass repeats nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+from typing import Protocol
+
+from services.registration.service_layer.errors import UseCaseError
+from services.registration.service_layer.tiers import TierService
+from services.registration.service_layer.unit_of_work import Clock
+
+log = logging.getLogger(__name__)
+
+LEASE = "tier-evaluation"
+
+
+class Leases(Protocol):
+    async def hold(self, name: str, owner: str, ttl: dt.timedelta, now: dt.datetime) -> bool: ...
+
+    async def release(self, name: str, owner: str) -> None: ...
+
+
+class LastEvaluation(Protocol):
+    async def last_evaluation(self) -> dt.date | None: ...
+
+
+class DailyTierEvaluation:
+    def __init__(
+        self,
+        tiers: TierService,
+        state: LastEvaluation,
+        clock: Clock,
+        *,
+        run_hour_utc: int,
+        catch_up_days: int,
+    ) -> None:
+        self._tiers = tiers
+        self._state = state
+        self._clock = clock
+        self._run_hour_utc = run_hour_utc
+        self._catch_up_days = catch_up_days
+
+    def days_due(self, now: dt.datetime, last: dt.date | None) -> list[dt.date]:
+        """The as_of days to evaluate now: finished days since `last`, at most the catch-up."""
+        now = now.astimezone(dt.UTC)
+        latest = now.date() - dt.timedelta(days=1)
+        if now.hour < self._run_hour_utc:
+            latest -= dt.timedelta(days=1)
+        if last is None:
+            return [latest]
+        missed = (latest - last).days
+        if missed <= 0:
+            return []
+        first = max(1, missed - self._catch_up_days + 1)
+        return [last + dt.timedelta(days=n) for n in range(first, missed + 1)]
+
+    async def step(self) -> int:
+        """Evaluate the days due; the number evaluated."""
+        done = 0
+        for day in self.days_due(self._clock(), await self._state.last_evaluation()):
+            try:
+                result = await self._tiers.evaluate(day, apply=True)
+            except UseCaseError as error:
+                if error.code == "no_tier_rules":
+                    return done  # no programme set up yet: nothing to evaluate
+                raise
+            done += 1
+            log.info(
+                "daily tier evaluation done",
+                extra={
+                    "as_of": day.isoformat(),
+                    "promotions": result.promotions,
+                    "demotions": result.demotions,
+                },
+            )
+        return done
+
+
+async def run_daily(
+    schedule: DailyTierEvaluation,
+    leases: Leases,
+    *,
+    owner: str,
+    clock: Clock,
+    stop: asyncio.Event,
+    idle_seconds: float = 60.0,
+    lease_seconds: float = 300.0,
+) -> None:
+    """Run `schedule.step` while holding the lease, every `idle_seconds`, until `stop`."""
+    ttl = dt.timedelta(seconds=lease_seconds)
+    try:
+        while not stop.is_set():
+            try:
+                if await leases.hold(LEASE, owner, ttl, clock()):
+                    renewer = asyncio.create_task(_keep_alive(leases, owner, ttl, clock))
+                    try:
+                        await schedule.step()
+                    finally:
+                        renewer.cancel()
+            except Exception:
+                log.exception("daily tier evaluation failed; next attempt in a minute")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), idle_seconds)
+    finally:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(leases.release(LEASE, owner), 2)
+
+
+async def _keep_alive(leases: Leases, owner: str, ttl: dt.timedelta, clock: Clock) -> None:
+    # A pass over many partners may outlast the lease: renew it while it runs.
+    while True:
+        await asyncio.sleep(ttl.total_seconds() / 3)
+        with contextlib.suppress(Exception):
+            await leases.hold(LEASE, owner, ttl, clock())
