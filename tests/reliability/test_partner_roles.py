@@ -126,6 +126,28 @@ def world(live: Live) -> RoleWorld:
             },
         )
         assert deal.status_code == 201, deal.text
+        # Tier rules in force, so GET /v1/partner/tier has a tier to show (CONTRACT 6.4).
+        tiers = {
+            name: {"min_revenue_minor": floor, "min_certified": 0}
+            for name, floor in (
+                ("bronze", 0),
+                ("silver", 10**6),
+                ("gold", 10**7),
+                ("platinum", 10**8),
+            )
+        }
+        rules = http.put(
+            f"{live.url('registration')}/v1/admin/tier-rules",
+            headers=live.admin(),
+            json={
+                "effective_from": "2020-01-01T00:00:00Z",
+                "currency": "EUR",
+                "fx": {},
+                "tiers": tiers,
+                "demotion_grace_days": 90,
+            },
+        )
+        assert rules.status_code in (200, 201), rules.text
     return RoleWorld(partner, keys, license_key, disposable["key_id"], deal.json()["deal_id"])
 
 
