@@ -12,7 +12,7 @@ import datetime as dt
 import re
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Annotated, Any, ClassVar, Literal, Self
+from typing import Annotated, Any, ClassVar, Final, Literal, Self
 
 from pydantic import (
     AfterValidator,
@@ -35,6 +35,7 @@ from shared import seller_code
 from shared.money import MINOR_DIGITS
 
 __all__ = [
+    "DEFAULT_RENEWAL_MODE",
     "EVENT_MODELS",
     "AdvisoryPublished",
     "AppliedOrder",
@@ -75,6 +76,7 @@ __all__ = [
     "PartnerType",
     "PartnerUpdated",
     "RefundIssued",
+    "RenewalMode",
     "SalesChannel",
     "Severity",
     "Storefront",
@@ -90,6 +92,9 @@ Severity = Literal["low", "medium", "high", "critical"]
 PartnerType = Literal["var", "si", "msp", "distributor", "isv"]
 PartnerTier = Literal["platinum", "gold", "silver", "bronze"]
 PartnerStatus = Literal["active", "suspended", "terminated"]
+# CONTRACT 6.1: whom the vendor steers a renewing customer to.
+RenewalMode = Literal["partner_first", "partner_only", "vendor_direct"]
+DEFAULT_RENEWAL_MODE: Final[RenewalMode] = "partner_first"
 CommissionRole = Literal["partner_of_record", "distributor_override"]
 CommissionStatus = Literal["accrued", "payable", "paid"]
 Channel = Literal["email", "webhook"]
@@ -370,6 +375,8 @@ class PartnerState(EventData):
     co_brand_customer_messages: StrictBool
     customer_ids: list[Text] = Field(default_factory=list)
     seller_code: SellerCode
+    # Additive (CONTRACT 6.1): events from before it existed parse as the default.
+    renewal_mode: RenewalMode = DEFAULT_RENEWAL_MODE
     effective_at: Timestamp
 
 

@@ -70,6 +70,7 @@ def build_services(settings: Settings, uow: UnitOfWorkFactory, clock: Clock) -> 
         seller_code_limiter=TokenBucketLimiter(settings.seller_code_lookups_per_minute),
         clock=clock,
         admin_token=settings.admin_token.get_secret_value(),
+        checkout_token=settings.checkout_token.get_secret_value(),
     )
 
 

@@ -67,6 +67,8 @@ def _expected_scheme(method: str, path: str) -> str | None:
         return "partnerKey"
     if path == "/v1/registrations/{license_key}/seller-code":
         return "registrationToken"
+    if path.startswith("/v1/checkout/"):
+        return "checkoutToken"
     raise AssertionError(f"{method.upper()} {path}: say which token it takes")
 
 
@@ -94,7 +96,12 @@ def test_every_route_names_the_token_it_takes(service: str) -> None:
 
 def test_the_services_use_the_schemes_they_need() -> None:
     used = {svc: set(_committed(svc)["components"]["securitySchemes"]) for svc in SERVICES}
-    assert used["registration"] == {"adminToken", "partnerKey", "registrationToken"}
+    assert used["registration"] == {
+        "adminToken",
+        "partnerKey",
+        "registrationToken",
+        "checkoutToken",
+    }
     assert used["commissions"] == used["notifications"] == {"adminToken", "partnerKey"}
 
 

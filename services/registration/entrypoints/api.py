@@ -13,10 +13,12 @@ from fastapi.responses import JSONResponse
 
 from chassis.errors import error_body
 from chassis.run import serve_api
-from services.registration.config import Settings
+from chassis.settings import load
+from services.registration.config import ApiSettings
 from services.registration.entrypoints.routes import (
     admin_entitlements,
     admin_partners,
+    checkout,
     internal,
     partner_portal,
     registrations,
@@ -42,6 +44,7 @@ def install(app: FastAPI) -> None:
         registrations,
         partner_portal,
         admin_entitlements,
+        checkout,
         internal,
     ):
         app.include_router(module.router)
@@ -64,7 +67,7 @@ def install(app: FastAPI) -> None:
 def main() -> None:
     from services.registration.bootstrap import build_api
 
-    serve_api(Settings(), build_api)  # type: ignore[arg-type]
+    serve_api(load(ApiSettings), build_api)  # type: ignore[arg-type]
 
 
 if __name__ == "__main__":

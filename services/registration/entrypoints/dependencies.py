@@ -9,10 +9,12 @@ from fastapi import Depends, Request
 
 from chassis.auth import (
     AdminTokenDeclared,
+    CheckoutTokenDeclared,
     PartnerKeyDeclared,
     PartnerPrincipal,
     require_admin,
     require_partner,
+    require_service_token,
 )
 from services.registration.service_layer.entitlements import EntitlementService
 from services.registration.service_layer.partners import PartnerService
@@ -31,6 +33,7 @@ class Services:
     seller_code_limiter: TokenBucketLimiter
     clock: Clock
     admin_token: str
+    checkout_token: str = ""
 
     async def resolve_partner(self, api_key: str) -> PartnerPrincipal | None:
         partner_id = await self.partners.resolve_api_key(api_key)
@@ -55,7 +58,12 @@ async def partner(request: Request, svc: ServicesDep, _: PartnerKeyDeclared) -> 
     return await require_partner(request, svc.admin_token, svc.resolve_partner)
 
 
+async def checkout(request: Request, svc: ServicesDep, _: CheckoutTokenDeclared) -> None:
+    await require_service_token(request, svc.checkout_token, svc.admin_token, svc.resolve_partner)
+
+
 AdminDep = Annotated[None, Depends(admin)]
+CheckoutDep = Annotated[None, Depends(checkout)]
 PartnerDep = Annotated[PartnerPrincipal, Depends(partner)]
 
 

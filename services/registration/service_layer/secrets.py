@@ -34,3 +34,12 @@ def matches(secret: str, stored_hash: str) -> bool:
 def new_partner_id() -> str:
     # Random, not sequential: a partner id reveals nothing about how many there are.
     return "P-" + secrets.token_hex(6).upper()
+
+
+def key_id(api_key: str) -> str:
+    """A stable, public id of a partner key for audit entries: never the key, nor its full hash.
+
+    Until partners hold several named keys (CONTRACT 6.7) this is derived from the
+    key's hash, so the same key always shows as the same id.
+    """
+    return "key_" + hash_secret(api_key)[:16]

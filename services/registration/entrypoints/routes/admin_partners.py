@@ -32,6 +32,7 @@ async def create_partner(body: PartnerCreate, _: AdminDep, svc: ServicesDep) -> 
             co_brand_customer_messages=body.co_brand_customer_messages,
             customer_ids=tuple(body.customer_ids),
             effective_at=body.effective_at,
+            renewal_mode=body.renewal_mode,
         )
     )
     out = PartnerOut.of(partner, svc.clock())
@@ -47,7 +48,7 @@ async def get_partner(partner_id: str, _: AdminDep, svc: ServicesDep) -> Partner
 async def update_partner(
     partner_id: str, body: PartnerPatch, _: AdminDep, svc: ServicesDep
 ) -> PartnerOut:
-    """Change tier, status, branding or contact, in force from `effective_at` (default now)."""
+    """Change tier, status, renewal mode, branding or contact, from `effective_at` (default now)."""
     partner = await svc.partners.update(
         partner_id,
         PartnerChanges(
@@ -60,6 +61,7 @@ async def update_partner(
             co_brand_customer_messages=body.co_brand_customer_messages,
             customer_ids=tuple(body.customer_ids) if body.customer_ids is not None else None,
             effective_at=body.effective_at,
+            renewal_mode=body.renewal_mode,
         ),
     )
     return PartnerOut.of(partner, svc.clock())

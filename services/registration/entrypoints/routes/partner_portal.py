@@ -8,8 +8,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 
+from chassis.auth import bearer_token
 from services.registration.entrypoints.dependencies import PartnerDep, ServicesDep
 from services.registration.entrypoints.routes.registrations import customer_details
 from services.registration.entrypoints.schemas import (
@@ -17,7 +18,11 @@ from services.registration.entrypoints.schemas import (
     EntitlementPage,
     PartnerOut,
     PartnerRegistrationIn,
+    RenewalModeIn,
+    RenewalModeOut,
 )
+from services.registration.service_layer.secrets import key_id
+from shared.events import format_timestamp
 
 router = APIRouter(prefix="/v1/partner", tags=["partner"])
 
@@ -26,6 +31,26 @@ router = APIRouter(prefix="/v1/partner", tags=["partner"])
 async def me(caller: PartnerDep, svc: ServicesDep) -> PartnerOut:
     """The caller's own partner record (name, branding, seller code), never its key."""
     return PartnerOut.of(await svc.partners.get(caller.partner_id), svc.clock())
+
+
+@router.put("/renewal-mode", response_model=RenewalModeOut)
+async def set_renewal_mode(
+    body: RenewalModeIn, caller: PartnerDep, svc: ServicesDep, request: Request
+) -> RenewalModeOut:
+    """Choose whom customer renewal reminders steer to, effective now (CONTRACT 6.1).
+
+    Audited on the partner with the calling key's id and the time.
+    """
+    actor = f"partner_key:{key_id(bearer_token(request))}"
+    partner = await svc.partners.set_renewal_mode(caller.partner_id, body.renewal_mode, actor=actor)
+    now = svc.clock()
+    in_force = [c for c in partner.renewal_mode_history if c.effective_at <= now]
+    since = in_force[-1].effective_at if in_force else partner.created_at
+    return RenewalModeOut(
+        partner_id=partner.partner_id,
+        renewal_mode=partner.renewal_mode_at(now),
+        effective_at=format_timestamp(since),
+    )
 
 
 @router.post("/registrations", status_code=201, response_model=EntitlementOut)
