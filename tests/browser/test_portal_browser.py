@@ -387,6 +387,18 @@ def test_partner_a_uses_every_page(browser: Browser, world: World, tmp_path: Pat
     expect(page.get_by_role("heading", name="Delivery log")).to_be_visible()
     shot(page, "deliveries")
 
+    # CONTRACT 6.1: the renewal mode, shown and changed on the settings page.
+    nav(page, "Settings")
+    expect(page.get_by_role("radio", name="Partner first (recommended)")).to_be_checked()
+    page.get_by_role("radio", name="Partner only").check()
+    page.get_by_role("button", name="Save renewal mode").click()
+    expect(page.get_by_role("status")).to_contain_text("Saved")
+    expect(page.locator("#renewal-mode-now")).to_have_text("Partner only")
+    expect(page.get_by_role("radio", name="Partner only")).to_be_checked()
+    shot(page, "settings")
+    page.goto(f"{portal}/settings")  # read back from registration, not from the form
+    expect(page.get_by_role("radio", name="Partner only")).to_be_checked()
+
     phone = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
     small = phone.new_page()
     sign_in(small, portal, world.alpha.api_key)
