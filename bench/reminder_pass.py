@@ -3,7 +3,8 @@
 CONTRACT 6.1 makes the pass follow each partner of record's renewal mode in force
 at `as_of`. This runs the real pass (`ReminderPass` on the MongoDB projections
 and delivery records) over N entitlements all due in one pass (a third each at
--90, -30 and -7 days; two licences per contact; a quarter without a PoR), twice
+-90, -30 and -7 days; two licences per contact, every fifth contact's under two
+partners; a quarter without a PoR), twice
 in the same run on the same embedded database, each on its own fresh database:
 
 - **mixed**: the partners' modes split evenly between `partner_first`,
@@ -94,7 +95,9 @@ def rss_mb() -> float:
 def partner_docs(mixed: bool) -> list[dict[str, Any]]:
     docs = []
     for i in range(PARTNER_COUNT):
-        mode = MODES[i % 3] if mixed else "vendor_direct"
+        # Not `i % 3`: contacts pick partners by `contact % 60` and offsets by `contact % 3`,
+        # and each mode must have licences at every offset.
+        mode = MODES[(i // 3) % 3] if mixed else "vendor_direct"
         # A history of two entries, the mode changed after `since`: as_of is looked up.
         changed = dt.datetime(2027, 3, 1, tzinfo=dt.UTC)
         terms = {
@@ -131,10 +134,13 @@ async def seed(db: Any, n: int, mixed: bool) -> None:
     await db[PARTNERS].insert_many(partner_docs(mixed))
     batch: list[dict[str, Any]] = []
     for i in range(n):
-        offset = OFFSETS[i % 3]
         contact = i // 2  # two licences per contact, at the same offset
+        offset = OFFSETS[contact % 3]
         email = f"contact{contact}-{offset}@customer.example"
-        por = None if contact % 4 == 0 else f"P-BENCH{contact % PARTNER_COUNT:03d}"
+        # A quarter without a PoR; a contact's two licences under one partner, or (every
+        # fifth contact) under two, so it gets one message per scope.
+        partner = contact + (i % 2 if contact % 5 == 0 else 0)
+        por = None if contact % 4 == 0 else f"P-BENCH{partner % PARTNER_COUNT:03d}"
         batch.append(
             {
                 "_id": f"LK-{i:07d}",
