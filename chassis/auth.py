@@ -43,6 +43,11 @@ CUSTOMER_SESSION_SCHEME = HTTPBearer(
     description="A customer's session_token from POST /v1/customer/sessions, which takes"
     " the one-time token of an e-mailed sign-in link: /v1/customer/*, that customer's"
     " own licences only (CONTRACT 6.2).",
+)
+CHECKOUT_TOKEN_SCHEME = HTTPBearer(
+    scheme_name="checkoutToken",
+    description="The checkout system's service token (CHECKOUT_TOKEN): /v1/checkout/*;"
+    " neither the operator token nor a partner key.",
     auto_error=False,
 )
 # Declared by a dependency to put the scheme on its routes; the value is not used.
@@ -53,6 +58,9 @@ RegistrationTokenDeclared = Annotated[
 ]
 CustomerSessionDeclared = Annotated[
     HTTPAuthorizationCredentials | None, Security(CUSTOMER_SESSION_SCHEME)
+]
+CheckoutTokenDeclared = Annotated[
+    HTTPAuthorizationCredentials | None, Security(CHECKOUT_TOKEN_SCHEME)
 ]
 
 
@@ -135,4 +143,23 @@ async def require_partner(
         return principal
     if is_admin_token(token, admin_token):
         raise ApiError(403, "forbidden", "this route needs a partner API key")
+    raise ApiError(401, "unauthorized", "unknown token", headers={"WWW-Authenticate": "Bearer"})
+
+
+async def require_service_token(
+    request: Request,
+    service_token: str,
+    admin_token: str,
+    resolve_partner: PartnerKeyResolver,
+) -> None:
+    """A route for one service's own token: the operator token or a partner key is `403`.
+
+    Decided before the route reads anything, so the answer is the same for any
+    resource, known or not. An empty `service_token` (not configured) lets nobody in.
+    """
+    token = bearer_token(request)
+    if service_token and is_admin_token(token, service_token):
+        return
+    if is_admin_token(token, admin_token) or await resolve_partner(token) is not None:
+        raise ApiError(403, "forbidden", "this route needs the checkout service token")
     raise ApiError(401, "unauthorized", "unknown token", headers={"WWW-Authenticate": "Bearer"})

@@ -35,6 +35,7 @@ SERVICES = (
     ("portal", "PORTAL_PORT", 8004, ("api",)),
 )
 DEV_ADMIN_TOKEN = "dev-admin-token"  # noqa: S105 (the contract's documented dev default)
+DEV_CHECKOUT_TOKEN = "dev-checkout-token"  # noqa: S105 (CONTRACT 6.1: a dev value in ./dev up)
 
 
 @dataclass
@@ -71,6 +72,7 @@ def start_suite(data_dir: Path, env: dict[str, str]) -> RunningSuite:
         **env,
         **embedded.service_env(),
         "ADMIN_TOKEN": env.get("ADMIN_TOKEN") or DEV_ADMIN_TOKEN,
+        "CHECKOUT_TOKEN": env.get("CHECKOUT_TOKEN") or DEV_CHECKOUT_TOKEN,
         "ENVIRONMENT": env.get("ENVIRONMENT", "dev"),
         "WEBHOOK_ALLOW_LOOPBACK": env.get("WEBHOOK_ALLOW_LOOPBACK", "true"),
         # The embedded broker's workaround (chassis.kafka.clip_aborted_transactions).
@@ -149,6 +151,7 @@ def fresh_env(base: dict[str, str]) -> dict[str, str]:
     for variable in [*ports, *(port_variable for _, port_variable, _, _ in SERVICES)]:
         env[variable] = str(free_port())
     env.setdefault("ADMIN_TOKEN", DEV_ADMIN_TOKEN)
+    env.setdefault("CHECKOUT_TOKEN", DEV_CHECKOUT_TOKEN)
     return env
 
 
@@ -172,6 +175,7 @@ def print_table(suite: RunningSuite, data_dir: Path) -> None:
     for what, where in rows:
         print(f"  {what.ljust(width)}  {where}")
     print(f"\n  logs: {data_dir / 'logs'}   admin token: $ADMIN_TOKEN or {DEV_ADMIN_TOKEN}")
+    print(f"  checkout token: $CHECKOUT_TOKEN or {DEV_CHECKOUT_TOKEN}")
     print("  Ctrl-C stops everything.\n", flush=True)
 
 

@@ -12,7 +12,7 @@ import datetime as dt
 import re
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Annotated, Any, ClassVar, Literal, Self, cast
+from typing import Annotated, Any, ClassVar, Final, Literal, Self, cast
 
 from pydantic import (
     AfterValidator,
@@ -36,6 +36,7 @@ from shared import seller_code
 from shared.money import MINOR_DIGITS
 
 __all__ = [
+    "DEFAULT_RENEWAL_MODE",
     "EARLIEST_DATE",
     "EVENT_MODELS",
     "LATEST_DATE",
@@ -98,6 +99,7 @@ __all__ = [
     "Permission",
     "RateSource",
     "RefundIssued",
+    "RenewalMode",
     "SalesChannel",
     "Severity",
     "Storefront",
@@ -116,6 +118,9 @@ PartnerType = Literal["var", "si", "msp", "distributor", "isv"]
 PartnerTier = Literal["platinum", "gold", "silver", "bronze"]
 PartnerStatus = Literal["active", "suspended", "terminated"]
 TierReason = Literal["evaluation"]
+# CONTRACT 6.1: whom the vendor steers a renewing customer to.
+RenewalMode = Literal["partner_first", "partner_only", "vendor_direct"]
+DEFAULT_RENEWAL_MODE: Final[RenewalMode] = "partner_first"
 CommissionRole = Literal["partner_of_record", "distributor_override", "adjustment"]
 RateSource = Literal["tier_table", "override"]
 CommissionStatus = Literal["accrued", "payable", "paid"]
@@ -542,6 +547,8 @@ class PartnerState(EventData):
     co_brand_customer_messages: StrictBool
     customer_ids: list[Text] = Field(default_factory=list)
     seller_code: SellerCode
+    # Additive (CONTRACT 6.1): events from before it existed parse as the default.
+    renewal_mode: RenewalMode = DEFAULT_RENEWAL_MODE
     effective_at: Timestamp
 
 

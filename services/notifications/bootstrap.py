@@ -111,6 +111,7 @@ class Stores:
 def reminder_pass(stores: Stores, clock: Clock, counters: Any) -> ReminderPass:
     return ReminderPass(
         source=stores.projections,
+        partners=stores.projections,
         deliveries=stores.deliveries,
         webhooks=stores.webhooks,
         runs=stores.reminder_runs,

@@ -107,6 +107,7 @@ def build_services(
         trusted_proxies=settings.trusted_proxies,
         clock=clock,
         admin_token=settings.admin_token.get_secret_value(),
+        checkout_token=settings.checkout_token.get_secret_value(),
         deals=DealService(
             uow,
             clock,

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Self
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 
 from chassis.settings import ServiceSettings
 
@@ -44,10 +44,30 @@ class Settings(ServiceSettings):
     tier_evaluation_daily: bool = True
     tier_evaluation_run_hour_utc: int = Field(2, ge=0, le=23)
     tier_evaluation_catch_up_days: int = Field(7, ge=0, le=90)
-    # Reserved for the checkout system's service-to-service calls; no route takes it yet.
+    # The checkout system's service token (CONTRACT 6.1): GET /v1/checkout/... takes it
+    # and nothing else does. The worker never serves it, so only the API requires it.
     checkout_token: SecretStr = Field(
-        SecretStr(""), description="service token of the checkout system (future use)"
+        SecretStr(""), description="service token of the checkout system (/v1/checkout/*)"
     )
 
     def product_catalogue(self) -> frozenset[str]:
         return frozenset(p.strip() for p in self.products.split(",") if p.strip())
+
+    @model_validator(mode="after")
+    def _checkout_token_is_its_own(self) -> Self:
+        token = self.checkout_token.get_secret_value()
+        if token and token == self.admin_token.get_secret_value():
+            raise ValueError("CHECKOUT_TOKEN must differ from ADMIN_TOKEN")
+        return self
+
+
+class ApiSettings(Settings):
+    """The API process's settings: outside dev it refuses to start without CHECKOUT_TOKEN."""
+
+    @model_validator(mode="after")
+    def _checkout_token_required(self) -> Self:
+        if self.environment != "dev" and len(self.checkout_token.get_secret_value()) < 12:
+            raise ValueError(
+                "set CHECKOUT_TOKEN (at least 12 characters): the checkout system's service token"
+            )
+        return self

@@ -500,6 +500,17 @@ def test_partner_a_uses_every_page(browser: Browser, world: World, tmp_path: Pat
     expect(following.get_by_test_id("gap-certified")).to_have_text("3")
     expect(page.get_by_role("region", name="Certifications")).to_contain_text("Anna Alpine")
     shot(page, "tier")
+    # CONTRACT 6.1: the renewal mode, shown and changed on the settings page.
+    nav(page, "Settings")
+    expect(page.get_by_role("radio", name="Partner first (recommended)")).to_be_checked()
+    page.get_by_role("radio", name="Partner only").check()
+    page.get_by_role("button", name="Save renewal mode").click()
+    expect(page.get_by_role("status")).to_contain_text("Saved")
+    expect(page.locator("#renewal-mode-now")).to_have_text("Partner only")
+    expect(page.get_by_role("radio", name="Partner only")).to_be_checked()
+    shot(page, "settings")
+    page.goto(f"{portal}/settings")  # read back from registration, not from the form
+    expect(page.get_by_role("radio", name="Partner only")).to_be_checked()
 
     phone = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
     small = phone.new_page()

@@ -51,9 +51,12 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-def _get(url: str) -> tuple[int, str]:
+def _get(url: str, token: str | None = None) -> tuple[int, str]:
+    request = urllib.request.Request(url)  # noqa: S310 (a local http URL)
+    if token is not None:
+        request.add_header("Authorization", f"Bearer {token}")
     try:
-        with urllib.request.urlopen(url, timeout=3) as response:  # noqa: S310
+        with urllib.request.urlopen(request, timeout=3) as response:  # noqa: S310
             return response.status, response.read().decode()
     except urllib.error.HTTPError as error:
         return error.code, error.read().decode()
@@ -105,6 +108,13 @@ def test_dev_up_gets_ready_and_sigterm_leaves_nothing_behind(
             assert "channelkeep_worker_assigned_partitions" in body
             assert _get(f"{base}/docs")[0] == 200
             assert _get(f"{base}/openapi.json")[0] == 200
+
+        # CONTRACT 6.1: ./dev up gives registration a CHECKOUT_TOKEN of its own.
+        registration = f"http://127.0.0.1:{suite_env['REGISTRATION_PORT']}"
+        steer = f"{registration}/v1/checkout/entitlements/LK-NONE/partner-of-record"
+        assert _get(steer, suite_env["CHECKOUT_TOKEN"])[0] == 404  # accepted; no such licence
+        assert _get(steer, suite_env["ADMIN_TOKEN"])[0] == 403
+        assert _get(steer)[0] == 401
 
         # The mail sink keeps what it is sent as .eml files under DATA_DIR/mail.
         message = EmailMessage()

@@ -199,6 +199,7 @@ def every_entry_point(installed: Installed, embedded: EmbeddedSuite) -> Iterator
         # Production refuses the public dev values of these: fresh ones per run.
         WEBHOOK_SECRET_KEYS=Fernet.generate_key().decode(),
         PORTAL_SESSION_SECRET=secrets.token_urlsafe(32),
+        CHECKOUT_TOKEN=f"wheel-test-checkout-{run}",
         TOPIC_PARTITIONS="1",
         LOG_LEVEL="INFO",
         **DEV_TUNING,

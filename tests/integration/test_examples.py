@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import csv
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer
 
@@ -37,6 +39,8 @@ async def test_the_checkout_producer_emits_a_valid_keyed_order(
         "7k3m-9qxf",
         "--order-id",
         "WEB-EXAMPLE-1",
+        "--registration-url",
+        "http://127.0.0.1:9",  # nothing listens: the shop renews direct and still sells
     ]
     assert await asyncio.to_thread(checkout_producer.main, argv) == 0
     consumer = AIOKafkaConsumer(
@@ -50,6 +54,51 @@ async def test_the_checkout_producer_emits_a_valid_keyed_order(
     envelope = parse_event(CHECKOUT_ORDERS, record.value)
     assert record.key == b"WEB-EXAMPLE-1"
     assert envelope.data.seller_code == "7K3M-9QXF"  # type: ignore[attr-defined]
+
+
+async def test_the_checkout_asks_whom_to_steer_a_renewal_to(
+    kafka_bootstrap: str, mongo_url: str, mongo_db: Any
+) -> None:
+    """The example's lookup against the real registration API (in process) and database."""
+    from services.registration.bootstrap import build_api
+    from tests.integration.registration.conftest import ADMIN, make_settings, seed_orders
+    from tests.unit.registration.builders import incoming, line, order
+
+    settings = make_settings(
+        kafka_bootstrap, mongo_url, mongo_db.name, checkout_token="example-checkout-token"
+    )
+    api = build_api(settings, run_relay=False)
+    async with api.router.lifespan_context(api):
+        transport = httpx.ASGITransport(app=api)
+        async with httpx.AsyncClient(transport=transport, base_url="http://r") as admin:
+            created = await admin.post(
+                "/v1/admin/partners",
+                headers=ADMIN,
+                json={
+                    "display_name": "Nordlicht IT",
+                    "legal_name": "Nordlicht IT GmbH",
+                    "type": "var",
+                    "tier": "gold",
+                    "contact_email": "partners@nordlicht-it.example",
+                    "branding": {"phone": "+49 30 1234567"},
+                },
+            )
+            code = created.json()["seller_code"]
+        sold = order("O-1", line("LK-5F2A-0001"), channel="partner", partner_code=code)
+        await seed_orders(mongo_db, incoming(sold, "2026-01-10T09:00:00Z"))
+
+        async def ask(key: str, token: str = "example-checkout-token") -> str:  # noqa: S107
+            found = await checkout_producer.partner_of_record(
+                "http://r", token, key, transport=transport
+            )
+            return checkout_producer.steer_message(key, found)
+
+        assert await ask("LK-5F2A-0001") == (
+            "LK-5F2A-0001: renew with Nordlicht IT (+49 30 1234567);"
+            " renewing direct here is still possible"
+        )
+        assert "renews direct" in await ask("LK-UNKNOWN")
+        assert "renews direct" in await ask("LK-5F2A-0001", token="wrong-token")
 
 
 async def test_finance_books_each_committed_line_once_and_never_an_aborted_one(

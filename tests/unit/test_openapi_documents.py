@@ -73,6 +73,8 @@ def _expected_scheme(method: str, path: str) -> str | None:
         return "customerSession"
     if path == "/v1/registrations/{license_key}/seller-code":
         return "registrationToken"
+    if path.startswith("/v1/checkout/"):
+        return "checkoutToken"
     raise AssertionError(f"{method.upper()} {path}: say which token it takes")
 
 
@@ -115,6 +117,7 @@ def test_the_services_use_the_schemes_they_need() -> None:
         "partnerKey",
         "registrationToken",
         "customerSession",
+        "checkoutToken",
     }
     assert used["commissions"] == used["notifications"] == {"adminToken", "partnerKey"}
 

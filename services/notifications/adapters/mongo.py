@@ -17,10 +17,12 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 
 from services.notifications.domain.model import (
+    DEFAULT_RENEWAL_MODE,
     Customer,
     Entitlement,
     ListedEntitlement,
     Partner,
+    PartnerTerms,
     PlannedDelivery,
     contact_id,
 )
@@ -135,6 +137,26 @@ async def _upsert_if_not_older(
 # --- projections -------------------------------------------------------------------------
 
 
+def _terms_key(effective_at: dt.datetime) -> str:
+    return str(round(effective_at.timestamp() * 1000))
+
+
+def _terms(doc: Mapping[str, Any]) -> tuple[PartnerTerms, ...]:
+    entries = [
+        PartnerTerms(
+            effective_at=_aware(t["effective_at"]),
+            status=t["status"],
+            renewal_mode=t.get("renewal_mode") or DEFAULT_RENEWAL_MODE,
+        )
+        for t in (doc.get("terms") or {}).values()
+    ]
+    return tuple(sorted(entries, key=lambda t: t.effective_at))
+
+
+def _aware(value: dt.datetime) -> dt.datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
+
+
 def partner_from_doc(doc: Mapping[str, Any]) -> Partner:
     branding = doc.get("branding") or {}
     return Partner(
@@ -149,6 +171,8 @@ def partner_from_doc(doc: Mapping[str, Any]) -> Partner:
         color=branding.get("color"),
         phone=branding.get("phone"),
         website=branding.get("website"),
+        renewal_mode=doc.get("renewal_mode") or DEFAULT_RENEWAL_MODE,
+        terms=_terms(doc),
     )
 
 
@@ -191,7 +215,24 @@ class MongoProjections:
             "branding": dict(data.get("branding") or {}),
             "parent_partner_id": data.get("parent_partner_id"),
         }
-        return await _upsert_if_not_older(self.partners_, data["partner_id"], version, fields)
+        fields["renewal_mode"] = data.get("renewal_mode") or DEFAULT_RENEWAL_MODE
+        applied = await _upsert_if_not_older(self.partners_, data["partner_id"], version, fields)
+        # The effective-dated terms are kept whatever order the events come in (a
+        # back-dated change is older than the stored version but still in force over its
+        # own interval): one entry per `effective_at`, keyed by its epoch milliseconds.
+        await self.partners_.update_one(
+            {"_id": data["partner_id"]},
+            {
+                "$set": {
+                    f"terms.{_terms_key(version)}": {
+                        "effective_at": version,
+                        "status": data["status"],
+                        "renewal_mode": fields["renewal_mode"],
+                    }
+                }
+            },
+        )
+        return applied
 
     async def apply_entitlement(self, data: Mapping[str, Any], version: dt.datetime) -> bool:
         customer = dict(data["customer"])
@@ -222,10 +263,13 @@ class MongoProjections:
         async for doc in cursor:
             yield entitlement_from_doc(doc)
 
-    async def opportunities_on(self, term_end: dt.date) -> AsyncIterator[Entitlement]:
-        cursor = self.entitlements.find(
-            {"term_end": term_end.isoformat(), "por": {"$ne": None}}
-        ).sort([("por", ASCENDING), ("_id", ASCENDING)])
+    async def opportunities_on(
+        self, term_end: dt.date, partner_ids: Sequence[str] | None = None
+    ) -> AsyncIterator[Entitlement]:
+        por: Doc = {"$in": list(partner_ids)} if partner_ids is not None else {"$ne": None}
+        cursor = self.entitlements.find({"term_end": term_end.isoformat(), "por": por}).sort(
+            [("por", ASCENDING), ("_id", ASCENDING)]
+        )
         async for doc in cursor:
             yield entitlement_from_doc(doc)
 

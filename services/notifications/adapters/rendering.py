@@ -18,6 +18,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from services.notifications.domain.messages import Message
 from services.notifications.domain.model import ListedEntitlement, Vendor
 from services.notifications.domain.payloads import format_money
+from services.notifications.domain.rules import safe_url
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 NOTICE_KINDS = {
@@ -114,6 +115,9 @@ class Renderer:
                 " including those who unsubscribed from other e-mail."
             ),
             "renew_url": _renew_url(self.vendor.renew_url, delivery.license_keys),
+            "renew_with": _renew_with(message),
+            "steered": message.steer_to is not None,
+            "renewal_mode": str(facts.get("renewal_mode") or ""),
         }
         if delivery.type == "contact_confirmation":
             # In the fragment: a browser never sends it to a server, so no access log
@@ -208,6 +212,22 @@ class Renderer:
         if context["facts"].get("change") == "gained":
             return f"You are now partner of record for licence {first.get('license_key', '')}"
         return f"Licence {first.get('license_key', '')} is no longer attributed to you"
+
+
+def _renew_with(message: Message) -> dict[str, Any] | None:
+    """The partner a customer reminder points to for the renewal: the one it steers to
+    (`partner_first`, CONTRACT 6.1), else its brand when partner-branded; else nobody."""
+    partner = message.steer_to
+    if partner is not None:
+        return {
+            "name": partner.display_name,
+            "phone": partner.phone,
+            "website": safe_url(partner.website),
+        }
+    brand = message.branding
+    if brand.is_partner:
+        return {"name": brand.name, "phone": brand.phone, "website": brand.website}
+    return None
 
 
 def _item(entitlement: ListedEntitlement) -> dict[str, Any]:

@@ -6,6 +6,7 @@ events on the wire are mapped to these at the edges.
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -32,6 +33,9 @@ NotificationType = Literal[
 Channel = Literal["email", "webhook"]
 Audience = Literal["customer", "partner"]
 PartnerStatus = Literal["active", "suspended", "terminated"]
+# CONTRACT 6.1: whom the vendor steers a renewing customer to.
+RenewalMode = Literal["partner_first", "partner_only", "vendor_direct"]
+DEFAULT_RENEWAL_MODE: Final[RenewalMode] = "partner_first"
 
 NOTIFICATION_TYPES: Final[tuple[NotificationType, ...]] = (
     "welcome",
@@ -147,8 +151,22 @@ class Vendor:
 
 
 @dataclass(frozen=True, slots=True)
+class PartnerTerms:
+    """What a partner.* event said was in force from `effective_at` on (status and mode)."""
+
+    effective_at: dt.datetime
+    status: PartnerStatus
+    renewal_mode: RenewalMode
+
+
+@dataclass(frozen=True, slots=True)
 class Partner:
-    """A partner as the registration service last described it."""
+    """A partner as the registration service last described it.
+
+    `terms` is the effective-dated history of its status and renewal mode, one entry
+    per partner.* event, sorted by `effective_at`: the reminder pass asks it for the
+    terms in force at its `as_of` (CONTRACT 6.1), not for the latest.
+    """
 
     partner_id: str
     display_name: str
@@ -161,10 +179,20 @@ class Partner:
     color: str | None = None
     phone: str | None = None
     website: str | None = None
+    renewal_mode: RenewalMode = DEFAULT_RENEWAL_MODE
+    terms: tuple[PartnerTerms, ...] = ()
 
     @property
     def active(self) -> bool:
         return self.status == "active"
+
+    def terms_at(self, at: dt.datetime) -> PartnerTerms:
+        """The terms in force at `at`; before the first entry the first applies (as in
+        registration); without any history, the partner as last described."""
+        if not self.terms:
+            return PartnerTerms(at, self.status, self.renewal_mode)
+        index = bisect.bisect_right([t.effective_at for t in self.terms], at) - 1
+        return self.terms[max(index, 0)]
 
     def identity_markers(self) -> tuple[str, ...]:
         """Everything that would name this partner in a message (CONTRACT 4).

@@ -21,6 +21,7 @@ from services.notifications.domain.model import (
     NotificationType,
     Partner,
     PlannedDelivery,
+    RenewalMode,
     Vendor,
     contact_id,
     notification_id,
@@ -32,6 +33,16 @@ VENDOR_ONLY_TYPES: Final[frozenset[NotificationType]] = frozenset(
     {"security_advisory", "product_notice", "contact_confirmation", "customer_sign_in"}
 )
 OPPORTUNITY_OFFSET: Final[int] = 90
+# CONTRACT 6.1: a `partner_only` partner hears a second time at -30.
+SECOND_OPPORTUNITY_OFFSET: Final[int] = 30
+# The customer reminder offsets of each renewal mode (CONTRACT 6.1); the partner's
+# opportunities are at OPPORTUNITY_OFFSET always, and at SECOND_OPPORTUNITY_OFFSET
+# for `partner_only` too.
+CUSTOMER_REMINDER_OFFSETS: Final[Mapping[RenewalMode, frozenset[int]]] = {
+    "vendor_direct": frozenset(REMINDER_OFFSETS),
+    "partner_first": frozenset({30, 7}),
+    "partner_only": frozenset(),
+}
 # A message lists at most this many licences; more are split into several messages
 # (each its own subject, so each is still delivered once).
 MAX_LISTED: Final[int] = 200
@@ -176,6 +187,31 @@ def plan_customer_sign_in(data: Mapping[str, Any], occurred_at: dt.datetime) -> 
     )
 
 
+def renewal_mode_in_force(partner: Partner | None, at: dt.datetime) -> RenewalMode:
+    """The mode a reminder follows (CONTRACT 6.1): its PoR's at `at` when the PoR is active
+    then; `vendor_direct` without a PoR, or when it is not active, or not known here yet
+    (no partner we know nothing of is named or relied on)."""
+    if partner is None:
+        return "vendor_direct"
+    terms = partner.terms_at(at)
+    return terms.renewal_mode if terms.status == "active" else "vendor_direct"
+
+
+def reminds_customer(mode: RenewalMode, offset: int) -> bool:
+    return offset in CUSTOMER_REMINDER_OFFSETS[mode]
+
+
+def steers_to_partner(mode: RenewalMode) -> bool:
+    """`partner_first` reminders name the PoR as the one to renew with (CONTRACT 6.1)."""
+    return mode == "partner_first"
+
+
+def opportunity_offsets(mode: RenewalMode) -> tuple[int, ...]:
+    if mode == "partner_only":
+        return (OPPORTUNITY_OFFSET, SECOND_OPPORTUNITY_OFFSET)
+    return (OPPORTUNITY_OFFSET,)
+
+
 def due_term_ends(as_of: dt.date) -> dict[int, dt.date]:
     """For a pass as of `as_of`, the term end each reminder offset is due for."""
     return {offset: as_of + dt.timedelta(days=offset) for offset in REMINDER_OFFSETS}
@@ -208,11 +244,16 @@ def plan_reminders(
     offset: int,
     as_of: dt.date,
     occurred_at: dt.datetime,
+    modes: Mapping[str, RenewalMode] | None = None,
 ) -> list[PlannedDelivery]:
     """One reminder per partner-of-record scope for one contact's due entitlements.
 
     A customer who bought from two resellers gets two reminders, each naming
-    at most its own partner and listing only that partner's licences.
+    at most its own partner and listing only that partner's licences. `modes`
+    is each PoR's renewal mode in force at `as_of` (`renewal_mode_in_force`); a
+    scope without one (no PoR, or not given) follows `vendor_direct`. A
+    `partner_first` reminder carries `steer_to_partner`: it names its scope's
+    partner as the one to renew with.
     """
     if not contact_entitlements:
         return []
@@ -220,6 +261,15 @@ def plan_reminders(
     first = contact_entitlements[0].customer
     plans: list[PlannedDelivery] = []
     for scope, group in _by_scope(contact_entitlements):
+        mode: RenewalMode = (modes or {}).get(scope, "vendor_direct") if scope else "vendor_direct"
+        if not reminds_customer(mode, offset):
+            continue
+        facts: dict[str, Any] = {
+            "offset_days": offset,
+            "as_of": as_of.isoformat(),
+            "renewal_mode": mode,
+            "steer_to_partner": steers_to_partner(mode),
+        }
         for chunk in _chunks(group, MAX_LISTED):
             listed = tuple(ListedEntitlement.of(e) for e in chunk)
             term_end = chunk[0].term_end
@@ -236,7 +286,7 @@ def plan_reminders(
                     partner_scope=scope,
                     entitlements=listed,
                     occurred_at=occurred_at,
-                    facts={"offset_days": offset, "as_of": as_of.isoformat()},
+                    facts=facts,
                     related_partner_ids=related,
                     contact_name=first.contact_name,
                     org_name=first.org_name,
@@ -251,13 +301,17 @@ def plan_renewal_opportunities(
     as_of: dt.date,
     occurred_at: dt.datetime,
     channels: Iterable[Channel],
+    *,
+    offset: int = OPPORTUNITY_OFFSET,
+    renewal_mode: RenewalMode = "vendor_direct",
 ) -> list[PlannedDelivery]:
-    """The partner of record hears of its own licences 90 days before they end."""
+    """The partner of record hears of its own licences 90 days before they end
+    (and a `partner_only` partner again at 30, CONTRACT 6.1)."""
     own = [e for e in entitlements if e.partner_of_record == partner_id]
     plans: list[PlannedDelivery] = []
     for chunk in _chunks(own, MAX_LISTED):
         listed = tuple(ListedEntitlement.of(e) for e in chunk)
-        subject = f"{OPPORTUNITY_OFFSET}d/{chunk[0].term_end.isoformat()}/{_keys(listed)}"
+        subject = f"{offset}d/{chunk[0].term_end.isoformat()}/{_keys(listed)}"
         for channel in channels:
             plans.append(
                 PlannedDelivery(
@@ -271,7 +325,11 @@ def plan_renewal_opportunities(
                     partner_scope=partner_id,
                     entitlements=listed,
                     occurred_at=occurred_at,
-                    facts={"offset_days": OPPORTUNITY_OFFSET, "as_of": as_of.isoformat()},
+                    facts={
+                        "offset_days": offset,
+                        "as_of": as_of.isoformat(),
+                        "renewal_mode": renewal_mode,
+                    },
                     related_partner_ids=(partner_id,),
                 )
             )

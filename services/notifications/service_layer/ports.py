@@ -128,8 +128,11 @@ class EntitlementSource(Protocol):
     def due_on(self, term_end: dt.date) -> AsyncIterator[Entitlement]:
         """Entitlements ending on `term_end`, ordered by contact then partner of record."""
 
-    def opportunities_on(self, term_end: dt.date) -> AsyncIterator[Entitlement]:
-        """Entitlements with a partner of record ending on `term_end`, ordered by partner."""
+    def opportunities_on(
+        self, term_end: dt.date, partner_ids: Sequence[str] | None = None
+    ) -> AsyncIterator[Entitlement]:
+        """Entitlements with a partner of record ending on `term_end`, ordered by partner;
+        only those of `partner_ids` when given."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,8 +2,10 @@
 
 Walks the entitlements due for each offset with an indexed query, one contact
 (and one partner) at a time, and plans one reminder per (contact, partner-of-
-record scope, offset) and one opportunity per partner. Planning is idempotent
-(deterministic notification ids), so running a day twice plans nothing new.
+record scope, offset) and one opportunity per partner. Each scope follows its
+PoR's renewal mode in force at `as_of` (CONTRACT 6.1), read once per partner
+per pass. Planning is idempotent (deterministic notification ids), so running
+a day twice plans nothing new.
 """
 
 from __future__ import annotations
@@ -13,20 +15,24 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from services.notifications.domain.model import Entitlement, PlannedDelivery
+from services.notifications.domain.model import Entitlement, PlannedDelivery, RenewalMode
 from services.notifications.domain.rules import (
     MAX_LISTED,
     OPPORTUNITY_OFFSET,
+    SECOND_OPPORTUNITY_OFFSET,
     due_term_ends,
+    opportunity_offsets,
     partner_channels,
     plan_reminders,
     plan_renewal_opportunities,
+    renewal_mode_in_force,
 )
 from services.notifications.service_layer.ports import (
     Clock,
     Counters,
     Deliveries,
     EntitlementSource,
+    Projections,
     Webhooks,
 )
 
@@ -53,6 +59,7 @@ class ReminderPass:
         self,
         *,
         source: EntitlementSource,
+        partners: Projections,
         deliveries: Deliveries,
         webhooks: Webhooks,
         runs: ReminderRuns,
@@ -61,6 +68,7 @@ class ReminderPass:
         flush_every: int = 500,
     ) -> None:
         self.source = source
+        self.partners = partners
         self.deliveries = deliveries
         self.webhooks = webhooks
         self.runs = runs
@@ -72,6 +80,17 @@ class ReminderPass:
         occurred_at = end_of_day(as_of)
         buffer: list[PlannedDelivery] = []
         totals = {"considered": 0, "planned": 0, "new": 0}
+        # Each partner's mode at `as_of`, read once per pass: memory and reads grow with
+        # the partners due, not with the entitlements.
+        modes: dict[str, RenewalMode] = {}
+
+        async def modes_of(group: list[Entitlement]) -> dict[str, RenewalMode]:
+            wanted = {e.partner_of_record for e in group if e.partner_of_record} - modes.keys()
+            if wanted:
+                found = await self.partners.partners(wanted)
+                for partner_id in wanted:
+                    modes[partner_id] = renewal_mode_in_force(found.get(partner_id), occurred_at)
+            return modes
 
         async def flush(force: bool = False) -> None:
             if buffer and (force or len(buffer) >= self.flush_every):
@@ -80,17 +99,31 @@ class ReminderPass:
                 buffer.clear()
 
         for offset, term_end in due_term_ends(as_of).items():
+            # Partners whose customers this offset reminds nobody but who hear themselves.
+            second_opportunity: set[str] = set()
             async for group in _runs(self.source.due_on(term_end), _contact, None):
                 totals["considered"] += len(group)
-                buffer.extend(plan_reminders(group, offset, as_of, occurred_at))
+                in_force = await modes_of(group)
+                buffer.extend(plan_reminders(group, offset, as_of, occurred_at, in_force))
+                if offset == SECOND_OPPORTUNITY_OFFSET:
+                    second_opportunity.update(
+                        p
+                        for p in {e.partner_of_record for e in group if e.partner_of_record}
+                        if offset in opportunity_offsets(in_force[p])
+                    )
                 await flush()
-            if offset != OPPORTUNITY_OFFSET:
+            if offset == OPPORTUNITY_OFFSET:
+                stream = self.source.opportunities_on(term_end)
+            elif second_opportunity:
+                stream = self.source.opportunities_on(term_end, sorted(second_opportunity))
+            else:
                 continue
-            async for group in _runs(
-                self.source.opportunities_on(term_end), _partner_of_record, MAX_LISTED
-            ):
+            async for group in _runs(stream, _partner_of_record, MAX_LISTED):
                 partner_id = group[0].partner_of_record
                 if partner_id is None:
+                    continue
+                mode = (await modes_of(group))[partner_id]
+                if offset not in opportunity_offsets(mode):
                     continue
                 configured = await self.webhooks.of([partner_id])
                 buffer.extend(
@@ -100,6 +133,8 @@ class ReminderPass:
                         as_of,
                         occurred_at,
                         partner_channels(partner_id in configured),
+                        offset=offset,
+                        renewal_mode=mode,
                     )
                 )
                 await flush()

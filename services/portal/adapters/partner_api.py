@@ -121,6 +121,14 @@ class PartnerApi:
                 raise
             return None
 
+    async def set_renewal_mode(self, renewal_mode: str) -> dict[str, Any]:
+        """`PUT /v1/partner/renewal-mode` (CONTRACT 6.1): effective now."""
+        return await self._json(
+            "PUT",
+            f"{self._urls.registration}/v1/partner/renewal-mode",
+            json={"renewal_mode": renewal_mode},
+        )
+
     async def entitlements(self, term_end_before: dt.date | None = None) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = []
         params: dict[str, Any] = {"limit": 1000}

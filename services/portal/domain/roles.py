@@ -18,6 +18,7 @@ PAGES: tuple[tuple[str, str, frozenset[str]], ...] = (
     ("/deals", "Deals", frozenset({"admin", "sales"})),
     ("/commissions", "Commissions", frozenset({"admin", "finance"})),
     ("/tier", "Tier", EVERY_ROLE),
+    ("/settings", "Settings", frozenset({"admin"})),
     ("/webhook", "Webhook", frozenset({"admin"})),
     ("/deliveries", "Delivery log", frozenset({"admin"})),
     ("/keys", "Keys", frozenset({"admin"})),

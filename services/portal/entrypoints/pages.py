@@ -11,8 +11,9 @@ from fastapi.responses import RedirectResponse, Response
 from chassis import bounds
 from services.portal.adapters.partner_api import NotSignedIn, PartnerApi, UpstreamError
 from services.portal.domain import presentation, roles
-from services.portal.domain.sessions import Branding, SignInCsrf
+from services.portal.domain.sessions import Branding, Session, SignInCsrf
 from services.portal.entrypoints.web import (
+    Portal,
     PortalDep,
     SessionDep,
     check_csrf,
@@ -289,6 +290,74 @@ async def statement_csv(month: str, p: PortalDep, session: SessionDep) -> Respon
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="commissions-{month}.csv"'},
     )
+
+
+# CONTRACT 6.1: what each renewal mode means for the partner's customers, as the
+# settings page explains it.
+RENEWAL_MODES: tuple[tuple[str, str, str], ...] = (
+    (
+        "partner_first",
+        "Partner first (recommended)",
+        "We send your customers no reminder 90 days before the end. 30 and 7 days before,"
+        " their reminder names you (name, website, phone) as the one to renew with, and"
+        " also offers renewing directly. You hear of each renewal 90 days before.",
+    ),
+    (
+        "partner_only",
+        "Partner only",
+        "We send your customers no renewal reminder at all (security advisories still go)."
+        " You hear of each renewal 90 days before, and again 30 days before.",
+    ),
+    (
+        "vendor_direct",
+        "Vendor direct",
+        "We remind your customers 90, 30 and 7 days before the end; the reminder names you"
+        " only if you co-brand customer messages. You hear of each renewal 90 days before.",
+    ),
+)
+
+
+async def _settings_page(
+    request: Request,
+    p: Portal,
+    session: Session,
+    status_code: int = 200,
+    *,
+    saved: bool = False,
+    error: str | None = None,
+) -> Response:
+    profile = await p.api_for(session).me() or {}
+    return render(
+        request,
+        "settings.html",
+        session,
+        status_code,
+        modes=RENEWAL_MODES,
+        renewal_mode=profile.get("renewal_mode"),
+        saved=saved,
+        error=error,
+    )
+
+
+@router.get("/settings")
+async def settings_page(request: Request, p: PortalDep, session: SessionDep) -> Response:
+    return await _settings_page(request, p, session)
+
+
+@router.post("/settings/renewal-mode")
+async def set_renewal_mode(request: Request, p: PortalDep, session: SessionDep) -> Response:
+    form = await read_form(request)
+    check_csrf(session, form)
+    mode = form.get("renewal_mode", "")
+    if mode not in {m for m, _, _ in RENEWAL_MODES}:
+        return await _settings_page(request, p, session, 422, error="Choose one of the modes.")
+    try:
+        await p.api_for(session).set_renewal_mode(mode)
+    except UpstreamError as error:
+        if isinstance(error, NotSignedIn):
+            raise
+        return await _settings_page(request, p, session, 422, error=error.message)
+    return await _settings_page(request, p, session, saved=True)
 
 
 @router.get("/webhook")

@@ -15,7 +15,7 @@ from services.registration.domain.entitlements import (
     Entitlement,
     PendingContact,
 )
-from services.registration.domain.partners import Branding, Change, Partner
+from services.registration.domain.partners import AuditEntry, Branding, Change, Partner
 from services.registration.service_layer.unit_of_work import ProcessedOrder, StoredRecord
 
 Doc = dict[str, Any]
@@ -63,6 +63,18 @@ def partner_to_doc(p: Partner, version: int) -> Doc:
         "effective_at": p.effective_at,
         "tier_history": _history_doc(cast("list[Change[Any]]", p.tier_history)),
         "status_history": _history_doc(cast("list[Change[Any]]", p.status_history)),
+        "renewal_mode_history": _history_doc(cast("list[Change[Any]]", p.renewal_mode_history)),
+        "audit": [
+            {
+                "action": a.action,
+                "actor": a.actor,
+                "at": a.at,
+                "before": a.before,
+                "after": a.after,
+                "effective_at": a.effective_at,
+            }
+            for a in p.audit
+        ],
         "version": version,
     }
 
@@ -90,6 +102,18 @@ def partner_from_doc(d: Doc) -> Partner:
         effective_at=_utc(d["effective_at"]),
         tier_history=_history(d["tier_history"]),
         status_history=_history(d["status_history"]),
+        renewal_mode_history=_history(d.get("renewal_mode_history") or []),
+        audit=[
+            AuditEntry(
+                action=a["action"],
+                actor=a["actor"],
+                at=_utc(a["at"]),
+                before=a.get("before"),
+                after=a.get("after"),
+                effective_at=_utc(a["effective_at"]),
+            )
+            for a in d.get("audit") or []
+        ],
         version=int(d.get("version", 0)),
     )
 

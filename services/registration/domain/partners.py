@@ -1,4 +1,4 @@
-"""Partners: the directory entry with its effective-dated tier and status history.
+"""Partners: the directory entry with its effective-dated tier, status and renewal-mode history.
 
 "The tier in force at time T" is answered from the history, so an order is
 judged by the partner as it stood when it was placed, not when it was read.
@@ -11,9 +11,17 @@ import datetime as dt
 from dataclasses import dataclass, field, replace
 from typing import Generic, TypeVar
 
-from shared.events import PartnerStatus, PartnerTier, PartnerType
+from shared.events import (
+    DEFAULT_RENEWAL_MODE,
+    PartnerStatus,
+    PartnerTier,
+    PartnerType,
+    RenewalMode,
+)
 
 __all__ = [
+    "AUDIT_KEPT",
+    "AuditEntry",
     "Branding",
     "Change",
     "Partner",
@@ -21,7 +29,12 @@ __all__ = [
     "PartnerStatus",
     "PartnerTier",
     "PartnerType",
+    "RenewalMode",
 ]
+
+# The partner document keeps its most recent audit entries only (GET /v1/partner/audit
+# lists them); the partner.* events on the topic are the full record.
+AUDIT_KEPT = 100
 
 ValueT = TypeVar("ValueT", bound=str)
 
@@ -62,6 +75,18 @@ def _insert(history: list[Change[ValueT]], change: Change[ValueT]) -> None:
 
 
 @dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """Who changed what on the partner and when (CONTRACT 6.7: key id, never the key)."""
+
+    action: str
+    actor: str
+    at: dt.datetime
+    before: str | None
+    after: str | None
+    effective_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
 class Branding:
     logo_url: str | None = None
     color: str | None = None
@@ -86,6 +111,9 @@ class Partner:
     effective_at: dt.datetime
     tier_history: list[Change[PartnerTier]] = field(default_factory=list)
     status_history: list[Change[PartnerStatus]] = field(default_factory=list)
+    # Empty for partners stored before CONTRACT 6.1: they are on the default mode.
+    renewal_mode_history: list[Change[RenewalMode]] = field(default_factory=list)
+    audit: list[AuditEntry] = field(default_factory=list)
     version: int = 0
 
     @classmethod
@@ -106,6 +134,7 @@ class Partner:
         api_key_hash: str,
         effective_at: dt.datetime,
         now: dt.datetime,
+        renewal_mode: RenewalMode = DEFAULT_RENEWAL_MODE,
     ) -> Partner:
         if parent is not None and parent.type != "distributor":
             raise PartnerError(
@@ -127,6 +156,7 @@ class Partner:
             effective_at=effective_at,
             tier_history=[Change(tier, effective_at, now)],
             status_history=[Change("active", effective_at, now)],
+            renewal_mode_history=[Change(renewal_mode, effective_at, now)],
         )
 
     def tier_at(self, at: dt.datetime) -> PartnerTier:
@@ -134,6 +164,11 @@ class Partner:
 
     def status_at(self, at: dt.datetime) -> PartnerStatus:
         return _value_at(self.status_history, at)
+
+    def renewal_mode_at(self, at: dt.datetime) -> RenewalMode:
+        if not self.renewal_mode_history:
+            return DEFAULT_RENEWAL_MODE
+        return _value_at(self.renewal_mode_history, at)
 
     def is_active_at(self, at: dt.datetime) -> bool:
         return self.status_at(at) == "active"
@@ -147,6 +182,40 @@ class Partner:
             return False
         _insert(self.tier_history, Change(tier, effective_at, now))
         return True
+
+    def change_renewal_mode(
+        self,
+        mode: RenewalMode,
+        effective_at: dt.datetime,
+        now: dt.datetime,
+        *,
+        actor: str,
+    ) -> bool:
+        """Effective-dated like the tier (CONTRACT 6.1); audited with who asked for it."""
+        before = self.renewal_mode_at(effective_at)
+        if before == mode:
+            return False
+        if not self.renewal_mode_history:
+            # The implicit default becomes explicit from the partner's first terms on,
+            # so the change below does not reach back before `effective_at`.
+            first = self.tier_history[0].effective_at if self.tier_history else effective_at
+            self.renewal_mode_history.append(Change(DEFAULT_RENEWAL_MODE, first, now))
+        _insert(self.renewal_mode_history, Change(mode, effective_at, now))
+        self.record(
+            AuditEntry(
+                action="renewal_mode.changed",
+                actor=actor,
+                at=now,
+                before=before,
+                after=mode,
+                effective_at=effective_at,
+            )
+        )
+        return True
+
+    def record(self, entry: AuditEntry) -> None:
+        self.audit.append(entry)
+        del self.audit[:-AUDIT_KEPT]
 
     def change_status(
         self, status: PartnerStatus, effective_at: dt.datetime, now: dt.datetime

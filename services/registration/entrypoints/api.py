@@ -14,10 +14,11 @@ from fastapi.responses import JSONResponse
 from chassis.errors import error_body
 from chassis.run import serve_api
 from chassis.settings import load_settings
-from services.registration.config import Settings
+from services.registration.config import ApiSettings
 from services.registration.entrypoints.routes import (
     admin_entitlements,
     admin_partners,
+    checkout,
     customers,
     deals,
     internal,
@@ -48,6 +49,7 @@ def install(app: FastAPI) -> None:
         partner_portal,
         partner_keys,
         admin_entitlements,
+        checkout,
         internal,
         deals,
         customers,
@@ -74,7 +76,7 @@ def install(app: FastAPI) -> None:
 def main() -> None:
     from services.registration.bootstrap import build_api
 
-    serve_api(load_settings(Settings), build_api)  # type: ignore[arg-type]
+    serve_api(load_settings(ApiSettings), build_api)  # type: ignore[arg-type]
 
 
 if __name__ == "__main__":

@@ -10,10 +10,12 @@ from fastapi import Depends, Request
 
 from chassis.auth import (
     AdminTokenDeclared,
+    CheckoutTokenDeclared,
     PartnerKeyDeclared,
     PartnerPrincipal,
     require_admin,
     require_partner,
+    require_service_token,
 )
 from chassis.clients import Network, request_client
 from chassis.errors import ApiError
@@ -43,6 +45,7 @@ class Services:
     trusted_proxies: Sequence[Network] = field(default_factory=tuple)
     deals: DealService | None = None
     tiers: TierService | None = None
+    checkout_token: str = ""
 
     async def resolve_partner(self, api_key: str) -> PartnerPrincipal | None:
         key = await self.keys.resolve(api_key)
@@ -74,7 +77,12 @@ async def registration_rate(request: Request, svc: ServicesDep) -> None:
     rate_limited(svc.registration_limiter, request, svc, "registrations")
 
 
+async def checkout(request: Request, svc: ServicesDep, _: CheckoutTokenDeclared) -> None:
+    await require_service_token(request, svc.checkout_token, svc.admin_token, svc.resolve_partner)
+
+
 AdminDep = Annotated[None, Depends(admin)]
+CheckoutDep = Annotated[None, Depends(checkout)]
 RegistrationRateDep = Annotated[None, Depends(registration_rate)]
 PartnerDep = Annotated[PartnerPrincipal, Depends(partner)]
 """Any valid key of the partner: a route using it alone admits admin keys only."""

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from collections.abc import Sequence
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
 from chassis.bounds import BoundedInstant
 from services.registration.domain.attribution import PartnerOfRecord
 from services.registration.domain.entitlements import AttributionConflict, Entitlement
-from services.registration.domain.partners import Partner
+from services.registration.domain.partners import Change, Partner
 from services.registration.entrypoints.validation import (
     Color,
     Country,
@@ -28,6 +29,7 @@ from shared.events import (
     PartnerStatus,
     PartnerTier,
     PartnerType,
+    RenewalMode,
     format_timestamp,
 )
 
@@ -62,6 +64,9 @@ class PartnerCreate(Strict):
     branding: BrandingIn = Field(default_factory=BrandingIn)
     co_brand_customer_messages: StrictBool = False
     customer_ids: list[Identifier] = Field(default_factory=list, max_length=1000)
+    renewal_mode: RenewalMode = Field(
+        "partner_first", description="whom customer renewal reminders steer to (CONTRACT 6.1)"
+    )
     effective_at: BoundedInstant | None = Field(
         None, description="when the partner's terms start; default now"
     )
@@ -76,8 +81,9 @@ class PartnerPatch(Strict):
     branding: BrandingIn | None = None
     co_brand_customer_messages: StrictBool | None = None
     customer_ids: list[Identifier] | None = Field(None, max_length=1000)
+    renewal_mode: RenewalMode | None = None
     effective_at: BoundedInstant | None = Field(
-        None, description="when a tier or status change takes effect; default now"
+        None, description="when a tier, status or renewal-mode change takes effect; default now"
     )
 
     @model_validator(mode="after")
@@ -91,6 +97,44 @@ class HistoryEntry(BaseModel):
     value: str
     effective_at: str
     recorded_at: str
+
+
+def _history_out(history: Sequence[Change[Any]]) -> list[HistoryEntry]:
+    return [
+        HistoryEntry(
+            value=c.value,
+            effective_at=format_timestamp(c.effective_at),
+            recorded_at=format_timestamp(c.recorded_at),
+        )
+        for c in history
+    ]
+
+
+class RenewalModeIn(Strict):
+    renewal_mode: RenewalMode
+
+
+class RenewalModeOut(BaseModel):
+    partner_id: str
+    renewal_mode: RenewalMode
+    effective_at: str = Field(description="when the mode in force now took effect")
+
+
+class CheckoutPartner(BaseModel):
+    """What a checkout may show of a partner of record: its public face, nothing else."""
+
+    display_name: str
+    seller_code: str
+    website: str | None
+    phone: str | None
+    renewal_mode: RenewalMode
+
+
+class CheckoutPartnerOfRecord(BaseModel):
+    license_key: str
+    partner: CheckoutPartner | None = Field(
+        description="the active partner of record to steer the customer to; null: renews direct"
+    )
 
 
 class BrandingOut(BaseModel):
@@ -113,10 +157,12 @@ class PartnerOut(BaseModel):
     co_brand_customer_messages: bool
     customer_ids: list[str]
     seller_code: str
+    renewal_mode: RenewalMode
     effective_at: str
     created_at: str
     tier_history: list[HistoryEntry]
     status_history: list[HistoryEntry]
+    renewal_mode_history: list[HistoryEntry]
 
     @classmethod
     def of(cls, p: Partner, now: dt.datetime) -> PartnerOut:
@@ -138,24 +184,12 @@ class PartnerOut(BaseModel):
             co_brand_customer_messages=p.co_brand_customer_messages,
             customer_ids=list(p.customer_ids),
             seller_code=p.seller_code,
+            renewal_mode=p.renewal_mode_at(now),
             effective_at=format_timestamp(p.effective_at),
             created_at=format_timestamp(p.created_at),
-            tier_history=[
-                HistoryEntry(
-                    value=c.value,
-                    effective_at=format_timestamp(c.effective_at),
-                    recorded_at=format_timestamp(c.recorded_at),
-                )
-                for c in p.tier_history
-            ],
-            status_history=[
-                HistoryEntry(
-                    value=c.value,
-                    effective_at=format_timestamp(c.effective_at),
-                    recorded_at=format_timestamp(c.recorded_at),
-                )
-                for c in p.status_history
-            ],
+            tier_history=_history_out(p.tier_history),
+            status_history=_history_out(p.status_history),
+            renewal_mode_history=_history_out(p.renewal_mode_history),
         )
 
 

@@ -8,6 +8,7 @@ import uuid
 from dataclasses import dataclass
 
 from services.registration.domain.entitlements import AttributionConflict, Entitlement
+from services.registration.domain.partners import Partner
 from services.registration.service_layer.attribution import state_events
 from services.registration.service_layer.errors import invalid, not_found
 from services.registration.service_layer.partners import retrying
@@ -30,6 +31,15 @@ class AdminEntitlementView:
     entitlement: Entitlement
     conflicts: list[AttributionConflict]
     orders: list[ProcessedOrder]
+
+
+@dataclass(frozen=True)
+class SteerBack:
+    """Whom checkout steers a renewing customer to (CONTRACT 6.1): an active PoR, or nobody."""
+
+    license_key: str
+    partner: Partner | None
+    at: dt.datetime
 
 
 class EntitlementService:
@@ -57,6 +67,19 @@ class EntitlementService:
             return await uow.entitlements.list_for_partner(
                 partner_id, term_end_before=term_end_before, after=after, limit=limit
             )
+
+    async def steer_back(self, license_key: str) -> SteerBack:
+        """The partner of record to name at checkout, when it is active now; no customer data."""
+        now = self._clock()
+        async with self._uow() as uow:
+            entitlement = await uow.entitlements.get(license_key)
+            if entitlement is None:
+                raise not_found("unknown_license_key", "no entitlement has this licence key")
+            por = entitlement.partner_of_record
+            partner = await uow.partners.get(por.partner_id) if por is not None else None
+        if partner is not None and not partner.is_active_at(now):
+            partner = None
+        return SteerBack(license_key=entitlement.license_key, partner=partner, at=now)
 
     async def for_admin(self, license_key: str) -> AdminEntitlementView:
         async with self._uow() as uow:

@@ -62,6 +62,7 @@ def partner_event(
         "co_brand_customer_messages": partner.co_brand_customer_messages,
         "customer_ids": list(partner.customer_ids),
         "seller_code": partner.seller_code,
+        "renewal_mode": partner.renewal_mode_at(effective_at),
         "effective_at": effective_at,
     }
     if tier_reason is not None:

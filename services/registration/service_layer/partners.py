@@ -17,6 +17,7 @@ from services.registration.domain.partners import (
     PartnerStatus,
     PartnerTier,
     PartnerType,
+    RenewalMode,
 )
 from services.registration.service_layer import secrets
 from services.registration.service_layer.errors import UseCaseError, conflict, invalid, not_found
@@ -71,6 +72,7 @@ class NewPartner:
     co_brand_customer_messages: bool = False
     customer_ids: tuple[str, ...] = ()
     effective_at: dt.datetime | None = None
+    renewal_mode: RenewalMode = "partner_first"
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,10 @@ class PartnerChanges:
     co_brand_customer_messages: bool | None = None
     customer_ids: tuple[str, ...] | None = None
     effective_at: dt.datetime | None = None
+    renewal_mode: RenewalMode | None = None
+
+
+ADMIN_ACTOR = "admin"
 
 
 def _partner_error(error: PartnerError) -> UseCaseError:
@@ -143,6 +149,7 @@ class PartnerService:
                     api_key_hash=secrets.hash_secret(api_key),
                     effective_at=effective_at,
                     now=now,
+                    renewal_mode=request.renewal_mode,
                 )
                 uow.partners.add(partner)
                 uow.emit(partner_event(partner, created=True, effective_at=effective_at, now=now))
@@ -172,6 +179,10 @@ class PartnerService:
                         changed |= partner.change_tier(changes.tier, effective_at, now)
                     if changes.status is not None:
                         changed |= partner.change_status(changes.status, effective_at, now)
+                    if changes.renewal_mode is not None:
+                        changed |= partner.change_renewal_mode(
+                            changes.renewal_mode, effective_at, now, actor=ADMIN_ACTOR
+                        )
                 except PartnerError as error:
                     raise _partner_error(error) from None
                 changed |= partner.change_details(
@@ -191,6 +202,30 @@ class PartnerService:
                     )
                     await uow.commit()
                     log.info("partner updated", extra={"partner_id": partner_id})
+                return partner
+
+        return await retrying(attempt)
+
+    async def set_renewal_mode(self, partner_id: str, mode: RenewalMode, *, actor: str) -> Partner:
+        """PUT /v1/partner/renewal-mode: the partner's own choice, effective now (CONTRACT 6.1).
+
+        `actor` is the calling key's id, kept in the partner's audit entries.
+        """
+
+        async def attempt() -> Partner:
+            now = self._clock()
+            async with self._uow() as uow:
+                partner = await uow.partners.get(partner_id)
+                if partner is None:
+                    raise not_found("partner_not_found", "no such partner")
+                if partner.change_renewal_mode(mode, now, now, actor=actor):
+                    partner.effective_at = now
+                    uow.emit(partner_event(partner, created=False, effective_at=now, now=now))
+                    await uow.commit()
+                    log.info(
+                        "renewal mode changed",
+                        extra={"partner_id": partner_id, "renewal_mode": mode, "actor": actor},
+                    )
                 return partner
 
         return await retrying(attempt)

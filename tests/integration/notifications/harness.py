@@ -42,6 +42,7 @@ from shared.events import (
     NoticePublished,
     PartnerCreated,
     PartnerOfRecord,
+    PartnerUpdated,
 )
 from shared.ids import commission_line_id
 
@@ -145,12 +146,18 @@ def partner_event(
     co_brand: bool = True,
     status: str = "active",
     at: dt.datetime = T0,
+    renewal_mode: str = "vendor_direct",
+    event_type: str = "partner.created",
 ) -> tuple[str, bytes]:
+    """A partner.* event. Its renewal mode defaults to `vendor_direct`, not the contract's
+    `partner_first`: most tests here check the reminders of CONTRACT 4, which that mode
+    keeps; the CONTRACT 6.1 tests choose their modes."""
     slug = name.lower().replace(" ", "-")
     body = (partner_id.replace("-", "") + "0000000")[:7].upper().replace("O", "0")
     body = "".join(c if c in seller_code.ALPHABET else "7" for c in body)
     code = seller_code.format_code(body + seller_code.check_symbol(body))
-    data = PartnerCreated(
+    model = PartnerUpdated if event_type == "partner.updated" else PartnerCreated
+    data = model(
         partner_id=partner_id,
         display_name=name,
         legal_name=f"{name} GmbH",
@@ -168,10 +175,11 @@ def partner_event(
         co_brand_customer_messages=co_brand,
         customer_ids=[],
         seller_code=code,
+        renewal_mode=renewal_mode,  # type: ignore[arg-type]
         effective_at=at,
     )
     return "registration.partners.v1", encode(
-        new_envelope("partner.created", data, occurred_at=at, producer="registration")
+        new_envelope(event_type, data, occurred_at=at, producer="registration")
     )
 
 

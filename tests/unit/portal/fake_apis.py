@@ -127,6 +127,16 @@ class FakePartnerApis:
             if partner_id not in self.tiers:
                 return _error(409, "no_tier_rules", "no tier rules are in force at as_of")
             return httpx.Response(200, json=self.tiers[partner_id])
+        if path == "/v1/partner/renewal-mode" and request.method == "PUT":
+            mode = json.loads(request.content).get("renewal_mode")
+            if mode not in ("partner_first", "partner_only", "vendor_direct"):
+                return _error(422, "validation_error", "not a renewal mode", field="renewal_mode")
+            self.profiles.setdefault(partner_id, {"display_name": partner_id})
+            self.profiles[partner_id]["renewal_mode"] = mode
+            return httpx.Response(
+                200,
+                json={"partner_id": partner_id, "renewal_mode": mode, "effective_at": "now"},
+            )
         if path == "/v1/partner/entitlements" and request.method == "GET":
             before = request.url.params.get("term_end_before")
             found = [e for e in own if before is None or e["term_end"] < before]

@@ -26,6 +26,7 @@ PAGES = (
     "/deals",
     "/commissions",
     "/tier",
+    "/settings",
     "/webhook",
     "/deliveries",
     "/keys",

@@ -106,6 +106,7 @@ def test_pages_need_a_session(client: TestClient) -> None:
         "/deals",
         "/deals/new",
         "/deals/D-P-A-1",
+        "/settings",
     ):
         response = client.get(path)
         assert response.status_code == 303
@@ -176,7 +177,7 @@ def test_unknown_key_is_refused_without_a_session(client: TestClient) -> None:
 
 def test_every_form_carries_a_csrf_token(client: TestClient) -> None:
     sign_in(client, "key-A")
-    for path in ("/overview", "/register", "/webhook", "/deals/new"):
+    for path in ("/overview", "/register", "/webhook", "/deals/new", "/settings"):
         html = client.get(path).text
         forms = re.findall(r'<form method="post".*?</form>', html, flags=re.S)
         assert forms, path
@@ -359,6 +360,33 @@ def test_webhook_secret_is_shown_once(client: TestClient, fake: FakePartnerApis)
     assert "whsec_P-A_secret" not in later and "https://crm.example/hook" in later
     refused = client.post("/webhook", data={"url": "http://10.0.0.1/x", "csrf_token": token})
     assert refused.status_code == 422 and "url must be https" in refused.text
+
+
+def test_settings_show_and_change_the_renewal_mode(
+    client: TestClient, fake: FakePartnerApis
+) -> None:
+    fake.profiles["P-A"] = {"display_name": "Alpine IT Services", "renewal_mode": "partner_first"}
+    token = sign_in(client, "key-A")
+    page = client.get("/settings").text
+    assert 'data-mode="partner_first"' in page
+    assert re.search(r'value="partner_first"[^>]*checked', page)
+    saved = client.post(
+        "/settings/renewal-mode", data={"renewal_mode": "partner_only", "csrf_token": token}
+    )
+    assert saved.status_code == 200 and "Saved." in saved.text
+    assert fake.profiles["P-A"]["renewal_mode"] == "partner_only"
+    assert 'data-mode="partner_only"' in saved.text
+    puts = [c for c in fake.partner_calls() if c.url.path == "/v1/partner/renewal-mode"]
+    assert [c.headers["authorization"] for c in puts] == ["Bearer key-A"]
+    bad = client.post(
+        "/settings/renewal-mode", data={"renewal_mode": "sometimes", "csrf_token": token}
+    )
+    assert bad.status_code == 422 and 'aria-invalid="true"' in bad.text
+    forged = client.post(
+        "/settings/renewal-mode", data={"renewal_mode": "vendor_direct", "csrf_token": "wrong"}
+    )
+    assert forged.status_code in (400, 403)
+    assert fake.profiles["P-A"]["renewal_mode"] == "partner_only"
 
 
 def test_delivery_log(client: TestClient) -> None:

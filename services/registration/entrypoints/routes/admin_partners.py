@@ -32,6 +32,7 @@ async def create_partner(body: PartnerCreate, _: AdminDep, svc: ServicesDep) -> 
             co_brand_customer_messages=body.co_brand_customer_messages,
             customer_ids=tuple(body.customer_ids),
             effective_at=body.effective_at,
+            renewal_mode=body.renewal_mode,
         )
     )
     await svc.keys.adopt_creation_key_soon(partner)  # CONTRACT 6.7: it is an admin key
@@ -48,7 +49,7 @@ async def get_partner(partner_id: str, _: AdminDep, svc: ServicesDep) -> Partner
 async def update_partner(
     partner_id: str, body: PartnerPatch, _: AdminDep, svc: ServicesDep
 ) -> PartnerOut:
-    """Change tier, status, branding or contact, in force from `effective_at` (default now)."""
+    """Change tier, status, renewal mode, branding or contact, from `effective_at` (default now)."""
     contact_before = (await svc.partners.get(partner_id)).contact_email
     partner = await svc.partners.update(
         partner_id,
@@ -62,6 +63,7 @@ async def update_partner(
             co_brand_customer_messages=body.co_brand_customer_messages,
             customer_ids=tuple(body.customer_ids) if body.customer_ids is not None else None,
             effective_at=body.effective_at,
+            renewal_mode=body.renewal_mode,
         ),
     )
     if partner.contact_email != contact_before:  # CONTRACT 6.7: in the partner's audit

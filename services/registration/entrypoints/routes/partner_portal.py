@@ -23,20 +23,56 @@ from services.registration.entrypoints.schemas import (
     EntitlementPage,
     PartnerOut,
     PartnerRegistrationIn,
+    RenewalModeIn,
+    RenewalModeOut,
 )
 from services.registration.service_layer.customers import PartnerEntitlement
 from services.registration.service_layer.errors import UseCaseError
+from shared.events import format_timestamp
 
 router = APIRouter(prefix="/v1/partner", tags=["partner"])
 
 SalesKey = Annotated[PartnerPrincipal, require_partner_role("sales")]
 AnyKey = Annotated[PartnerPrincipal, require_partner_role("sales", "finance")]
+# The renewal mode is a programme setting, not day-to-day sales work (CONTRACT 6.7).
+AdminKey = Annotated[PartnerPrincipal, require_partner_role("admin")]
 
 
 @router.get("/me", response_model=PartnerOut)
 async def me(caller: AnyKey, svc: ServicesDep) -> PartnerOut:
     """The caller's own partner record (name, branding, seller code), never its key."""
     return PartnerOut.of(await svc.partners.get(caller.partner_id), svc.clock())
+
+
+@router.put("/renewal-mode", response_model=RenewalModeOut)
+async def set_renewal_mode(
+    body: RenewalModeIn, caller: AdminKey, svc: ServicesDep
+) -> RenewalModeOut:
+    """Choose whom customer renewal reminders steer to, effective now (CONTRACT 6.1).
+
+    In the partner's audit (`GET /v1/partner/audit`) with the calling key's id and the time.
+    """
+    actor = caller.key_id or "operator"
+    before = (await svc.partners.get(caller.partner_id)).renewal_mode_at(svc.clock())
+    partner = await svc.partners.set_renewal_mode(caller.partner_id, body.renewal_mode, actor=actor)
+    now = svc.clock()
+    if before != body.renewal_mode:
+        await svc.keys.record(
+            AuditEntry(
+                partner_id=caller.partner_id,
+                actor_key_id=actor,
+                action="renewal_mode.changed",
+                at=now,
+                detail={"from": before, "to": body.renewal_mode},
+            )
+        )
+    in_force = [c for c in partner.renewal_mode_history if c.effective_at <= now]
+    since = in_force[-1].effective_at if in_force else partner.created_at
+    return RenewalModeOut(
+        partner_id=partner.partner_id,
+        renewal_mode=partner.renewal_mode_at(now),
+        effective_at=format_timestamp(since),
+    )
 
 
 @router.post("/registrations", status_code=201, response_model=EntitlementOut)
