@@ -73,6 +73,7 @@ class World:
     month: str
     registration_url: str = ""
     admin_token: str = ""
+    commissions_url: str = ""
 
 
 def _ready(url: str) -> bool:
@@ -279,6 +280,7 @@ def _seed(portal: str, urls: dict[str, str], bootstrap: str, admin_token: str) -
         month=f"{now.year:04d}-{now.month:02d}",
         registration_url=urls["registration"],
         admin_token=admin_token,
+        commissions_url=urls["commissions"],
     )
 
 

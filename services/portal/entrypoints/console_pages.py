@@ -221,7 +221,7 @@ def _sign_in_page(
         None,
         status_code,
         sign_in_token=p.sign_in_csrf.token_for(nonce),
-        error=error,
+        sign_in_error=error,  # not `error`: the layout shows that one as a page alert
         expired=request.query_params.get("expired") == "1",
         kind=authenticator(request).kind,
     )
