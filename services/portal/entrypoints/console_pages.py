@@ -17,7 +17,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from services.portal.adapters.admin_api import AdminApi, OperatorRefused
+from services.portal.adapters.admin_api import MAX_LINES, AdminApi, OperatorRefused
 from services.portal.adapters.console_cookies import ConsoleCookies
 from services.portal.adapters.operator_auth import TokenAuthenticator
 from services.portal.adapters.partner_api import Unavailable, UpstreamError
@@ -284,6 +284,9 @@ async def sign_in_start(request: Request, p: PortalDep) -> Response:
 @router.get("/sign-in/callback")
 async def sign_in_callback(request: Request, p: PortalDep) -> Response:
     """Where an identity provider sends the browser back; `state` is the CSRF token."""
+    if authenticator(request).kind != "redirect":
+        # A form authenticator's credential never travels in a URL (logs, history).
+        return RedirectResponse("/console/sign-in", 303)
     params = dict(request.query_params)
     params["csrf_token"] = params.get("state", "")
     return await _finish_sign_in(request, p, params)
@@ -328,6 +331,7 @@ async def overview(request: Request, p: PortalDep, session: OperatorDep) -> Resp
         failed=int(failed.get("total", 0)),
         revenue_charts=charts.tier_revenue_charts(lines, tier_of),
         line_count=len(lines),
+        lines_capped=len(lines) >= MAX_LINES,
     )
 
 

@@ -253,6 +253,16 @@ def test_console_sign_in_needs_its_csrf_token(client: TestClient, admin: FakeAdm
     assert not admin.requests
 
 
+def test_a_token_in_a_callback_url_signs_nobody_in(client: TestClient) -> None:
+    page = client.get("/console/sign-in")
+    response = client.get(
+        "/console/sign-in/callback",
+        params={"admin_token": ADMIN_TOKEN, "state": form_token(page.text)},
+    )
+    assert response.status_code == 303 and response.headers["location"] == "/console/sign-in"
+    assert client.get("/console").status_code == 303
+
+
 def test_console_cookie_is_httponly_strict_and_holds_no_token(client: TestClient) -> None:
     page = client.get("/console/sign-in")
     response = client.post(
