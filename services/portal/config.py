@@ -16,7 +16,9 @@ class Settings(ServiceSettings):
     service_name: ClassVar[str] = "portal"
     uses_broker_and_database: ClassVar[bool] = False
     port: int = Field(8004, validation_alias="PORTAL_PORT", ge=1, le=65535)
-    # The portal never calls an admin route, so it needs no operator token (least privilege).
+    # The portal holds no operator token (least privilege): the partner pages never call an
+    # admin route, and the staff console calls them with the token its operator signed in
+    # with, kept sealed in the console cookie (entrypoints/console_pages.py).
     admin_token: SecretStr = Field(SecretStr("not-used-by-the-portal"), exclude=True)
     commissions_url: str = Field("http://127.0.0.1:8002", description="commissions API")
     notifications_url: str = Field("http://127.0.0.1:8003", description="notifications API")

@@ -81,6 +81,7 @@ class World:
     shared_alpha_key: str = ""
     shared_bravo_key: str = ""
     mail_dir: Path = Path()
+    commissions_url: str = ""
 
 
 def _ready(url: str) -> bool:
@@ -339,6 +340,7 @@ def _seed(portal: str, urls: dict[str, str], bootstrap: str, admin_token: str) -
         customer_email=shared_customer,
         shared_alpha_key=keys["shared-a"],
         shared_bravo_key=keys["shared-b"],
+        commissions_url=urls["commissions"],
     )
 
 

@@ -994,6 +994,19 @@ def test_ingress_exposes_the_portal_and_public_routes_and_nothing_under_admin(
     assert portal >= _routes_of("portal-api") - {"/healthz", "/readyz", "/metrics"}
 
 
+def test_the_ingress_reaches_no_console_page() -> None:
+    """The staff console (/console/...) is for the vendor's channel team, never public."""
+    from services.portal.entrypoints import console_pages
+
+    console = {r.path for r in console_pages.router.routes if hasattr(r, "path")}
+    assert "/console/partners" in console and "/console/sign-in" in console
+    (ingress,) = _load_documents(BASE / "ingress.example.yaml")
+    for rule in ingress["spec"]["rules"]:
+        for entry in rule["http"]["paths"]:
+            for route in console:
+                assert not _reachable(route, entry["path"], entry["pathType"]), (entry, route)
+
+
 def test_the_ingress_check_itself_matches_like_kubernetes() -> None:
     assert _reachable("/v1/admin/partners", "/v1", "Prefix")
     assert _reachable("/v1/admin/partners/{partner_id}", "/v1/admin/partners/P-1", "Prefix")

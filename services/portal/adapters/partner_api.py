@@ -1,7 +1,8 @@
 """HTTP client of the three services' partner APIs, bound to one signed-in partner's key.
 
 Every call carries that partner's key and no other: the services then show that
-partner's data alone (CONTRACT 2). The portal never calls an admin route.
+partner's data alone (CONTRACT 2). The partner pages never call an admin route (the
+staff console does, adapters/admin_api.py, with the token its operator signed in with).
 """
 
 from __future__ import annotations

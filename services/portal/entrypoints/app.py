@@ -31,7 +31,14 @@ from services.portal.adapters.partner_api import (
 from services.portal.adapters.session_cookies import SessionCookies
 from services.portal.config import Settings
 from services.portal.domain.sessions import SignInCsrf
-from services.portal.entrypoints import customer_pages, deal_pages, key_pages, pages, tier_page
+from services.portal.entrypoints import (
+    console_pages,
+    customer_pages,
+    deal_pages,
+    key_pages,
+    pages,
+    tier_page,
+)
 from services.portal.entrypoints.web import (
     CsrfRejected,
     PageForbidden,
@@ -176,6 +183,9 @@ def build_app(
             title="Temporarily unavailable",
             message="Part of Channelkeep is not answering right now. Please try again shortly.",
         )
+
+    # The channel team's console (/console): its own session kind, router and error pages.
+    console_pages.install(app, settings, clock)
 
     @app.get("/healthz", tags=["operations"])
     async def healthz() -> dict[str, str]:

@@ -10,7 +10,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from chassis import bounds
 from services.portal.adapters.partner_api import NotSignedIn, PartnerApi, UpstreamError
-from services.portal.domain import presentation, roles
+from services.portal.domain import charts, presentation, roles
 from services.portal.domain.sessions import Branding, Session, SignInCsrf
 from services.portal.entrypoints.web import (
     Portal,
@@ -149,6 +149,13 @@ async def overview(request: Request, p: PortalDep, session: SessionDep) -> Respo
         else None
     )
     statement = await api.statement(month) if roles.sees_commissions(session.role) else {}
+    # Charts (domain/charts.py): renewals per week from the same entitlements, and 12
+    # months of commissions from the partner's own ledger lines.
+    renewal_chart = charts.renewals_chart(renewals, today) if renewals is not None else None
+    commission_charts: list[tuple[str, str]] = []
+    if roles.sees_commissions(session.role):
+        first = dt.date.fromisoformat(charts.months_back(today, 12)[0] + "-01")
+        commission_charts = charts.commissions_charts(await api.commissions(first, today), today)
     return render(
         request,
         "overview.html",
@@ -159,6 +166,8 @@ async def overview(request: Request, p: PortalDep, session: SessionDep) -> Respo
         totals=statement.get("totals", []),
         line_count=len(statement.get("lines", [])),
         horizon_days=presentation.RENEWAL_HORIZON_DAYS,
+        renewal_chart=renewal_chart,
+        commission_charts=commission_charts,
     )
 
 

@@ -152,6 +152,11 @@ class MongoPartnerRepository(PartnerRepository):
         doc = await self._collection.find_one({"api_key_hash": key_hash})
         return documents.partner_from_doc(doc) if doc is not None else None
 
+    async def page(self, *, after: str | None, limit: int) -> list[Partner]:
+        query: dict[str, Any] = {"_id": {"$gt": after}} if after is not None else {}
+        cursor = self._collection.find(query).sort("_id", ASCENDING).limit(limit)
+        return [documents.partner_from_doc(d) async for d in cursor]
+
 
 class MongoEntitlementRepository(EntitlementRepository):
     def __init__(self, db: Db) -> None:

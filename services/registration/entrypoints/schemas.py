@@ -193,6 +193,11 @@ class PartnerOut(BaseModel):
         )
 
 
+class PartnerList(BaseModel):
+    partners: list[PartnerOut]
+    next_after: str | None = Field(description="pass as `after` for the next page; null at the end")
+
+
 class PartnerCreated(PartnerOut):
     api_key: str = Field(description="shown once; only its hash is kept")
 

@@ -237,6 +237,11 @@ class PartnerService:
             raise not_found("partner_not_found", "no such partner")
         return partner
 
+    async def page(self, *, after: str | None, limit: int) -> list[Partner]:
+        """The partner directory by id, for operators (the console's partner list)."""
+        async with self._uow() as uow:
+            return await uow.partners.page(after=after, limit=limit)
+
     async def lookup_seller_code(self, code: str) -> tuple[str, Partner]:
         """The canonical code and its active partner; 422 for a typo, 404 if nobody has it."""
         canonical = canonical_seller_code(code, "code")

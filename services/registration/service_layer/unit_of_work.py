@@ -181,6 +181,10 @@ class PartnerRepository(TrackingRepository[Partner], abc.ABC):
     @abc.abstractmethod
     async def _fetch_by_api_key_hash(self, key_hash: str) -> Partner | None: ...
 
+    @abc.abstractmethod
+    async def page(self, *, after: str | None, limit: int) -> list[Partner]:
+        """Partners by id after `after` (the directory for operators); read-only, untracked."""
+
 
 class EntitlementRepository(TrackingRepository[Entitlement], abc.ABC):
     async def get(self, license_key: str) -> Entitlement | None:

@@ -110,6 +110,21 @@ async def test_create_read_and_patch_a_partner(client: httpx.AsyncClient, mongo_
     assert await mongo_db["partners"].count_documents({"api_key_hash": {"$exists": True}}) == 1
 
 
+async def test_the_partner_directory_pages_without_keys(client: httpx.AsyncClient) -> None:
+    made = sorted([(await create_partner(client))["partner_id"] for _ in range(3)])
+    first = await client.get("/v1/admin/partners", params={"limit": 2}, headers=ADMIN)
+    assert first.status_code == 200
+    body = first.json()
+    assert [p["partner_id"] for p in body["partners"]] == made[:2]
+    assert all("api_key" not in p and "api_key_hash" not in p for p in body["partners"])
+    rest = await client.get(
+        "/v1/admin/partners", params={"after": body["next_after"]}, headers=ADMIN
+    )
+    assert [p["partner_id"] for p in rest.json()["partners"]] == made[2:]
+    assert rest.json()["next_after"] is None
+    assert (await client.get("/v1/admin/partners")).status_code == 401
+
+
 async def test_partner_validation_names_the_field(client: httpx.AsyncClient) -> None:
     cases = [
         ({"contact_email": "not-an-email"}, "contact_email"),

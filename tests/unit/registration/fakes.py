@@ -62,6 +62,10 @@ class FakePartners(PartnerRepository):
                 return copy.deepcopy(p)
         return None
 
+    async def page(self, *, after: str | None, limit: int) -> list[Partner]:
+        ids = sorted(p for p in self._store.partners if after is None or p > after)
+        return [copy.deepcopy(self._store.partners[p]) for p in ids[:limit]]
+
 
 class FakeEntitlements(EntitlementRepository):
     def __init__(self, store: Store) -> None:

@@ -81,6 +81,14 @@ async def test_create_partner_stores_only_the_key_hash_and_emits_created(
     assert await partners.resolve_api_key("ckp_" + "x" * 43) is None
 
 
+async def test_the_directory_pages_by_partner_id(partners: PartnerService) -> None:
+    ids = sorted([(await enrol(partners, name))[0] for name in ("A", "B", "C")])
+    first = await partners.page(after=None, limit=2)
+    assert [p.partner_id for p in first] == ids[:2]
+    rest = await partners.page(after=first[-1].partner_id, limit=2)
+    assert [p.partner_id for p in rest] == ids[2:]
+
+
 async def test_a_seller_code_collision_mints_another(store: Store, clock: Clock) -> None:
     codes = itertools.chain(["7K3M-9QXF", "7K3M-9QXF"], iter(seller_code.generate, None))
     service = PartnerService(factory(store), clock, new_seller_code=lambda: next(codes))

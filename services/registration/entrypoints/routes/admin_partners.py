@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Query
 
 from services.registration.domain.partners import Branding
 from services.registration.entrypoints.dependencies import AdminDep, ServicesDep
 from services.registration.entrypoints.schemas import (
     PartnerCreate,
     PartnerCreated,
+    PartnerList,
     PartnerOut,
     PartnerPatch,
 )
@@ -38,6 +41,20 @@ async def create_partner(body: PartnerCreate, _: AdminDep, svc: ServicesDep) -> 
     await svc.keys.adopt_creation_key_soon(partner)  # CONTRACT 6.7: it is an admin key
     out = PartnerOut.of(partner, svc.clock())
     return PartnerCreated(**out.model_dump(), api_key=api_key)
+
+
+@router.get("", response_model=PartnerList)
+async def list_partners(
+    _: AdminDep,
+    svc: ServicesDep,
+    after: Annotated[str | None, Query(max_length=100)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> PartnerList:
+    """The partner directory by `partner_id`, a page at a time (the operators' console)."""
+    found = await svc.partners.page(after=after, limit=limit)
+    now = svc.clock()
+    next_after = found[-1].partner_id if len(found) == limit else None
+    return PartnerList(partners=[PartnerOut.of(p, now) for p in found], next_after=next_after)
 
 
 @router.get("/{partner_id}", response_model=PartnerOut)

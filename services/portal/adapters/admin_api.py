@@ -1,0 +1,228 @@
+"""HTTP client of the three services' admin routes, bound to one signed-in operator's token.
+
+The console (entrypoints/console_pages.py) calls these on the operator's behalf with
+the token the operator signed in with, kept encrypted in the console cookie: the
+portal holds no admin token of its own (its settings have none).
+
+Routes that other work adds in parallel (tier rules, the evaluation preview) may be
+missing on an older registration: those answer `None` on a 404 or 405, and the page
+says "not available" rather than failing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from services.portal.adapters.partner_api import ServiceUrls, Unavailable, UpstreamError
+
+MAX_PARTNERS = 5000  # pages of 1000: the console lists and searches at most this many
+MAX_LINES = 10_000  # GET /v1/admin/commissions answers at most this many lines
+
+
+class OperatorRefused(UpstreamError):
+    """401/403 on an admin route: the token is not (or no longer) the operator token."""
+
+
+def _error(response: httpx.Response) -> UpstreamError:
+    try:
+        body = response.json().get("error", {})
+    except (ValueError, AttributeError):
+        body = {}
+    code = str(body.get("code") or "http_error")
+    message = str(body.get("message") or f"HTTP {response.status_code}")
+    kind = OperatorRefused if response.status_code in (401, 403) else UpstreamError
+    return kind(response.status_code, code, message, body.get("field"))
+
+
+def _missing(error: UpstreamError) -> bool:
+    """A route this deployment does not have yet (FastAPI: 404, or 405 on a known path)."""
+    return not isinstance(error, OperatorRefused) and error.status in (404, 405)
+
+
+class AdminApi:
+    """The admin routes of registration, commissions and notifications, as one operator."""
+
+    def __init__(self, http: httpx.AsyncClient, urls: ServiceUrls, admin_token: str) -> None:
+        self._http = http
+        self._urls = urls
+        self._headers = {"Authorization": f"Bearer {admin_token}", "Accept": "application/json"}
+
+    async def _send(
+        self, method: str, url: str, *, params: dict[str, Any] | None = None, json: Any = None
+    ) -> httpx.Response:
+        try:
+            response = await self._http.request(
+                method, url, params=params, json=json, headers=self._headers
+            )
+        except httpx.HTTPError as error:
+            raise Unavailable(f"{type(error).__name__} calling {url.split('/v1/')[0]}") from None
+        if response.status_code >= 500:
+            raise Unavailable(f"HTTP {response.status_code} from {url.split('/v1/')[0]}")
+        if response.status_code >= 400:
+            raise _error(response)
+        return response
+
+    async def _json(self, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
+        body = (await self._send(method, url, **kwargs)).json()
+        return body if isinstance(body, dict) else {"items": body}
+
+    async def _optional(self, method: str, url: str, **kwargs: Any) -> dict[str, Any] | None:
+        try:
+            return await self._json(method, url, **kwargs)
+        except UpstreamError as error:
+            if _missing(error):
+                return None
+            raise
+
+    # --- registration: partners (CONTRACT 2.1) --------------------------------------
+
+    async def check_token(self) -> None:
+        """Raises OperatorRefused unless the token opens an admin route."""
+        await self._send("GET", f"{self._urls.registration}/v1/admin/partners", params={"limit": 1})
+
+    async def partners(self) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        params: dict[str, Any] = {"limit": 1000}
+        while len(found) < MAX_PARTNERS:
+            page = await self._json(
+                "GET", f"{self._urls.registration}/v1/admin/partners", params=params
+            )
+            found.extend(page.get("partners", []))
+            if not page.get("next_after"):
+                break
+            params["after"] = page["next_after"]
+        return found
+
+    async def partner(self, partner_id: str) -> dict[str, Any] | None:
+        try:
+            return await self._json(
+                "GET", f"{self._urls.registration}/v1/admin/partners/{_segment(partner_id)}"
+            )
+        except UpstreamError as error:
+            if error.status == 404 and not isinstance(error, OperatorRefused):
+                return None
+            raise
+
+    async def create_partner(self, fields: dict[str, Any]) -> dict[str, Any]:
+        """The new partner with its `api_key`: in this answer only."""
+        return await self._json("POST", f"{self._urls.registration}/v1/admin/partners", json=fields)
+
+    async def update_partner(self, partner_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+        return await self._json(
+            "PATCH",
+            f"{self._urls.registration}/v1/admin/partners/{_segment(partner_id)}",
+            json=changes,
+        )
+
+    # --- registration: attribution conflicts -----------------------------------------
+
+    async def conflicts(self, limit: int = 200) -> list[dict[str, Any]]:
+        body = await self._json(
+            "GET",
+            f"{self._urls.registration}/v1/admin/attribution-conflicts",
+            params={"limit": limit},
+        )
+        return list(body.get("conflicts", []))
+
+    async def reassign(self, license_key: str, partner_id: str | None, reason: str) -> None:
+        await self._send(
+            "PUT",
+            f"{self._urls.registration}/v1/admin/entitlements/"
+            f"{_segment(license_key)}/partner-of-record",
+            json={"partner_id": partner_id, "reason": reason},
+        )
+
+    # --- registration: deals (CONTRACT 6.3) ------------------------------------------
+
+    async def deals(self, status: str = "submitted") -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        params: dict[str, Any] = {"status": status, "limit": 1000}
+        while len(found) < MAX_PARTNERS:
+            page = await self._json(
+                "GET", f"{self._urls.registration}/v1/admin/deals", params=params
+            )
+            found.extend(page.get("deals", []))
+            if not page.get("next_after"):
+                break
+            params["after"] = page["next_after"]
+        return found
+
+    async def approve_deal(self, deal_id: str) -> dict[str, Any]:
+        return await self._json(
+            "POST", f"{self._urls.registration}/v1/admin/deals/{_segment(deal_id)}/approve"
+        )
+
+    async def reject_deal(self, deal_id: str, reason: str) -> dict[str, Any]:
+        return await self._json(
+            "POST",
+            f"{self._urls.registration}/v1/admin/deals/{_segment(deal_id)}/reject",
+            json={"reason": reason},
+        )
+
+    # --- registration: earned tiers (CONTRACT 6.4; may not be deployed yet) ----------
+
+    async def tier_rules(self) -> dict[str, Any] | None:
+        return await self._optional("GET", f"{self._urls.registration}/v1/admin/tier-rules")
+
+    async def put_tier_rules(self, rules: dict[str, Any]) -> dict[str, Any] | None:
+        return await self._optional(
+            "PUT", f"{self._urls.registration}/v1/admin/tier-rules", json=rules
+        )
+
+    async def tier_preview(self, as_of: dt.date) -> dict[str, Any] | None:
+        """`{"as_of", "changes": [{"partner_id", "display_name", "from", "to"}]}`, or None."""
+        return await self._optional(
+            "GET",
+            f"{self._urls.registration}/v1/admin/tiers/preview",
+            params={"as_of": as_of.isoformat()},
+        )
+
+    async def evaluate_tiers(self, as_of: dt.date) -> dict[str, Any] | None:
+        return await self._optional(
+            "POST",
+            f"{self._urls.registration}/v1/admin/tiers/evaluate",
+            params={"as_of": as_of.isoformat()},
+        )
+
+    # --- commissions -----------------------------------------------------------------
+
+    async def commission_lines(self, partner_id: str | None = None) -> list[dict[str, Any]]:
+        params: dict[str, Any] = {"limit": MAX_LINES}
+        if partner_id:
+            params["partner_id"] = partner_id
+        body = await self._json(
+            "GET", f"{self._urls.commissions}/v1/admin/commissions", params=params
+        )
+        return list(body.get("lines", []))
+
+    async def run_payables(self, as_of: dt.date | None) -> dict[str, Any]:
+        params = {"as_of": as_of.isoformat()} if as_of is not None else None
+        return await self._json(
+            "POST", f"{self._urls.commissions}/v1/admin/payables/run", params=params
+        )
+
+    async def mark_paid(self, partner_id: str, month: str) -> dict[str, Any]:
+        """`409 below_minimum_payout` raises UpstreamError with that code."""
+        return await self._json(
+            "POST",
+            f"{self._urls.commissions}/v1/admin/statements/"
+            f"{_segment(partner_id)}/{_segment(month)}/paid",
+        )
+
+    # --- notifications ---------------------------------------------------------------
+
+    async def failed_deliveries(self, error: str | None, limit: int, offset: int) -> dict[str, Any]:
+        params: dict[str, Any] = {"status": "failed", "limit": limit, "offset": offset}
+        if error:
+            params["error"] = error
+        return await self._json(
+            "GET", f"{self._urls.notifications}/v1/admin/deliveries", params=params
+        )
+
+
+def _segment(value: str) -> str:
+    return quote(value, safe="")
