@@ -174,7 +174,8 @@ class AdminApi:
         )
 
     async def tier_preview(self, as_of: dt.date) -> dict[str, Any] | None:
-        """`{"as_of", "changes": [{"partner_id", "display_name", "from", "to"}]}`, or None."""
+        """Registration's preview (`{"as_of", "changes": [{"partner_id", "tier", "move",
+        "new_tier", ...}]}`), or None where it has none."""
         return await self._optional(
             "GET",
             f"{self._urls.registration}/v1/admin/tiers/preview",

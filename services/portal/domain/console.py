@@ -182,3 +182,29 @@ def tier_rules_form_values(rules: Mapping[str, Any] | None, today: dt.date) -> d
         if "min_certified" in rule:
             values[f"{tier}_certified"] = str(rule["min_certified"])
     return values
+
+
+def preview_moves(body: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+    """The partners an evaluation would move, as the tiers page lists them.
+
+    Registration's preview (CONTRACT 6.4) answers every evaluated partner with its
+    `tier`, `move` (`promotion`, `demotion`, `pending_demotion`, `none`) and
+    `new_tier`; only a promotion or a demotion changes a tier, so only those are
+    listed, as `{partner_id, display_name, from, to}`.
+    """
+    moves: list[dict[str, Any]] = []
+    for change in (body or {}).get("changes", []):
+        if not isinstance(change, Mapping):
+            continue
+        to = change.get("to", change.get("new_tier"))
+        if change.get("move", "promotion") not in ("promotion", "demotion") or not to:
+            continue
+        moves.append(
+            {
+                "partner_id": change.get("partner_id", ""),
+                "display_name": change.get("display_name", ""),
+                "from": change.get("from", change.get("tier", "")),
+                "to": to,
+            }
+        )
+    return moves

@@ -637,7 +637,7 @@ async def _tiers_page(
         as_of=as_of.isoformat(),
         preview=preview,
         preview_available=changes is not None,
-        changes=(changes or {}).get("changes", []),
+        changes=console.preview_moves(changes),
         **context,
     )
 

@@ -87,3 +87,21 @@ def test_tier_rules_form_names_each_bad_field() -> None:
     )  # fmt: skip
     assert {"effective_from", "currency", "fx", "demotion_grace_days", "gold_certified",
             "platinum_revenue"} <= set(errors)  # fmt: skip
+
+
+def test_the_preview_lists_only_partners_an_evaluation_would_move() -> None:
+    """Registration's preview (CONTRACT 6.4) answers every partner; the page lists moves."""
+    body = {
+        "as_of": "2027-01-31",
+        "changes": [
+            {"partner_id": "P-A", "tier": "silver", "move": "promotion", "new_tier": "gold"},
+            {"partner_id": "P-B", "tier": "gold", "move": "none", "new_tier": None},
+            {"partner_id": "P-C", "tier": "gold", "move": "pending_demotion", "new_tier": None},
+            {"partner_id": "P-D", "tier": "gold", "move": "demotion", "new_tier": "bronze"},
+        ],
+    }
+    assert console.preview_moves(body) == [
+        {"partner_id": "P-A", "display_name": "", "from": "silver", "to": "gold"},
+        {"partner_id": "P-D", "display_name": "", "from": "gold", "to": "bronze"},
+    ]
+    assert console.preview_moves(None) == []
