@@ -297,8 +297,9 @@ def _seed(portal: str, urls: dict[str, str], bootstrap: str, admin_token: str) -
 
         _until(commission, "partner A's commission line")
 
-        # Earned tiers (CONTRACT 6.4): rules that keep A at gold on its 3 x 123457 of
-        # revenue and 2 certifications, so the Tier page shows what platinum needs.
+        # Earned tiers (CONTRACT 6.4): rules that keep A at gold on its 4 x 123457 of
+        # revenue (three partner sales and the shared customer's licence) and 2
+        # certifications, so the Tier page shows what platinum needs.
         rules = http.put(
             f"{urls['registration']}/v1/admin/tier-rules",
             json={
@@ -494,11 +495,11 @@ def test_partner_a_uses_every_page(browser: Browser, world: World, tmp_path: Pat
     standing = page.get_by_role("region", name="Where you stand")
     expect(standing.get_by_test_id("tier-current")).to_have_text("Gold")
     expect(standing.get_by_test_id("tier-qualifies")).to_have_text("Gold")
-    expect(standing.get_by_test_id("tier-revenue")).to_have_text("EUR 3,703.71")
+    expect(standing.get_by_test_id("tier-revenue")).to_have_text("EUR 4,938.28")
     expect(standing.get_by_test_id("tier-certified")).to_have_text("2")
     following = page.get_by_role("region", name="What the next tier needs")
     expect(following).to_contain_text("Platinum")
-    expect(following.get_by_test_id("gap-revenue")).to_have_text("EUR 6,296.29")
+    expect(following.get_by_test_id("gap-revenue")).to_have_text("EUR 5,061.72")
     expect(following.get_by_test_id("gap-certified")).to_have_text("3")
     expect(page.get_by_role("region", name="Certifications")).to_contain_text("Anna Alpine")
     shot(page, "tier")

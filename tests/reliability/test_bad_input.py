@@ -52,7 +52,7 @@ LEDGER = "commissions.ledger.v1"
 # Which consumer groups read each topic: a bad record lands on the DLQ once per group.
 CONSUMERS = {
     ORDERS: 1,
-    REFUNDS: 1,
+    REFUNDS: 2,  # commissions and registration (earned-tier revenue, CONTRACT 6.4)
     ADVISORIES: 1,
     PARTNERS: 1,
     ENTITLEMENTS: 2,  # commissions and notifications

@@ -191,6 +191,7 @@ class _Record:
 
 def _factory(service: str, kafka: str, mongo: str, db_name: str) -> Any:
     common: dict[str, Any] = {
+        "environment": "dev",  # the public dev keys (WEBHOOK_SECRET_KEYS) are fine here
         "admin_token": "fuzz-admin-token-0123456789",
         "kafka_bootstrap": kafka,
         "mongo_url": mongo,
