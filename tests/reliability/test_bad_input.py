@@ -516,7 +516,12 @@ def test_bad_input_lands_on_dlq_and_the_stream_goes_on(live: Live) -> None:
     huge_line["data"]["amount_minor"] = 10**15 + 1
     add(LEDGER, [("ledger amount 10^15 + 1", huge_line, "out_of_bounds")])
     add(ORDERS, _order_cases(run, code))
-    add(REFUNDS, _refund_cases(run))
+    # Rules only commissions applies (it knows the refunded line): one dead letter; the
+    # rest every group consuming refunds dead-letters (registration reads them too).
+    commissions_rules = {"currency_mismatch", "refund_exceeds_line"}
+    refund_cases = _refund_cases(run)
+    add(REFUNDS, [c for c in refund_cases if c[2] not in commissions_rules])
+    add(REFUNDS, [c for c in refund_cases if c[2] in commissions_rules], consumers=1)
 
     # Duplicate order_id with other content; an exact duplicate under a new event_id is a no-op.
     conflicting = copy.deepcopy(base_order)
