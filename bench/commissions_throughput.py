@@ -164,7 +164,8 @@ async def worker_run(
         first_at, first_done, done = None, 0, 0
         cpu_start: dict[str, float] = {}
         while done < events:
-            await asyncio.sleep(0.5)
+            # Often enough that a quick run (a few batches) still has a first and last mark.
+            await asyncio.sleep(0.1)
             if worker.poll() is not None:
                 raise RuntimeError(f"worker exited with {worker.returncode}")
             done = await committed_total(admin, group, entitlements)
