@@ -26,11 +26,12 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, monitoring
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -214,6 +215,32 @@ async def floor(settings: Settings, n: int, *, drop: bool = True) -> float:
         await client.close()
 
 
+class CommandTally(monitoring.CommandListener):
+    """Database commands of the fan-out by name: how many, and their round-trip time."""
+
+    def __init__(self) -> None:
+        self.count: Counter[str] = Counter()
+        self.seconds: Counter[str] = Counter()
+        self.active = False
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        pass
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        if self.active:
+            self.count[event.command_name] += 1
+            self.seconds[event.command_name] += event.duration_micros / 1e6
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        self.succeeded(event)  # type: ignore[arg-type]
+
+    def report(self, n: int) -> str:
+        return ", ".join(
+            f"{name} {self.count[name] / n:.2f}/msg {1000 * self.seconds[name] / n:.2f} ms/msg"
+            for name, _ in self.seconds.most_common()
+        )
+
+
 async def fan_out(
     settings: Settings,
     n: int,
@@ -221,9 +248,12 @@ async def fan_out(
     drop: bool = True,
     cpu_probe: Callable[[], dict[str, float]] | None = None,
     cpu_marks: list[dict[str, float]] | None = None,
+    tally: CommandTally | None = None,
 ) -> dict[str, float]:
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
-        settings.mongo_url.get_secret_value(), tz_aware=True
+        settings.mongo_url.get_secret_value(),
+        tz_aware=True,
+        event_listeners=[tally] if tally is not None else [],
     )
     db = client[f"bench_{uuid.uuid4().hex[:8]}"]
     topic = f"notifications.deliveries.v1.bench-{uuid.uuid4().hex[:6]}"
@@ -291,6 +321,8 @@ async def fan_out(
         started = time.perf_counter()
         if cpu_probe is not None and cpu_marks is not None:
             cpu_marks.append(cpu_probe())  # after seeding: the fan-out's own CPU only
+        if tally is not None:
+            tally.active = True
 
         async def plan() -> None:
             while await fanout.step():
@@ -308,6 +340,8 @@ async def fan_out(
 
         await asyncio.gather(plan(), send())
         total_s = time.perf_counter() - started
+        if tally is not None:
+            tally.active = False
         sent = counters.get(
             "deliveries_total", type="security_advisory", channel="email", status="sent"
         )
@@ -372,6 +406,7 @@ def main() -> None:
         floors: list[tuple[float, float]] = []
         for n in sizes:
             marks: list[dict[str, float]] = []
+            tally = CommandTally()
             figures = asyncio.run(
                 fan_out(
                     settings,
@@ -379,6 +414,7 @@ def main() -> None:
                     drop="MONGO_URL" in env,
                     cpu_probe=lambda: cpu_seconds(suite, sink),
                     cpu_marks=marks,
+                    tally=tally,
                 )
             )
             cpu_0 = marks[0]
@@ -401,6 +437,7 @@ def main() -> None:
                 f" floor {per_message_ms(cpu_2, cpu_3, n)}",
                 flush=True,
             )
+            print(f"  database commands of the fan-out: {tally.report(n)}", flush=True)
             figure(
                 f"advisory fan-out to {n:,} contacts, against the stage's floor",
                 rate,
