@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _floors import FLOOR_PREFIX
 from _report import PREFIX
 
 HERE = Path(__file__).resolve().parent
@@ -31,7 +32,7 @@ def scripts(only: list[str]) -> list[Path]:
     return found
 
 
-def run(script: Path, quick: bool) -> tuple[int, list[dict[str, Any]], float]:
+def run(script: Path, quick: bool, floors: list[str]) -> tuple[int, list[dict[str, Any]], float]:
     argv = [sys.executable, str(script)] + (["--quick"] if quick else [])
     figures: list[dict[str, Any]] = []
     started = time.monotonic()
@@ -41,6 +42,8 @@ def run(script: Path, quick: bool) -> tuple[int, list[dict[str, Any]], float]:
             if line.startswith(PREFIX):
                 figures.append({"script": script.stem, **json.loads(line[len(PREFIX) :])})
             else:
+                if line.startswith(FLOOR_PREFIX):
+                    floors.append(line.strip())
                 print(line, end="", flush=True)
     return proc.returncode, figures, time.monotonic() - started
 
@@ -75,15 +78,19 @@ def main() -> int:
     parser.add_argument("--only", nargs="*", default=[], help="scripts whose name contains NAME")
     args = parser.parse_args()
     figures: list[dict[str, Any]] = []
+    floors: list[str] = []
     failed: list[str] = []
     for script in scripts(args.only):
         print(f"== {script.name}", flush=True)
-        code, found, seconds = run(script, args.quick)
+        code, found, seconds = run(script, args.quick, floors)
         figures.extend(found)
         print(f"== {script.name}: exit {code} after {seconds:.0f} s\n", flush=True)
         if code != 0:
             failed.append(script.name)
     print(table(figures))
+    if floors:
+        # Each stage against its floor (bench/_floors.py), as bench/_guard.py reads them.
+        print("\n" + "\n".join(floors))
     if failed:
         print(f"\nfailed: {', '.join(failed)}", file=sys.stderr)
     return 1 if failed else 0

@@ -35,10 +35,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from _floors import commissions_write, floor_line, transactional_floor
 from _passthrough import raw_transactional_passthrough
 from _report import figure
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from pymongo import AsyncMongoClient
 
 from chassis.kafka import ensure_topics, make_producer
 from devkit.embedded import DEV_TUNING, EmbeddedSuite
@@ -162,7 +164,8 @@ async def worker_run(
         first_at, first_done, done = None, 0, 0
         cpu_start: dict[str, float] = {}
         while done < events:
-            await asyncio.sleep(0.5)
+            # Often enough that a quick run (a few batches) still has a first and last mark.
+            await asyncio.sleep(0.1)
             if worker.poll() is not None:
                 raise RuntimeError(f"worker exited with {worker.returncode}")
             done = await committed_total(admin, group, entitlements)
@@ -207,6 +210,36 @@ async def worker_run(
         "rss_early_mb": max(rss_samples[: quarter + 1]),
         "rss_late_mb": max(rss_samples[-(quarter + 1) :]),
     }
+
+
+async def floor_run(
+    suite: EmbeddedSuite, events: int, run: str, batch: int
+) -> tuple[float, dict[str, float]]:
+    """The stage's floor (bench/_floors.py) over the same input, and its CPU per 1000 lines."""
+    source, out = f"bench.floor.{run}", f"bench.floor-out.{run}"
+    await ensure_topics(suite.kafka_bootstrap, [source, out], partitions=PARTITIONS)
+    await fill(suite.kafka_bootstrap, source, events, run)
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(suite.mongo_url, tz_aware=True)
+    servers = server_pids(suite)
+    try:
+        before = {"client": time.process_time()} | {
+            name: cpu_seconds(pid) for name, pid in servers.items()
+        }
+        rate = await transactional_floor(
+            suite.kafka_bootstrap,
+            source,
+            out,
+            events,
+            write=commissions_write(client[f"bench_floor_{run}"]),
+            emits=2,
+            batch=batch,
+        )
+        after = {"client": time.process_time()} | {
+            name: cpu_seconds(pid) for name, pid in servers.items()
+        }
+    finally:
+        await client.close()
+    return rate, {name: (after[name] - before[name]) * 1e6 / events for name in after}
 
 
 async def ledger_count(bootstrap: str, topic: str) -> tuple[int, int]:
@@ -280,6 +313,7 @@ async def main() -> None:
         raw_broker_ms = (cpu_seconds(broker) - before[0]) * 1e6 / args.events
         raw_client_ms = (time.process_time() - before[1]) * 1e6 / args.events
         ours = await worker_run(suite, args.events, run, args.batch)
+        floor, floor_cpu = await floor_run(suite, args.events, run, args.batch)
         print(
             f"{args.events} order lines: raw passthrough {raw:,.0f} lines/s, "
             f"commissions worker {ours['rate']:,.0f} lines/s "
@@ -293,7 +327,20 @@ async def main() -> None:
             baseline_name="raw transactional passthrough",
             aim=">= 0.50 and >= 5,000 lines/s",
         )
+        figure(
+            "order_applied in to ledger out, against the stage's floor",
+            ours["rate"],
+            "lines/s",
+            baseline=floor,
+            baseline_name="floor (consume, bulk insert, produce)",
+            aim=">= 0.60",
+        )
         figure("commissions worker peak RSS", ours["peak_rss_mb"], "MB")
+        print(floor_line("commissions", ours["rate"], floor), flush=True)
+        print(
+            "CPU per 1000 lines, floor: "
+            + ", ".join(f"{name} {value:.0f} ms" for name, value in floor_cpu.items())
+        )
         print(
             f"ledger: {ours['ledger_records']:,} committed events,"
             f" {ours['ledger_ids']:,} distinct event ids (expected {2 * args.events:,})"

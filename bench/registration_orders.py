@@ -29,6 +29,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from _floors import floor_line, registration_write, transactional_floor
 from _passthrough import raw_transactional_passthrough
 from _report import figure
 from pymongo import AsyncMongoClient
@@ -185,7 +186,7 @@ async def main() -> None:
         env = {"EMBEDDED_KAFKA_PORT": str(free_port()), "EMBEDDED_MONGO_PORT": str(free_port())}
         with EmbeddedSuite(data_dir=Path(tmp), env=env, with_smtp=False) as suite:
             bootstrap = suite.kafka_bootstrap
-            raw_rates, ours_rates = [], []
+            raw_rates, ours_rates, floor_rates = [], [], []
             for round_no in range(1, args.rounds + 1):
                 run = uuid.uuid4().hex[:8]
                 settings = Settings(
@@ -221,9 +222,12 @@ async def main() -> None:
                 orders = [make_order(i, rng, codes, keys) for i in range(args.orders)]
                 src_a, src_b = f"bench.orders.a.{run}", f"bench.orders.b.{run}"
                 out_a, out_b = f"bench.out.a.{run}", f"bench.out.b.{run}"
-                await ensure_topics(bootstrap, [src_a, src_b, out_a, out_b], partitions=6)
-                await fill(bootstrap, src_a, orders)
-                await fill(bootstrap, src_b, orders)
+                src_c, out_c = f"bench.orders.c.{run}", f"bench.out.c.{run}"
+                await ensure_topics(
+                    bootstrap, [src_a, src_b, src_c, out_a, out_b, out_c], partitions=6
+                )
+                for source in (src_a, src_b, src_c):
+                    await fill(bootstrap, source, orders)
                 cpu_0 = cpu_seconds(suite)
                 raw = await raw_transactional_passthrough(
                     bootstrap, src_a, out_a, args.orders, args.batch
@@ -231,19 +235,32 @@ async def main() -> None:
                 cpu_1 = cpu_seconds(suite)
                 ours = await registration_worker(settings, db, src_b, out_b, args.orders)
                 cpu_2 = cpu_seconds(suite)
+                floor = await transactional_floor(
+                    bootstrap,
+                    src_c,
+                    out_c,
+                    args.orders,
+                    write=registration_write(db),
+                    batch=args.batch,
+                )
+                cpu_3 = cpu_seconds(suite)
                 await client.drop_database(db.name)
                 await client.close()
                 raw_rates.append(raw)
                 ours_rates.append(ours)
+                floor_rates.append(floor)
                 print(
                     f"round {round_no}: raw passthrough {raw:8.0f} orders/s   "
-                    f"registration worker {ours:8.0f} orders/s   ratio {ours / raw:.2f}"
+                    f"registration worker {ours:8.0f} orders/s   ratio {ours / raw:.2f}   "
+                    f"floor {floor:8.0f} orders/s   ratio {ours / floor:.2f}"
                 )
                 print(
                     f"  CPU ms/order: passthrough {per_order_ms(cpu_0, cpu_1, args.orders)};"
-                    f" registration {per_order_ms(cpu_1, cpu_2, args.orders)}"
+                    f" registration {per_order_ms(cpu_1, cpu_2, args.orders)};"
+                    f" floor {per_order_ms(cpu_2, cpu_3, args.orders)}"
                 )
             raw_m, ours_m = statistics.median(raw_rates), statistics.median(ours_rates)
+            floor_m = statistics.median(floor_rates)
             print(
                 f"median ({args.rounds} rounds, {args.orders} orders each, {keys} licence keys,"
                 f" batches of {args.batch}): "
@@ -258,6 +275,15 @@ async def main() -> None:
                 baseline_name="raw passthrough",
                 aim=">= 0.40",
             )
+            figure(
+                "orders in to entitlement events out, against the stage's floor",
+                ours_m,
+                "orders/s",
+                baseline=floor_m,
+                baseline_name="floor (consume, bulk upsert, produce)",
+                aim=">= 0.50",
+            )
+            print(floor_line("registration", ours_m, floor_m), flush=True)
 
 
 if __name__ == "__main__":
