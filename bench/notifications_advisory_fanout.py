@@ -51,8 +51,9 @@ from services.notifications.adapters.mongo import (  # noqa: E402
 from services.notifications.adapters.outcomes import KafkaOutcomePublisher  # noqa: E402
 from services.notifications.adapters.rendering import Renderer  # noqa: E402
 from services.notifications.adapters.smtp import SmtpSender  # noqa: E402
+from services.notifications.adapters.stores import Stores  # noqa: E402
 from services.notifications.adapters.webhooks import FernetSecretBox  # noqa: E402
-from services.notifications.bootstrap import Stores, vendor_of  # noqa: E402
+from services.notifications.bootstrap import vendor_of  # noqa: E402
 from services.notifications.config import DEV_WEBHOOK_SECRET_KEYS, Settings  # noqa: E402
 from services.notifications.domain.model import contact_id  # noqa: E402
 from services.notifications.domain.retry import RetryPolicy  # noqa: E402

@@ -52,7 +52,7 @@ from services.notifications.adapters.mongo import (  # noqa: E402
     PARTNERS,
     ensure_indexes,
 )
-from services.notifications.bootstrap import Stores  # noqa: E402
+from services.notifications.adapters.stores import Stores  # noqa: E402
 from services.notifications.domain.model import contact_id  # noqa: E402
 from services.notifications.service_layer.ports import SystemClock  # noqa: E402
 from services.notifications.service_layer.reminders import ReminderPass  # noqa: E402

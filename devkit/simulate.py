@@ -30,7 +30,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from shared import seller_code
-from shared.envelope import Envelope, encode, new_envelope
+from shared.envelope import Envelope, encode, key_for, new_envelope
 from shared.events import (
     Customer,
     EventData,
@@ -40,7 +40,7 @@ from shared.events import (
     OrderPlaced,
     RefundIssued,
 )
-from shared.topics import CHECKOUT_ORDERS, CHECKOUT_REFUNDS, VENDOR_NOTICES, key_for
+from shared.topics import CHECKOUT_ORDERS, CHECKOUT_REFUNDS, VENDOR_NOTICES
 
 PRODUCTS = (
     # product, sku stem, yearly net price in major units (scaled per currency below)

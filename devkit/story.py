@@ -24,7 +24,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer
 
 from chassis.kafka import make_producer
-from shared.envelope import encode, new_envelope, parse_event
+from shared.envelope import encode, key_for, new_envelope, parse_event
 from shared.events import (
     AdvisoryPublished,
     Customer,
@@ -38,7 +38,6 @@ from shared.topics import (
     CHECKOUT_REFUNDS,
     COMMISSIONS_LEDGER,
     VENDOR_ADVISORIES,
-    key_for,
 )
 
 Step = Callable[[str], None]

@@ -27,9 +27,9 @@ import httpx
 from aiokafka import AIOKafkaProducer
 
 from shared import seller_code
-from shared.envelope import encode, new_envelope
+from shared.envelope import encode, key_for, new_envelope
 from shared.events import Customer, OrderLine, OrderPlaced
-from shared.topics import CHECKOUT_ORDERS, key_for
+from shared.topics import CHECKOUT_ORDERS
 
 
 def checked_seller_code(typed: str | None) -> str | None:

@@ -31,6 +31,7 @@ from shared.events import (
     Text,
     Timestamp,
 )
+from shared.topics import TOPICS, hashed_key
 
 __all__ = [
     "DETAIL_MAX_CHARS",
@@ -248,9 +249,6 @@ def parse_event(topic: str, raw: bytes) -> Envelope[EventData]:
     escapes as another exception. ValueError (not EventValidationError) for a topic
     missing from the registry: that is the caller's configuration, not bad input.
     """
-    # Imported here because topics imports this module's types for key_for.
-    from shared.topics import TOPICS
-
     spec = TOPICS.get(topic)
     if spec is None:
         raise ValueError(f"topic {topic!r} is not in the registry")
@@ -307,3 +305,19 @@ def _parse_slowly(topic: str, allowed: Collection[str], raw: bytes) -> Envelope[
         if OUT_OF_BOUNDS in types:
             raise EventValidationError(OUT_OF_BOUNDS, _describe(exc)) from None
         raise EventValidationError("schema_violation", _describe(exc)) from None
+
+
+def key_for(topic_name: str, envelope: Envelope[Any]) -> bytes:
+    """The record key of ``envelope`` on ``topic_name``: its key field, UTF-8 (the key
+    field and hashing come from the topic registry, `shared/topics.py`)."""
+    spec = TOPICS.get(topic_name)
+    if spec is None:
+        raise ValueError(f"topic {topic_name!r} is not in the registry")
+    if envelope.event_type not in spec.event_types:
+        raise ValueError(f"{envelope.event_type} is not carried on {topic_name}")
+    value = getattr(envelope.data, spec.key_field)
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{envelope.event_type} data has no {spec.key_field} to key by")
+    if spec.key_hashed:
+        return hashed_key(value).encode("ascii")
+    return value.encode("utf-8")

@@ -12,12 +12,8 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
 
 from shared.events import EVENT_MODELS, EventData
-
-if TYPE_CHECKING:
-    from shared.envelope import Envelope
 
 __all__ = [
     "ALL_TOPICS",
@@ -39,7 +35,6 @@ __all__ = [
     "all_topic_names",
     "dlq_name",
     "hashed_key",
-    "key_for",
     "redact_sensitive",
     "topic",
     "topic_for_event",
@@ -224,21 +219,6 @@ def all_topic_names(*, include_dlq: bool = True) -> list[str]:
         if include_dlq:
             names.append(t.dlq)
     return names
-
-
-def key_for(topic_name: str, envelope: Envelope[Any]) -> bytes:
-    """The record key of ``envelope`` on ``topic_name``: its key field, UTF-8."""
-    spec = TOPICS.get(topic_name)
-    if spec is None:
-        raise ValueError(f"topic {topic_name!r} is not in the registry")
-    if envelope.event_type not in spec.event_types:
-        raise ValueError(f"{envelope.event_type} is not carried on {topic_name}")
-    value = getattr(envelope.data, spec.key_field)
-    if not isinstance(value, str) or not value:
-        raise ValueError(f"{envelope.event_type} data has no {spec.key_field} to key by")
-    if spec.key_hashed:
-        return hashed_key(value).encode("ascii")
-    return value.encode("utf-8")
 
 
 def hashed_key(value: str) -> str:

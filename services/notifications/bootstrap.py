@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI
@@ -20,19 +19,11 @@ from chassis.metrics import WorkerCounters
 from chassis.partner_audit import MongoPartnerAudit
 from chassis.partner_keys import RegistrationKeyIntrospector
 from chassis.worker import BackgroundTask, ProcessorFactory, instance_id, static_member_id
-from services.notifications.adapters.mongo import (
-    MongoAdvisoryJobs,
-    MongoDeliveries,
-    MongoLeases,
-    MongoPreferences,
-    MongoProjections,
-    MongoReminderRuns,
-    MongoWebhooks,
-    ensure_indexes,
-)
+from services.notifications.adapters.mongo import ensure_indexes
 from services.notifications.adapters.outcomes import KafkaOutcomePublisher
 from services.notifications.adapters.rendering import Renderer
 from services.notifications.adapters.smtp import SmtpSender
+from services.notifications.adapters.stores import Stores, reminder_pass
 from services.notifications.adapters.webhooks import FernetSecretBox, HttpWebhookSender
 from services.notifications.config import Settings
 from services.notifications.domain.model import Vendor
@@ -47,7 +38,6 @@ from services.notifications.service_layer.ports import (
     SystemClock,
     WebhookSender,
 )
-from services.notifications.service_layer.reminders import ReminderPass
 
 log = logging.getLogger(__name__)
 
@@ -80,43 +70,6 @@ def vendor_of(settings: Settings) -> Vendor:
         phone=settings.vendor_phone or None,
         contact_confirmation_url=settings.vendor_contact_confirmation_url,
         customer_sign_in_url=f"{settings.portal_url.rstrip('/')}/customer/sign-in",
-    )
-
-
-@dataclass
-class Stores:
-    """The service's MongoDB adapters over one database."""
-
-    projections: MongoProjections
-    deliveries: MongoDeliveries
-    preferences: MongoPreferences
-    webhooks: MongoWebhooks
-    advisory_jobs: MongoAdvisoryJobs
-    leases: MongoLeases
-    reminder_runs: MongoReminderRuns
-
-    @classmethod
-    def over(cls, db: AsyncDatabase[dict[str, Any]]) -> Stores:
-        return cls(
-            projections=MongoProjections(db),
-            deliveries=MongoDeliveries(db),
-            preferences=MongoPreferences(db),
-            webhooks=MongoWebhooks(db),
-            advisory_jobs=MongoAdvisoryJobs(db),
-            leases=MongoLeases(db),
-            reminder_runs=MongoReminderRuns(db),
-        )
-
-
-def reminder_pass(stores: Stores, clock: Clock, counters: Any) -> ReminderPass:
-    return ReminderPass(
-        source=stores.projections,
-        partners=stores.projections,
-        deliveries=stores.deliveries,
-        webhooks=stores.webhooks,
-        runs=stores.reminder_runs,
-        clock=clock,
-        counters=counters,
     )
 
 

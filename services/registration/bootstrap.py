@@ -30,9 +30,9 @@ from services.registration.adapters.outbox import OutboxRelay
 from services.registration.adapters.partner_keys import MongoPartnerKeyStore
 from services.registration.adapters.tiers import MongoLeases, MongoTierStore, ensure_tier_indexes
 from services.registration.config import Settings
-from services.registration.entrypoints import api
 from services.registration.entrypoints.customer_dependencies import CustomerSelfService
 from services.registration.entrypoints.dependencies import Services
+from services.registration.entrypoints.routes import install as routes
 from services.registration.service_layer.admission import Admission
 from services.registration.service_layer.customers import CustomerService, CustomerStore
 from services.registration.service_layer.deal_expiry import run_deal_expiry
@@ -216,7 +216,7 @@ def build_api(settings: Settings, *, clock: Clock = utc_now, run_relay: bool = T
         on_startup=on_startup,
         on_shutdown=on_shutdown,
     )
-    api.install(app)
+    routes.install(app)
     return app
 
 

@@ -38,9 +38,9 @@ from devkit.browser import LAUNCH_ARGS, ensure_chromium
 from devkit.processes import ManagedProcess, free_port, wait_until
 from devkit.story import WebhookReceiver
 from devkit.up import RunningSuite, fresh_env, start_ready_suite
-from shared.envelope import encode, new_envelope
+from shared.envelope import encode, key_for, new_envelope
 from shared.events import Customer, OrderLine, OrderPlaced
-from shared.topics import CHECKOUT_ORDERS, key_for
+from shared.topics import CHECKOUT_ORDERS
 
 pytestmark = pytest.mark.e2e
 

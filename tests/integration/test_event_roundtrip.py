@@ -8,9 +8,9 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 
 from chassis.kafka import ensure_topics, make_producer
-from shared.envelope import EventValidationError, encode, parse_event
+from shared.envelope import EventValidationError, encode, key_for, parse_event
 from shared.examples import example_events
-from shared.topics import all_topic_names, key_for
+from shared.topics import all_topic_names
 from tests.conftest import Names
 
 

@@ -13,9 +13,9 @@ from aiokafka import AIOKafkaConsumer
 
 from chassis.kafka import ensure_topics, make_producer
 from examples import checkout_producer, finance_consumer
-from shared.envelope import encode, parse_event
+from shared.envelope import encode, key_for, parse_event
 from shared.examples import example_events
-from shared.topics import CHECKOUT_ORDERS, COMMISSIONS_LEDGER, key_for
+from shared.topics import CHECKOUT_ORDERS, COMMISSIONS_LEDGER
 from tests.conftest import Names
 
 

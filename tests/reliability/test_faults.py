@@ -34,9 +34,8 @@ from devkit.processes import ManagedProcess, wait_until
 from devkit.simulate import Simulator
 from services.notifications.domain.model import notification_id
 from services.notifications.domain.rules import COMMISSION_TYPES
-from shared.envelope import encode
+from shared.envelope import encode, key_for
 from shared.ids import clawback_line_id, commission_line_id
-from shared.topics import key_for
 from tests.reliability.harness import Live, produce, read_topic, running_suite
 
 pytestmark = [pytest.mark.e2e]

@@ -23,12 +23,12 @@ from chassis.errors import ApiError
 from chassis.partner_audit import OPERATOR, AuditEntry
 from chassis.partner_roles import role_requirement
 from services.notifications.adapters.mongo import partner_log_query, recipient_query
+from services.notifications.adapters.stores import Stores, reminder_pass
 from services.notifications.adapters.webhooks import (
     HttpWebhookSender,
     new_signing_secret,
     resolve,
 )
-from services.notifications.bootstrap import Stores, reminder_pass
 from services.notifications.domain import unsubscribe as unsubscribe_tokens
 from services.notifications.domain.webhook_policy import (
     WebhookTargetRefused,

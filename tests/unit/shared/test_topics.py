@@ -7,7 +7,7 @@ import hashlib
 import pytest
 
 from shared import topics
-from shared.envelope import Envelope
+from shared.envelope import Envelope, key_for
 from shared.events import EVENT_MODELS, EventData
 from shared.examples import example_events
 
@@ -110,7 +110,7 @@ def test_key_for_uses_the_registry_key_field() -> None:
         if topic_name == topics.REGISTRATION_CUSTOMERS:
             # CONTRACT 6.2: never the address itself.
             value = hashlib.sha256(value.lower().encode()).hexdigest()
-        assert topics.key_for(topic_name, envelope) == value.encode()
+        assert key_for(topic_name, envelope) == value.encode()
 
 
 def test_dead_letters_of_the_sensitive_topic_carry_no_token() -> None:
@@ -136,6 +136,6 @@ def test_dead_letters_of_the_sensitive_topic_carry_no_token() -> None:
 def test_key_for_rejects_event_on_wrong_topic() -> None:
     order: Envelope[EventData] = example_events()[0][1]
     with pytest.raises(ValueError, match="not carried"):
-        topics.key_for(topics.COMMISSIONS_LEDGER, order)
+        key_for(topics.COMMISSIONS_LEDGER, order)
     with pytest.raises(ValueError, match="registry"):
-        topics.key_for("nope.v1", order)
+        key_for("nope.v1", order)
