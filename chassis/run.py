@@ -51,10 +51,4 @@ def run_worker_process(
     background: Sequence[BackgroundTask] = (),
 ) -> None:
     ck_logging.configure(settings.log_level, settings.service_name)
-    tracing.configure(f"{settings.service_name}-worker")
-    try:
-        asyncio.run(
-            run_worker(settings, topics=topics, processors=processors, background=background)
-        )
-    finally:
-        tracing.shutdown()
+    asyncio.run(run_worker(settings, topics=topics, processors=processors, background=background))

@@ -25,11 +25,11 @@ in a batch transaction is the batch's, not the record's input. So the loop does 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from chassis.kafka import Header, OutRecord
@@ -113,7 +113,7 @@ def configure(service_name: str, *, exporter: SpanExporter | None = None) -> boo
         PymongoInstrumentor().instrument(tracer_provider=provider)
     _state.provider = provider
     _state.tracer = provider.get_tracer("channelkeep")
-    log.info("tracing on", extra={"exporter": kind, "service": service_name})
+    log.info("tracing on", extra={"exporter": kind, "traced_as": service_name})
     return True
 
 
@@ -152,9 +152,14 @@ def traceparent_in(headers: Sequence[tuple[str, bytes]]) -> bytes | None:
 
 
 def with_traceparent(record: OutRecord, traceparent: bytes) -> OutRecord:
-    headers: list[Header] = [(k, v) for k, v in record.headers if k != TRACEPARENT]
-    headers.append((TRACEPARENT, traceparent))
-    return replace(record, headers=tuple(headers))
+    # The constructor, not dataclasses.replace: this runs once per output record.
+    header: Header = (TRACEPARENT, traceparent)
+    headers = (
+        (*(h for h in record.headers if h[0] != TRACEPARENT), header)
+        if record.headers
+        else (header,)
+    )
+    return OutRecord(record.topic, record.key, record.value, headers, record.cause)
 
 
 def current_traceparent() -> str | None:
@@ -168,7 +173,9 @@ def current_traceparent() -> str | None:
     return carrier.get(TRACEPARENT)
 
 
+@functools.lru_cache(maxsize=1024)
 def _context_of(traceparent: bytes | None) -> Any:
+    """The remote context a traceparent names (cached: a batch's outputs share a few)."""
     from opentelemetry.propagate import extract
 
     if traceparent is None:
