@@ -268,7 +268,7 @@ class TransactionalProcessor(PipelinedRun):
                 raise RuntimeError("an earlier batch in flight failed; this one is rewound too")
         with tracing.batch_span(
             self.group_id, [i.topic for i in valid], [i.headers for i in valid]
-        ):
+        ) as trace:
             result = (
                 await handle_isolating(self._handler, valid, self._counters)
                 if valid
@@ -279,12 +279,17 @@ class TransactionalProcessor(PipelinedRun):
                 [(i.envelope.event_id, i.headers) for i in valid], result.produce
             )
         dead.extend(count_rejections(result, self._counters))
-        return Prepared(started, valid, dead, result, offsets)
+        return Prepared(started, valid, dead, result, offsets, trace)
 
     async def _commit(self, prepared: Prepared) -> None:
         """The batch's records, dead letters and offsets in one Kafka transaction."""
         result, dead, offsets = prepared.result, prepared.dead, prepared.offsets
-        with tracing.span("kafka transaction", group=self.group_id, records=len(result.produce)):
+        with tracing.span(
+            "kafka transaction",
+            within=prepared.trace,
+            group=self.group_id,
+            records=len(result.produce),
+        ):
             async with self._producer.transaction():
                 await send_all(self._producer, [*result.produce, *dead])
                 await self._producer.send_offsets_to_transaction(offsets, self.group_id)

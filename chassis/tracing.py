@@ -95,7 +95,9 @@ def configure(service_name: str, *, exporter: SpanExporter | None = None) -> boo
         SimpleSpanProcessor,
     )
 
-    provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
+    provider = TracerProvider(
+        resource=Resource.create({"service.name": service_name}), sampler=_sampler()
+    )
     if exporter is not None:
         provider.add_span_processor(SimpleSpanProcessor(exporter))
     elif kind == "console":
@@ -115,6 +117,49 @@ def configure(service_name: str, *, exporter: SpanExporter | None = None) -> boo
     _state.tracer = provider.get_tracer("channelkeep")
     log.info("tracing on", extra={"exporter": kind, "traced_as": service_name})
     return True
+
+
+def _sampler() -> Any:
+    """Every span of traced work; no database command outside any (a background poll).
+
+    The dispatcher, the outbox relays and the heartbeats query MongoDB several times a
+    second while idle: as root spans those would be most of what is exported.
+    """
+    from opentelemetry.sdk.trace.sampling import (
+        ALWAYS_ON,
+        Decision,
+        ParentBased,
+        Sampler,
+        SamplingResult,
+    )
+    from opentelemetry.trace import SpanKind, get_current_span
+
+    class WorkOnly(Sampler):
+        def __init__(self) -> None:
+            self._inner = ParentBased(ALWAYS_ON)
+
+        def should_sample(
+            self,
+            parent_context: Any,
+            trace_id: int,
+            name: str,
+            kind: Any = None,
+            attributes: Any = None,
+            links: Any = None,
+            trace_state: Any = None,
+        ) -> SamplingResult:
+            if kind == SpanKind.CLIENT and not (
+                get_current_span(parent_context).get_span_context().is_valid
+            ):
+                return SamplingResult(Decision.DROP)
+            return self._inner.should_sample(
+                parent_context, trace_id, name, kind, attributes, links, trace_state
+            )
+
+        def get_description(self) -> str:
+            return "WorkOnly(ParentBased(ALWAYS_ON))"
+
+    return WorkOnly()
 
 
 def shutdown() -> None:
@@ -238,11 +283,14 @@ def carry(
 @contextlib.contextmanager
 def batch_span(
     group: str, topics: Sequence[str], parents: Sequence[Sequence[tuple[str, bytes]]]
-) -> Iterator[None]:
-    """A consumer span around one batch's handling, linked to each input's context."""
+) -> Iterator[Any]:
+    """A consumer span around one batch's handling, linked to each input's context.
+
+    Yields the span's context (None when off), for the batch's commit to join later.
+    """
     tracer = _state.tracer
     if tracer is None:
-        yield
+        yield None
         return
     from opentelemetry.trace import Link, SpanKind, get_current_span
 
@@ -263,15 +311,17 @@ def batch_span(
             "messaging.batch.message_count": len(parents),
         },
     ):
-        yield
+        from opentelemetry.context import get_current
+
+        yield get_current()
 
 
 @contextlib.contextmanager
-def span(name: str, **attributes: str | int) -> Iterator[None]:
-    """An internal span (a transaction's commit, a delivery's send), when tracing is on."""
+def span(name: str, *, within: Any = None, **attributes: str | int) -> Iterator[None]:
+    """An internal span, in the context `within` (a batch's) or the current one."""
     tracer = _state.tracer
     if tracer is None:
         yield
         return
-    with tracer.start_as_current_span(name, attributes=attributes):
+    with tracer.start_as_current_span(name, context=within, attributes=attributes):
         yield

@@ -132,11 +132,11 @@ class TraceSink:
         self._server.server_close()
 
     def _add(self, received: list[ReceivedSpan]) -> None:
-        with self._lock:
+        with self._lock:  # one request at a time, so printed lines never interleave
             self.spans.extend(received)
-        if self._on_span is not None:
-            for span in received:
-                self._on_span(span)
+            if self._on_span is not None:
+                for span in received:
+                    self._on_span(span)
 
     def trace(self, trace_id: str) -> list[ReceivedSpan]:
         with self._lock:

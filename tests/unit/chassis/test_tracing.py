@@ -254,3 +254,25 @@ def test_off_by_default_configure_sets_nothing_up(monkeypatch: pytest.MonkeyPatc
     monkeypatch.delenv("OTEL_TRACES_EXPORTER", raising=False)
     assert tracing.configure("test") is False
     assert not tracing.enabled() and tracing.current_traceparent() is None
+
+
+def test_a_database_command_outside_any_traced_work_is_not_recorded(
+    spans: InMemorySpanExporter,
+) -> None:
+    tracer = tracing._state.tracer
+    assert tracer is not None
+    with tracer.start_as_current_span("idle poll", kind=SpanKind.CLIENT):
+        pass  # a dispatcher's or relay's poll: no parent, dropped
+    with tracing.span("work"), tracer.start_as_current_span("find", kind=SpanKind.CLIENT):
+        pass
+    assert sorted(s.name for s in spans.get_finished_spans()) == ["find", "work"]
+
+
+async def test_a_batchs_kafka_transaction_is_a_child_of_its_consumer_span(
+    spans: InMemorySpanExporter,
+) -> None:
+    await _run(_polls()[:1], 3)
+    finished = spans.get_finished_spans()
+    [batch] = [s for s in finished if s.kind == SpanKind.CONSUMER]
+    [commit] = [s for s in finished if s.name == "kafka transaction"]
+    assert commit.parent is not None and commit.parent.span_id == batch.context.span_id
