@@ -24,6 +24,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from chassis import tracing
 from chassis.batch import (
     BatchHandler,
     HandlerResult,
@@ -265,20 +266,33 @@ class TransactionalProcessor(PipelinedRun):
             await after.done.wait()
             if after.failed:
                 raise RuntimeError("an earlier batch in flight failed; this one is rewound too")
-        result = (
-            await handle_isolating(self._handler, valid, self._counters)
-            if valid
-            else HandlerResult()
-        )
+        with tracing.batch_span(
+            self.group_id, [i.topic for i in valid], [i.headers for i in valid]
+        ) as trace:
+            result = (
+                await handle_isolating(self._handler, valid, self._counters)
+                if valid
+                else HandlerResult()
+            )
+            # Each output carries the traceparent of the input it came from (its `cause`).
+            result.produce = tracing.carry(
+                [(i.envelope.event_id, i.headers) for i in valid], result.produce
+            )
         dead.extend(count_rejections(result, self._counters))
-        return Prepared(started, valid, dead, result, offsets)
+        return Prepared(started, valid, dead, result, offsets, trace)
 
     async def _commit(self, prepared: Prepared) -> None:
         """The batch's records, dead letters and offsets in one Kafka transaction."""
         result, dead, offsets = prepared.result, prepared.dead, prepared.offsets
-        async with self._producer.transaction():
-            await send_all(self._producer, [*result.produce, *dead])
-            await self._producer.send_offsets_to_transaction(offsets, self.group_id)
+        with tracing.span(
+            "kafka transaction",
+            within=prepared.trace,
+            group=self.group_id,
+            records=len(result.produce),
+        ):
+            async with self._producer.transaction():
+                await send_all(self._producer, [*result.produce, *dead])
+                await self._producer.send_offsets_to_transaction(offsets, self.group_id)
         # Committed: nothing after this point may fail the batch (a retry would produce
         # its records a second time).
         try:

@@ -28,12 +28,18 @@ Header = tuple[str, bytes]
 
 @dataclass(frozen=True)
 class OutRecord:
-    """A record to produce: topic, key, value and headers, all bytes on the wire."""
+    """A record to produce: topic, key, value and headers, all bytes on the wire.
+
+    `cause` is not sent: it names the `event_id` of the input record this one was derived
+    from, and the consume loop gives the record that input's `traceparent` header
+    (`chassis.tracing.carry`).
+    """
 
     topic: str
     key: bytes | None
     value: bytes
     headers: Sequence[Header] = field(default_factory=tuple)
+    cause: str | None = field(default=None, compare=False)
 
 
 PRODUCER_MAX_REQUEST_BYTES = 1_000_000

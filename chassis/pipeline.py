@@ -37,6 +37,8 @@ class Prepared:
     dead: list[OutRecord]
     result: HandlerResult
     offsets: dict[TopicPartition, OffsetAndMetadata]
+    trace: Any = None
+    """The batch span's context when tracing is on: its commit is a child of it."""
 
 
 class PipelinedRun:

@@ -9,14 +9,26 @@ import uvicorn
 from fastapi import FastAPI
 
 from chassis import logging as ck_logging
+from chassis import tracing
 from chassis.settings import ServiceSettings
 from chassis.worker import BackgroundTask, ProcessorFactory, run_worker
 
 
 def serve_api(settings: ServiceSettings, build: Callable[[ServiceSettings], FastAPI]) -> None:
     ck_logging.configure(settings.log_level, settings.service_name)
+    # Off (nothing imported) unless OTEL_EXPORTER_OTLP_ENDPOINT is set: chassis.tracing.
+    tracing.configure(f"{settings.service_name}-api")
+    app = build(settings)
+    tracing.instrument_app(app)
+    try:
+        _serve(settings, app)
+    finally:
+        tracing.shutdown()
+
+
+def _serve(settings: ServiceSettings, app: FastAPI) -> None:
     uvicorn.run(
-        build(settings),
+        app,
         host=settings.http_host,
         port=settings.port,
         log_config=None,

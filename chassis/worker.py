@@ -16,7 +16,7 @@ from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from chassis import heartbeat
+from chassis import heartbeat, tracing
 from chassis.consumer import TransactionalProcessor
 from chassis.kafka import clip_aborted_transactions, ensure_topics
 from chassis.lso import LsoWatch, output_topics
@@ -140,6 +140,8 @@ async def run_worker(
             loop.add_signal_handler(sig, stop.set)
 
     me = instance_id(settings)
+    # Off (nothing of the SDK imported) unless OTEL_EXPORTER_OTLP_ENDPOINT is set.
+    traced = tracing.configure(f"{settings.service_name}-worker")
     if settings.kafka_clip_aborted_transactions:
         clip_aborted_transactions()
     counters = WorkerCounters()
@@ -233,4 +235,7 @@ async def run_worker(
         with contextlib.suppress(Exception):
             await asyncio.wait_for(heartbeat.forget(db, me), 2)
         await client.close()
+        if traced:
+            # Flushes the spans still buffered (an HTTP request: off the event loop).
+            await asyncio.to_thread(tracing.shutdown)
         log.info("worker stopped", extra={"instance": me})

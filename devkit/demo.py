@@ -5,6 +5,9 @@ temporary DATA_DIR on free ports, or with `--running` uses the one `./dev up`
 runs; then tells the story of devkit/story.py with a progress display and ends
 with tables: the entitlement and its partner of record, the commission ledger
 finance sees, and the messages sent (with the path of each `.eml` file).
+With `--trace`, the suite exports its spans to a local receiver (devkit/trace_sink.py)
+and the demo ends with the trace of the renewal, from checkout's order to its
+delivery records.
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ from rich.console import Console
 from rich.table import Table
 
 from chassis.kafka import clip_aborted_transactions
-from devkit.story import StoryResult, Suite, WebhookReceiver, tell
+from devkit.story import TRACES, StoryResult, Suite, WebhookReceiver, tell
+from devkit.trace_sink import TraceSink
 from devkit.up import DEV_ADMIN_TOKEN, fresh_env, start_ready_suite
 from shared.money import MINOR_DIGITS
 
@@ -124,7 +128,36 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="./dev demo", description=__doc__)
     parser.add_argument("--running", action="store_true", help="use the suite ./dev up runs")
     parser.add_argument("--mail-wait", type=float, default=15.0)
+    parser.add_argument(
+        "--trace",
+        action="store_true",
+        help="trace the suite (OTLP to a local receiver) and print the renewal's trace",
+    )
     args = parser.parse_args(argv)
+    if args.trace and args.running:
+        parser.error("--trace starts its own suite: run `./dev up --trace-console` instead")
+    sink = TraceSink() if args.trace else None
+    if sink is not None:
+        sink.__enter__()
+    try:
+        return _main(args, sink)
+    finally:
+        if sink is not None:
+            sink.__exit__()
+
+
+def trace_table(sink: TraceSink, result: StoryResult) -> list[str]:
+    renewal = result.orders.get("renewal", "")
+    trace_id = TRACES.get(f"order.placed {renewal}", "")
+    services = sorted({s.service for s in sink.spans})
+    lines = [
+        f"Trace {trace_id} of the renewal {renewal} (checkout's traceparent); "
+        f"{len(sink.spans)} spans received in all, from {', '.join(services) or 'no service'}"
+    ]
+    return lines + [f"  {line}" for line in sink.tree(trace_id)]
+
+
+def _main(args: argparse.Namespace, sink: TraceSink | None) -> int:
     started = time.time()
     env = dict(os.environ)
     suite_handle = None
@@ -136,6 +169,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         data_dir = Path(tempfile.mkdtemp(prefix="channelkeep-demo-"))
         env = fresh_env(env)
+        if sink is not None:
+            env.update(sink.env())
         token = env["ADMIN_TOKEN"]
         with console.status("Starting a fresh suite (broker, database, mail, 3 services)..."):
             suite_handle = start_ready_suite(data_dir, env)
@@ -169,6 +204,11 @@ def main(argv: list[str] | None = None) -> int:
             console.print(ledger_table(result))
             console.print(mail_table(mail_dir, started, watch))
             console.print(webhook_table(receiver))
+            if sink is not None:
+                time.sleep(1.0)  # the services' batch span processors export every 200 ms
+                console.print()
+                for line in trace_table(sink, result):
+                    console.print(line, highlight=False, soft_wrap=True)
     except (RuntimeError, TimeoutError) as error:
         console.print(f"[red]demo failed:[/red] {error}")
         if suite_handle is not None:

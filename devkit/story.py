@@ -108,13 +108,26 @@ class StoryResult:
     webhook_secret: str = ""
 
 
+TRACES: dict[str, str] = {}
+"""The trace id each published event started, by "<event_type> <record key>"
+(`./dev demo --trace`; a refund has its order's key)."""
+
+
 async def _publish(bootstrap: str, items: list[tuple[str, str, EventData, dt.datetime]]) -> None:
     producer = make_producer(bootstrap)
     await producer.start()
     try:
         for topic, event_type, data, when in items:
             envelope = new_envelope(event_type, data, occurred_at=when, producer="demo-checkout")
-            await producer.send_and_wait(topic, encode(envelope), key=key_for(topic, envelope))
+            key = key_for(topic, envelope)
+            # As a traced checkout would: each event starts a trace (W3C traceparent), which
+            # the services carry to every record derived from it (chassis.tracing).
+            trace_id = uuid.uuid4().hex
+            TRACES[f"{event_type} {key.decode()}"] = trace_id
+            traceparent = f"00-{trace_id}-{uuid.uuid4().hex[:16]}-01".encode()
+            await producer.send_and_wait(
+                topic, encode(envelope), key=key, headers=[("traceparent", traceparent)]
+            )
     finally:
         await producer.stop()
 

@@ -26,6 +26,7 @@ from devkit.processes import (
     stop_all,
     wait_until,
 )
+from devkit.trace_sink import TraceSink
 
 # name, port variable, default port, processes (the portal is a web front end, no worker)
 SERVICES = (
@@ -182,8 +183,17 @@ def print_table(suite: RunningSuite, data_dir: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="./dev up", description=__doc__)
     parser.add_argument("--ready-timeout", type=float, default=60.0)
+    parser.add_argument(
+        "--trace-console",
+        action="store_true",
+        help="trace every service (OTLP to a local receiver) and print each span here",
+    )
     args = parser.parse_args(argv)
     env = dict(os.environ)
+    if args.trace_console:
+        sink = TraceSink(on_span=lambda span: print(span.line(), flush=True)).__enter__()
+        env.update(sink.env())
+        print(f"Tracing: every service exports to {sink.endpoint}; spans print below.")
     data_dir = Path(env.get("DATA_DIR", ".data")).resolve()
 
     stop = threading.Event()

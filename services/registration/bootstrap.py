@@ -271,7 +271,8 @@ def order_handler(
         )
         result = HandlerResult(
             produce=[
-                OutRecord(rename.get(r.topic, r.topic), r.key, r.value) for r in outcome.records
+                OutRecord(rename.get(r.topic, r.topic), r.key, r.value, cause=cause)
+                for r, cause in zip(outcome.records, outcome.causes, strict=True)
             ]
         )
         for rejection in outcome.rejections:

@@ -191,5 +191,14 @@ def fast_entry_value(line: LedgerLine) -> bytes:
 
 
 def entry_event(line: LedgerLine, topic: str) -> OutRecord:
-    """`commission.accrued` for an accrual, `commission.clawed_back` for a clawback."""
-    return OutRecord(topic=topic, key=line.partner_id.encode(), value=fast_entry_value(line))
+    """`commission.accrued` for an accrual, `commission.clawed_back` for a clawback.
+
+    Its `cause` is the input record the line came from: the record carries that
+    record's trace context (chassis.tracing).
+    """
+    return OutRecord(
+        topic=topic,
+        key=line.partner_id.encode(),
+        value=fast_entry_value(line),
+        cause=line.source.event_id,
+    )

@@ -386,8 +386,10 @@ def _listed_from_doc(doc: Mapping[str, Any]) -> ListedEntitlement:
     )
 
 
-def delivery_to_doc(planned: PlannedDelivery, now: dt.datetime) -> Doc:
-    return {
+def delivery_to_doc(
+    planned: PlannedDelivery, now: dt.datetime, traceparent: str | None = None
+) -> Doc:
+    doc: Doc = {
         "_id": planned.notification_id,
         "type": planned.type,
         "channel": planned.channel,
@@ -412,6 +414,9 @@ def delivery_to_doc(planned: PlannedDelivery, now: dt.datetime) -> Doc:
         "created_at": now,
         "finished_at": None,
     }
+    if traceparent:
+        doc["traceparent"] = traceparent
+    return doc
 
 
 def delivery_from_doc(doc: Mapping[str, Any]) -> DeliveryState:
@@ -438,6 +443,7 @@ def delivery_from_doc(doc: Mapping[str, Any]) -> DeliveryState:
         created_at=doc.get("created_at"),
         finished_at=doc.get("finished_at"),
         error_detail=doc.get("error_detail"),
+        traceparent=doc.get("traceparent"),
     )
 
 
@@ -448,10 +454,22 @@ class MongoDeliveries:
         self.collection = db[DELIVERIES]
         self.outbox = db[DELIVERY_OUTBOX]
 
-    async def plan(self, planned: Sequence[PlannedDelivery], now: dt.datetime) -> int:
+    async def plan(
+        self,
+        planned: Sequence[PlannedDelivery],
+        now: dt.datetime,
+        *,
+        traces: Mapping[str, str] | None = None,
+    ) -> int:
         if not planned:
             return 0
-        docs = list({p.notification_id: delivery_to_doc(p, now) for p in planned}.values())
+        traces = traces or {}
+        docs = list(
+            {
+                p.notification_id: delivery_to_doc(p, now, traces.get(p.notification_id))
+                for p in planned
+            }.values()
+        )
         try:
             result = await self.collection.insert_many(docs, ordered=False)
         except BulkWriteError as error:

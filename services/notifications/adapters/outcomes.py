@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from aiokafka import AIOKafkaProducer
 
+from chassis import tracing
 from chassis.kafka import OutRecord, send_all
 from services.notifications.service_layer.ports import DeliveryState
 from shared.envelope import encode, new_envelope
@@ -45,7 +46,11 @@ def outcome_record(state: DeliveryState, topic: str) -> OutRecord:
         producer="notifications",
         event_id=derive_id("delivery-outcome", planned.notification_id),
     )
-    return OutRecord(topic=topic, key=planned.notification_id.encode(), value=encode(envelope))
+    record = OutRecord(topic=topic, key=planned.notification_id.encode(), value=encode(envelope))
+    # The trace of the event that planned the delivery ends with its outcome.
+    stored = state.traceparent
+    parent = tracing.valid_traceparent(stored.encode("ascii")) if stored else None
+    return tracing.produced(record, parent)
 
 
 class KafkaOutcomePublisher:

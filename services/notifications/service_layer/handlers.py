@@ -13,6 +13,7 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
+from chassis import tracing
 from chassis.consumer import HandlerResult, Inbound
 from services.notifications.domain.model import (
     Channel,
@@ -110,9 +111,17 @@ class EventHandler:
         ordered = sorted(batch, key=lambda i: _ORDER.get(i.envelope.event_type.split(".")[0], 9))
         channels = await self._channels(_partners_to_notify(ordered))
         planned: list[PlannedDelivery] = []
+        # Each delivery keeps the trace context of the event that planned it: its
+        # outcome record carries it (chassis.tracing).
+        traces: dict[str, str] = {}
         for inbound in ordered:
-            planned.extend(await self._one(inbound, channels, result))
-        new = await self.deliveries.plan(planned, self.clock.now())
+            planned_here = await self._one(inbound, channels, result)
+            planned.extend(planned_here)
+            traceparent = tracing.traceparent_in(inbound.headers) if inbound.headers else None
+            if traceparent is not None:
+                for delivery in planned_here:
+                    traces.setdefault(delivery.notification_id, traceparent.decode("ascii"))
+        new = await self.deliveries.plan(planned, self.clock.now(), traces=traces)
         self.counters.inc("deliveries_planned_total", new)
         return result
 

@@ -36,6 +36,8 @@ class DeliveryState:
     finished_at: dt.datetime | None = None
     # Why, beside a contract error code (`isolation_violation`: the codes found).
     error_detail: str | None = None
+    # The trace context of the event that planned it; its outcome record carries it.
+    traceparent: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,8 +57,16 @@ class DeliveryError(Exception):
 
 
 class Deliveries(Protocol):
-    async def plan(self, planned: Sequence[PlannedDelivery], now: dt.datetime) -> int:
-        """Insert records not there yet (by notification id); returns how many were new."""
+    async def plan(
+        self,
+        planned: Sequence[PlannedDelivery],
+        now: dt.datetime,
+        *,
+        traces: Mapping[str, str] | None = None,
+    ) -> int:
+        """Insert records not there yet (by notification id); returns how many were new.
+
+        `traces`: the traceparent of the event that planned a notification, by its id."""
 
     async def due(self, now: dt.datetime, limit: int) -> list[DeliveryState]: ...
 

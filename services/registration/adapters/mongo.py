@@ -26,6 +26,7 @@ from pymongo.errors import (
     OperationFailure,
 )
 
+from chassis import tracing
 from services.registration.adapters import documents
 from services.registration.adapters.deals import (
     DEALS,
@@ -561,6 +562,8 @@ class MongoUnitOfWork(UnitOfWork):
     def _outbox_docs(self) -> list[dict[str, Any]]:
         created_at = dt.datetime.now(dt.UTC)
         batch = uuid.uuid4().hex
+        # The API request's trace context (tracing on), published with the events.
+        traceparent = tracing.current_traceparent()
         return [
             {
                 "_id": event.event_id,
@@ -572,6 +575,7 @@ class MongoUnitOfWork(UnitOfWork):
                 "batch": batch,
                 "seq": seq,
                 "sent_at": None,
+                **({tracing.TRACEPARENT: traceparent} if traceparent else {}),
             }
             for seq, event in enumerate(self.events)
         ]

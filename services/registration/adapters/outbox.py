@@ -25,6 +25,7 @@ from aiokafka import AIOKafkaProducer
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from chassis import tracing
 from chassis.kafka import OutRecord, send_all
 from services.registration.adapters.mongo import OUTBOX
 
@@ -32,6 +33,14 @@ log = logging.getLogger(__name__)
 
 LEASES = "outbox_lease"
 LEASE_ID = "outbox-relay"
+
+
+def outbox_record(doc: dict[str, Any]) -> OutRecord:
+    """The record of an outbox document, with the trace context it was written in."""
+    record = OutRecord(doc["topic"], doc["key"].encode("utf-8"), bytes(doc["value"]))
+    stored = doc.get(tracing.TRACEPARENT)
+    parent = tracing.valid_traceparent(stored.encode("ascii")) if isinstance(stored, str) else None
+    return tracing.produced(record, parent)
 
 
 class OutboxRelay:
@@ -127,10 +136,7 @@ class OutboxRelay:
         # Stable sort: per key by aggregate version (writers of one aggregate are
         # serialised by its version check, so this is their commit order).
         docs.sort(key=lambda d: (d["topic"], d["key"], d.get("version", 0)))
-        await send_all(
-            producer,
-            [OutRecord(d["topic"], d["key"].encode("utf-8"), bytes(d["value"])) for d in docs],
-        )
+        await send_all(producer, [outbox_record(d) for d in docs])
         await self._mark_sent([d["_id"] for d in docs])
         self.published += len(docs)
         return len(docs)

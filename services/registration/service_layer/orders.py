@@ -71,11 +71,17 @@ class Rejection:
 @dataclass
 class BatchResult:
     records: list[StoredRecord] = field(default_factory=list)
+    causes: list[str] = field(default_factory=list)
+    """The `event_id` of the order each record (same index) came from: its trace context."""
     rejections: list[Rejection] = field(default_factory=list)
     applied: int = 0
     duplicates: int = 0
     replayed: int = 0
     seller_codes_ignored: dict[str, int] = field(default_factory=dict)
+
+    def add(self, records: Sequence[StoredRecord], cause: str) -> None:
+        self.records.extend(records)
+        self.causes.extend(cause for _ in records)
 
 
 def data_hash(order: OrderPlaced) -> str:
@@ -165,7 +171,7 @@ class OrderApplier:
         if seen is not None:
             if seen.data_hash == digest:
                 if seen.position == incoming.position:
-                    result.records.extend(seen.outputs)
+                    result.add(seen.outputs, incoming.event_id)
                     result.replayed += 1
                 else:
                     result.duplicates += 1
@@ -287,7 +293,7 @@ class OrderApplier:
         uow.processed_orders.add(record)
         by_order[order.order_id] = record
         by_event[incoming.event_id] = record
-        result.records.extend(stored)
+        result.add(stored, incoming.event_id)
         result.applied += 1
 
     async def _attribution(

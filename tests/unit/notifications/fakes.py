@@ -48,11 +48,25 @@ class FakeDeliveries:
         self.outbox: set[str] = set()
         self.due_asked: list[dt.datetime] = []
 
-    async def plan(self, planned: Sequence[PlannedDelivery], now: dt.datetime) -> int:
+    async def plan(
+        self,
+        planned: Sequence[PlannedDelivery],
+        now: dt.datetime,
+        *,
+        traces: Mapping[str, str] | None = None,
+    ) -> int:
         new = 0
         for p in planned:
             if p.notification_id not in self.records:
-                self.records[p.notification_id] = DeliveryState(p, "pending", 0, now, None, now)
+                self.records[p.notification_id] = DeliveryState(
+                    p,
+                    "pending",
+                    0,
+                    now,
+                    None,
+                    now,
+                    traceparent=(traces or {}).get(p.notification_id),
+                )
                 new += 1
         return new
 

@@ -394,7 +394,7 @@ class _Fakes:
     async def apply_entitlement(self, data: Any, version: Any) -> bool:
         return True
 
-    async def plan(self, planned: Sequence[Any], now: dt.datetime) -> int:
+    async def plan(self, planned: Sequence[Any], now: dt.datetime, **_: Any) -> int:
         return len(planned)
 
     async def of(self, partner_ids: Iterable[str]) -> dict[str, Any]:
