@@ -464,7 +464,11 @@ async def tell(
             (line.split(",")[0] for line in text_lines if "renew with your partner" in line),
             "(names no partner)",
         )
-        contact = [line for line in text_lines if line.startswith(("Phone:", "Web:"))]
+        contact = list(
+            dict.fromkeys(
+                " ".join(line.split()) for line in text_lines if line.startswith(("Phone:", "Web:"))
+            )
+        )
         if contact:
             steer += f" ({', '.join(contact)})"
         subject = str(reminder["Subject"])
