@@ -2,9 +2,11 @@
 
 Starts its own suite (broker, database, mail sink, three services) under a
 temporary DATA_DIR on free ports, or with `--running` uses the one `./dev up`
-runs; then tells the story of devkit/story.py with a progress display and ends
-with tables: the entitlement and its partner of record, the commission ledger
-finance sees, and the messages sent (with the path of each `.eml` file).
+runs; then tells the story of devkit/story.py with a progress display (the
+partner-first renewal and steer-back at checkout, customer self-service, a
+product notice, a deal won, a tier promotion and an adjustment on a statement)
+and ends with tables: the entitlement and its partner of record, the commission
+ledger finance sees, and the messages sent (with the path of each `.eml` file).
 With `--trace`, the suite exports its spans to a local receiver (devkit/trace_sink.py)
 and the demo ends with the trace of the renewal, from checkout's order to its
 delivery records.
@@ -28,7 +30,7 @@ from rich.table import Table
 from chassis.kafka import clip_aborted_transactions
 from devkit.story import TRACES, StoryResult, Suite, WebhookReceiver, tell
 from devkit.trace_sink import TraceSink
-from devkit.up import DEV_ADMIN_TOKEN, fresh_env, start_ready_suite
+from devkit.up import DEV_ADMIN_TOKEN, DEV_CHECKOUT_TOKEN, fresh_env, start_ready_suite
 from shared.money import MINOR_DIGITS
 
 # Wide enough for the ledger table when the output is not a terminal (CI logs, notes).
@@ -77,12 +79,15 @@ def ledger_table(result: StoryResult) -> Table:
         why = line["role"].replace("_", " ")
         if line.get("refund_id"):
             why = f"refund {line['refund_id']}"
+        elif line.get("reason"):
+            why = str(line["reason"])
+        rate = line.get("rate_bps")
         table.add_row(
             line["event_type"].removeprefix("commission."),
             names.get(line["partner_id"], "?"),
             f"{line['order_id']} ({line['kind']})" if line.get("order_id") else "adjustment",
             why,
-            f"{line['rate_bps'] / 100:.2f}%",
+            f"{rate / 100:.2f}%" if rate is not None and line["role"] != "adjustment" else "",
             money(line["amount_minor"], line["currency"]),
             line["status"],
             str(line.get("payable_at") or "")[:10],
@@ -114,14 +119,14 @@ def webhook_table(receiver: WebhookReceiver) -> Table:
     return table
 
 
-async def run_story(suite: Suite, receiver: WebhookReceiver) -> StoryResult:
+async def run_story(suite: Suite, receiver: WebhookReceiver, mail_dir: Path) -> StoryResult:
     with console.status("Starting the story...") as status:
 
         def step(text: str) -> None:
             console.log(text)
             status.update(text)
 
-        return await tell(suite, step, webhook_url=receiver.url)
+        return await tell(suite, step, mail_dir=mail_dir, webhook_url=receiver.url)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -166,12 +171,14 @@ def _main(args: argparse.Namespace, sink: TraceSink | None) -> int:
         ports = {"registration": 8001, "commissions": 8002, "notifications": 8003}
         bootstrap = env.get("KAFKA_BOOTSTRAP", "127.0.0.1:19092")
         token = env.get("ADMIN_TOKEN", DEV_ADMIN_TOKEN)
+        checkout_token = env.get("CHECKOUT_TOKEN", DEV_CHECKOUT_TOKEN)
     else:
         data_dir = Path(tempfile.mkdtemp(prefix="channelkeep-demo-"))
         env = fresh_env(env)
         if sink is not None:
             env.update(sink.env())
         token = env["ADMIN_TOKEN"]
+        checkout_token = env.get("CHECKOUT_TOKEN") or DEV_CHECKOUT_TOKEN
         with console.status("Starting a fresh suite (broker, database, mail, 3 services)..."):
             suite_handle = start_ready_suite(data_dir, env)
         ports = suite_handle.ports
@@ -186,16 +193,18 @@ def _main(args: argparse.Namespace, sink: TraceSink | None) -> int:
         notifications=f"http://127.0.0.1:{ports['notifications']}",
         kafka_bootstrap=bootstrap,
         admin_token=token,
+        checkout_token=checkout_token,
     )
     try:
         with WebhookReceiver() as receiver:
-            result = asyncio.run(run_story(suite, receiver))
+            mail_dir = data_dir / "mail"
+            result = asyncio.run(run_story(suite, receiver, mail_dir))
             watch = {
                 result.customer_email,
                 result.reseller["contact_email"],
                 result.distributor["contact_email"],
+                result.second_reseller["contact_email"],
             }
-            mail_dir = data_dir / "mail"
             deadline = time.time() + args.mail_wait
             while time.time() < deadline and len(list(mail_dir.glob("*.eml"))) < 4:
                 time.sleep(0.5)
