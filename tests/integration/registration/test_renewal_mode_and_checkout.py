@@ -10,7 +10,6 @@ import httpx
 import pytest
 
 from services.registration.config import Settings
-from services.registration.service_layer.secrets import key_id
 from tests.integration.registration.conftest import ADMIN, ADMIN_TOKEN, make_settings
 from tests.integration.registration.test_api import bearer, create_partner, error, sold
 
@@ -76,9 +75,15 @@ async def test_a_partner_sets_its_own_renewal_mode(
     assert me.json()["renewal_mode"] == "partner_only"
     stored = await mongo_db["partners"].find_one({"_id": created["partner_id"]})
     [entry] = stored["audit"]
-    assert entry["actor"] == f"partner_key:{key_id(key)}" and key not in json.dumps(
-        entry, default=str
-    )
+    # The actor is the calling key's public id (CONTRACT 6.7), never the key.
+    key_id = (await client.get("/v1/partner/key", headers=bearer(key))).json()["key_id"]
+    assert entry["actor"] == key_id and key not in json.dumps(entry, default=str)
+    audit = await client.get("/v1/partner/audit", headers=bearer(key))
+    assert audit.status_code == 200, audit.text
+    assert any(
+        e["action"] == "renewal_mode.changed" and e["actor_key_id"] == key_id
+        for e in audit.json()["entries"]
+    ), audit.text
     bad = await client.put(
         "/v1/partner/renewal-mode", json={"renewal_mode": "whenever"}, headers=bearer(key)
     )
