@@ -12,31 +12,16 @@ from __future__ import annotations
 
 import secrets
 
-from services.portal.adapters.sealed_cookies import MAX_TOKEN_CHARS, RevocationList, SealedCookie
+from services.portal.adapters.sealed_cookies import MAX_TOKEN_CHARS, TimedSessionCookies
 from services.portal.domain.operators import Operator, OperatorSession
-from services.portal.domain.sessions import Clock
 
 __all__ = ["KEY_CONTEXT", "MAX_TOKEN_CHARS", "ConsoleCookies"]
 
 KEY_CONTEXT = b"channelkeep-portal-console-cookie-v1\x00"
 
 
-class ConsoleCookies:
-    def __init__(
-        self,
-        secret: str,
-        clock: Clock,
-        *,
-        idle_seconds: float,
-        max_age_seconds: float,
-        max_revoked: int,
-    ) -> None:
-        self._sealed = SealedCookie(
-            secret, clock, key_context=KEY_CONTEXT, ttl_seconds=int(idle_seconds)
-        )
-        self._clock = clock
-        self._max_age = max_age_seconds
-        self._revoked = RevocationList(clock, max_revoked)
+class ConsoleCookies(TimedSessionCookies[OperatorSession]):
+    key_context = KEY_CONTEXT
 
     def create(self, operator: Operator) -> OperatorSession:
         return OperatorSession(
@@ -78,14 +63,4 @@ class ConsoleCookies:
             )
         except (ValueError, KeyError, TypeError, AttributeError):
             return None
-        if now - session.created_at > self._max_age or self.revoked(session.session_id):
-            return None
-        return session
-
-    def revoke(self, session: OperatorSession | None) -> None:
-        if session is None:
-            return
-        self._revoked.add(session.session_id, session.created_at + self._max_age)
-
-    def revoked(self, session_id: str) -> bool:
-        return session_id in self._revoked
+        return self._live(session, now)

@@ -15,7 +15,7 @@ import binascii
 import hashlib
 import json
 from collections import OrderedDict
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 from cryptography.fernet import Fernet, InvalidToken
 
@@ -84,3 +84,54 @@ class SealedCookie:
         except (InvalidToken, binascii.Error, ValueError, TypeError):
             return None
         return payload if isinstance(payload, dict) else None
+
+
+class _TimedSession(Protocol):
+    @property
+    def session_id(self) -> str: ...
+
+    @property
+    def created_at(self) -> float: ...
+
+
+S = TypeVar("S", bound=_TimedSession)
+
+
+class TimedSessionCookies(Generic[S]):
+    """Sessions with an idle limit (the token's age) and a total age (`created_at` on).
+
+    Revoking remembers the id in this process until the session would have ended
+    anyway; a subclass says what is sealed inside and how a session is rebuilt.
+    """
+
+    key_context: bytes = b""
+
+    def __init__(
+        self,
+        secret: str,
+        clock: Clock,
+        *,
+        idle_seconds: float,
+        max_age_seconds: float,
+        max_revoked: int,
+    ) -> None:
+        self._sealed = SealedCookie(
+            secret, clock, key_context=self.key_context, ttl_seconds=int(idle_seconds)
+        )
+        self._clock = clock
+        self._max_age = max_age_seconds
+        self._revoked = RevocationList(clock, max_revoked)
+
+    def _live(self, session: S, now: float) -> S | None:
+        """The session unless it is past its total age or revoked."""
+        if now - session.created_at > self._max_age or self.revoked(session.session_id):
+            return None
+        return session
+
+    def revoke(self, session: S | None) -> None:
+        if session is None:
+            return
+        self._revoked.add(session.session_id, session.created_at + self._max_age)
+
+    def revoked(self, session_id: str) -> bool:
+        return session_id in self._revoked

@@ -18,11 +18,10 @@ import secrets
 
 from services.portal.adapters.sealed_cookies import (
     MAX_TOKEN_CHARS,
-    RevocationList,
-    SealedCookie,
+    TimedSessionCookies,
     derive_fernet_key,
 )
-from services.portal.domain.sessions import Branding, Clock, Session
+from services.portal.domain.sessions import Branding, Session
 
 __all__ = ["KEY_CONTEXT", "MAX_TOKEN_CHARS", "SessionCookies", "fernet_key"]
 
@@ -34,24 +33,10 @@ def fernet_key(secret: str) -> bytes:
     return derive_fernet_key(KEY_CONTEXT, secret)
 
 
-class SessionCookies:
+class SessionCookies(TimedSessionCookies[Session]):
     """Creates, seals and opens sessions; remembers this process's revoked ids (bounded)."""
 
-    def __init__(
-        self,
-        secret: str,
-        clock: Clock,
-        *,
-        idle_seconds: float,
-        max_age_seconds: float,
-        max_revoked: int,
-    ) -> None:
-        self._sealed = SealedCookie(
-            secret, clock, key_context=KEY_CONTEXT, ttl_seconds=int(idle_seconds)
-        )
-        self._clock = clock
-        self._max_age = max_age_seconds
-        self._revoked = RevocationList(clock, max_revoked)
+    key_context = KEY_CONTEXT
 
     def create(self, api_key: str, branding: Branding, role: str = "admin") -> Session:
         now = self._clock()
@@ -114,14 +99,4 @@ class SessionCookies:
             )
         except (ValueError, KeyError, TypeError):
             return None
-        if now - created_at > self._max_age or self.revoked(session_id):
-            return None
-        return session
-
-    def revoke(self, session: Session | None) -> None:
-        if session is None:
-            return
-        self._revoked.add(session.session_id, session.created_at + self._max_age)
-
-    def revoked(self, session_id: str) -> bool:
-        return session_id in self._revoked
+        return self._live(session, now)
