@@ -336,29 +336,69 @@ def plan_renewal_opportunities(
     return plans
 
 
-def plan_security_advisory(
-    advisory_id: str, contact_entitlements: Sequence[Entitlement], occurred_at: dt.datetime
+def _vendor_notice_to_contact(
+    notification_type: NotificationType,
+    id_fact: str,
+    source_id: str,
+    contact_entitlements: Sequence[Entitlement],
+    occurred_at: dt.datetime,
 ) -> PlannedDelivery | None:
-    """One vendor advisory per contact, listing that contact's affected licences."""
+    """One vendor message to a contact, listing that contact's licences (at most MAX_LISTED)."""
     if not contact_entitlements:
         return None
     customer = contact_entitlements[0].customer
     listed = tuple(ListedEntitlement.of(e) for e in contact_entitlements[:MAX_LISTED])
     return PlannedDelivery(
-        notification_id=notification_id(
-            "security_advisory", advisory_id, customer.contact_id, "email"
-        ),
-        type="security_advisory",
+        notification_id=notification_id(notification_type, source_id, customer.contact_id, "email"),
+        type=notification_type,
         channel="email",
         audience="customer",
         recipient=customer.email,
         partner_scope=None,
         entitlements=listed,
         occurred_at=occurred_at,
-        facts={"advisory_id": advisory_id, "affected_total": len(contact_entitlements)},
+        facts={id_fact: source_id, "affected_total": len(contact_entitlements)},
         related_partner_ids=_partners_of(contact_entitlements),
         contact_name=customer.contact_name,
         org_name=customer.org_name,
+    )
+
+
+def _partner_digest(
+    notification_type: NotificationType,
+    id_fact: str,
+    source_id: str,
+    partner_id: str,
+    listed: Sequence[Entitlement],
+    affected_total: int,
+    occurred_at: dt.datetime,
+    channels: Iterable[Channel],
+) -> list[PlannedDelivery]:
+    """One digest per channel to a partner of record, listing only its own licences."""
+    own = tuple(ListedEntitlement.of(e) for e in listed if e.partner_of_record == partner_id)
+    return [
+        PlannedDelivery(
+            notification_id=notification_id(notification_type, source_id, partner_id, channel),
+            type=notification_type,
+            channel=channel,
+            audience="partner",
+            recipient=partner_id,
+            partner_scope=partner_id,
+            entitlements=own,
+            occurred_at=occurred_at,
+            facts={id_fact: source_id, "affected_total": affected_total},
+            related_partner_ids=(partner_id,),
+        )
+        for channel in channels
+    ]
+
+
+def plan_security_advisory(
+    advisory_id: str, contact_entitlements: Sequence[Entitlement], occurred_at: dt.datetime
+) -> PlannedDelivery | None:
+    """One vendor advisory per contact, listing that contact's affected licences."""
+    return _vendor_notice_to_contact(
+        "security_advisory", "advisory_id", advisory_id, contact_entitlements, occurred_at
     )
 
 
@@ -371,24 +411,16 @@ def plan_advisory_digest(
     channels: Iterable[Channel],
 ) -> list[PlannedDelivery]:
     """One digest per partner of record, listing only its own affected licences."""
-    own = tuple(ListedEntitlement.of(e) for e in listed if e.partner_of_record == partner_id)
-    return [
-        PlannedDelivery(
-            notification_id=notification_id(
-                "advisory_partner_digest", advisory_id, partner_id, channel
-            ),
-            type="advisory_partner_digest",
-            channel=channel,
-            audience="partner",
-            recipient=partner_id,
-            partner_scope=partner_id,
-            entitlements=own,
-            occurred_at=occurred_at,
-            facts={"advisory_id": advisory_id, "affected_total": affected_total},
-            related_partner_ids=(partner_id,),
-        )
-        for channel in channels
-    ]
+    return _partner_digest(
+        "advisory_partner_digest",
+        "advisory_id",
+        advisory_id,
+        partner_id,
+        listed,
+        affected_total,
+        occurred_at,
+        channels,
+    )
 
 
 def plan_product_notice(
@@ -400,23 +432,8 @@ def plan_product_notice(
     the vendor's, to the customer, about all of the customer's licences); unlike
     one it honours unsubscribes (CONTRACT 6.6).
     """
-    if not contact_entitlements:
-        return None
-    customer = contact_entitlements[0].customer
-    listed = tuple(ListedEntitlement.of(e) for e in contact_entitlements[:MAX_LISTED])
-    return PlannedDelivery(
-        notification_id=notification_id("product_notice", notice_id, customer.contact_id, "email"),
-        type="product_notice",
-        channel="email",
-        audience="customer",
-        recipient=customer.email,
-        partner_scope=None,
-        entitlements=listed,
-        occurred_at=occurred_at,
-        facts={"notice_id": notice_id, "affected_total": len(contact_entitlements)},
-        related_partner_ids=_partners_of(contact_entitlements),
-        contact_name=customer.contact_name,
-        org_name=customer.org_name,
+    return _vendor_notice_to_contact(
+        "product_notice", "notice_id", notice_id, contact_entitlements, occurred_at
     )
 
 
@@ -429,24 +446,16 @@ def plan_notice_digest(
     channels: Iterable[Channel],
 ) -> list[PlannedDelivery]:
     """One digest per partner of record, listing only its own licences of the products."""
-    own = tuple(ListedEntitlement.of(e) for e in listed if e.partner_of_record == partner_id)
-    return [
-        PlannedDelivery(
-            notification_id=notification_id(
-                "notice_partner_digest", notice_id, partner_id, channel
-            ),
-            type="notice_partner_digest",
-            channel=channel,
-            audience="partner",
-            recipient=partner_id,
-            partner_scope=partner_id,
-            entitlements=own,
-            occurred_at=occurred_at,
-            facts={"notice_id": notice_id, "affected_total": affected_total},
-            related_partner_ids=(partner_id,),
-        )
-        for channel in channels
-    ]
+    return _partner_digest(
+        "notice_partner_digest",
+        "notice_id",
+        notice_id,
+        partner_id,
+        listed,
+        affected_total,
+        occurred_at,
+        channels,
+    )
 
 
 COMMISSION_FACTS: Final[tuple[str, ...]] = (

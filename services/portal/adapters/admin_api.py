@@ -12,12 +12,12 @@ says "not available" rather than failing.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
-from urllib.parse import quote
+from typing import Any, ClassVar
 
 import httpx
 
-from services.portal.adapters.partner_api import ServiceUrls, Unavailable, UpstreamError
+from services.portal.adapters.upstream import ServiceUrls, UpstreamClient, UpstreamError
+from services.portal.adapters.upstream import segment as _segment
 
 MAX_PARTNERS = 5000  # pages of 1000: the console lists and searches at most this many
 MAX_LINES = 10_000  # GET /v1/admin/commissions answers at most this many lines
@@ -27,56 +27,21 @@ class OperatorRefused(UpstreamError):
     """401/403 on an admin route: the token is not (or no longer) the operator token."""
 
 
-def _error(response: httpx.Response) -> UpstreamError:
-    try:
-        body = response.json().get("error", {})
-    except (ValueError, AttributeError):
-        body = {}
-    code = str(body.get("code") or "http_error")
-    message = str(body.get("message") or f"HTTP {response.status_code}")
-    kind = OperatorRefused if response.status_code in (401, 403) else UpstreamError
-    return kind(response.status_code, code, message, body.get("field"))
-
-
-def _missing(error: UpstreamError) -> bool:
-    """A route this deployment does not have yet (FastAPI: 404, or 405 on a known path)."""
-    return not isinstance(error, OperatorRefused) and error.status in (404, 405)
-
-
-class AdminApi:
+class AdminApi(UpstreamClient):
     """The admin routes of registration, commissions and notifications, as one operator."""
 
+    signed_out: ClassVar[type[UpstreamError]] = OperatorRefused
+
     def __init__(self, http: httpx.AsyncClient, urls: ServiceUrls, admin_token: str) -> None:
-        self._http = http
+        super().__init__(http, {"Authorization": f"Bearer {admin_token}"})
         self._urls = urls
-        self._headers = {"Authorization": f"Bearer {admin_token}", "Accept": "application/json"}
 
-    async def _send(
-        self, method: str, url: str, *, params: dict[str, Any] | None = None, json: Any = None
-    ) -> httpx.Response:
-        try:
-            response = await self._http.request(
-                method, url, params=params, json=json, headers=self._headers
-            )
-        except httpx.HTTPError as error:
-            raise Unavailable(f"{type(error).__name__} calling {url.split('/v1/')[0]}") from None
-        if response.status_code >= 500:
-            raise Unavailable(f"HTTP {response.status_code} from {url.split('/v1/')[0]}")
-        if response.status_code >= 400:
-            raise _error(response)
-        return response
-
-    async def _json(self, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
-        body = (await self._send(method, url, **kwargs)).json()
-        return body if isinstance(body, dict) else {"items": body}
+    def _object(self, body: Any) -> dict[str, Any]:
+        return {"items": body}
 
     async def _optional(self, method: str, url: str, **kwargs: Any) -> dict[str, Any] | None:
-        try:
-            return await self._json(method, url, **kwargs)
-        except UpstreamError as error:
-            if _missing(error):
-                return None
-            raise
+        """None where this deployment lacks the route (FastAPI: 404, or 405 on a known path)."""
+        return await self._json_or_none(method, url, missing=(404, 405), **kwargs)
 
     # --- registration: partners (CONTRACT 2.1) --------------------------------------
 
@@ -85,27 +50,17 @@ class AdminApi:
         await self._send("GET", f"{self._urls.registration}/v1/admin/partners", params={"limit": 1})
 
     async def partners(self) -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = []
-        params: dict[str, Any] = {"limit": 1000}
-        while len(found) < MAX_PARTNERS:
-            page = await self._json(
-                "GET", f"{self._urls.registration}/v1/admin/partners", params=params
-            )
-            found.extend(page.get("partners", []))
-            if not page.get("next_after"):
-                break
-            params["after"] = page["next_after"]
-        return found
+        return await self._pages(
+            f"{self._urls.registration}/v1/admin/partners",
+            "partners",
+            {"limit": 1000},
+            MAX_PARTNERS,
+        )
 
     async def partner(self, partner_id: str) -> dict[str, Any] | None:
-        try:
-            return await self._json(
-                "GET", f"{self._urls.registration}/v1/admin/partners/{_segment(partner_id)}"
-            )
-        except UpstreamError as error:
-            if error.status == 404 and not isinstance(error, OperatorRefused):
-                return None
-            raise
+        return await self._json_or_none(
+            "GET", f"{self._urls.registration}/v1/admin/partners/{_segment(partner_id)}"
+        )
 
     async def create_partner(self, fields: dict[str, Any]) -> dict[str, Any]:
         """The new partner with its `api_key`: in this answer only."""
@@ -139,17 +94,12 @@ class AdminApi:
     # --- registration: deals (CONTRACT 6.3) ------------------------------------------
 
     async def deals(self, status: str = "submitted") -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = []
-        params: dict[str, Any] = {"status": status, "limit": 1000}
-        while len(found) < MAX_PARTNERS:
-            page = await self._json(
-                "GET", f"{self._urls.registration}/v1/admin/deals", params=params
-            )
-            found.extend(page.get("deals", []))
-            if not page.get("next_after"):
-                break
-            params["after"] = page["next_after"]
-        return found
+        return await self._pages(
+            f"{self._urls.registration}/v1/admin/deals",
+            "deals",
+            {"status": status, "limit": 1000},
+            MAX_PARTNERS,
+        )
 
     async def approve_deal(self, deal_id: str) -> dict[str, Any]:
         return await self._json(
@@ -223,7 +173,3 @@ class AdminApi:
         return await self._json(
             "GET", f"{self._urls.notifications}/v1/admin/deliveries", params=params
         )
-
-
-def _segment(value: str) -> str:
-    return quote(value, safe="")

@@ -10,39 +10,18 @@ admin credential is encrypted inside; the browser never reads it.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import json
 import secrets
-from collections import OrderedDict
 
-from cryptography.fernet import Fernet, InvalidToken
-
+from services.portal.adapters.sealed_cookies import MAX_TOKEN_CHARS, TimedSessionCookies
 from services.portal.domain.operators import Operator, OperatorSession
-from services.portal.domain.sessions import Clock
 
-MAX_TOKEN_CHARS = 3800
+__all__ = ["KEY_CONTEXT", "MAX_TOKEN_CHARS", "ConsoleCookies"]
+
 KEY_CONTEXT = b"channelkeep-portal-console-cookie-v1\x00"
 
 
-class ConsoleCookies:
-    def __init__(
-        self,
-        secret: str,
-        clock: Clock,
-        *,
-        idle_seconds: float,
-        max_age_seconds: float,
-        max_revoked: int,
-    ) -> None:
-        key = base64.urlsafe_b64encode(hashlib.sha256(KEY_CONTEXT + secret.encode()).digest())
-        self._fernet = Fernet(key)
-        self._clock = clock
-        self._idle = int(idle_seconds)
-        self._max_age = max_age_seconds
-        self._max_revoked = max_revoked
-        self._revoked: OrderedDict[str, float] = OrderedDict()
+class ConsoleCookies(TimedSessionCookies[OperatorSession]):
+    key_context = KEY_CONTEXT
 
     def create(self, operator: Operator) -> OperatorSession:
         return OperatorSession(
@@ -53,30 +32,25 @@ class ConsoleCookies:
         )
 
     def seal(self, session: OperatorSession) -> str:
-        payload = {
-            "v": 1,
-            "kind": "operator",
-            "sid": session.session_id,
-            "sub": session.operator.subject,
-            "cred": session.operator.admin_credential,
-            "method": session.operator.method,
-            "csrf": session.csrf_token,
-            "created": session.created_at,
-        }
-        raw = json.dumps(payload, separators=(",", ":")).encode()
-        return self._fernet.encrypt_at_time(raw, int(self._clock())).decode().rstrip("=")
+        return self._sealed.seal_payload(
+            {
+                "v": 1,
+                "kind": "operator",
+                "sid": session.session_id,
+                "sub": session.operator.subject,
+                "cred": session.operator.admin_credential,
+                "method": session.operator.method,
+                "csrf": session.csrf_token,
+                "created": session.created_at,
+            }
+        )
 
     def open(self, token: str | None) -> OperatorSession | None:
-        if not token or len(token) > MAX_TOKEN_CHARS:
-            return None
         now = self._clock()
-        padded = token + "=" * (-len(token) % 4)
+        payload = self._sealed.open_payload(token, now)
+        if payload is None or payload.get("kind") != "operator":
+            return None
         try:
-            payload = json.loads(
-                self._fernet.decrypt_at_time(padded.encode(), self._idle, int(now))
-            )
-            if payload.get("kind") != "operator":
-                return None
             session = OperatorSession(
                 session_id=str(payload["sid"]),
                 operator=Operator(
@@ -87,25 +61,6 @@ class ConsoleCookies:
                 csrf_token=str(payload["csrf"]),
                 created_at=float(payload["created"]),
             )
-        except (InvalidToken, binascii.Error, ValueError, KeyError, TypeError, AttributeError):
+        except (ValueError, KeyError, TypeError, AttributeError):
             return None
-        if now - session.created_at > self._max_age or self.revoked(session.session_id):
-            return None
-        return session
-
-    def revoke(self, session: OperatorSession | None) -> None:
-        if session is None:
-            return
-        self._revoked[session.session_id] = session.created_at + self._max_age
-        self._revoked.move_to_end(session.session_id)
-        while len(self._revoked) > self._max_revoked:
-            self._revoked.popitem(last=False)
-
-    def revoked(self, session_id: str) -> bool:
-        now = self._clock()
-        while self._revoked:
-            oldest, ends = next(iter(self._revoked.items()))
-            if ends >= now:
-                break
-            del self._revoked[oldest]
-        return session_id in self._revoked
+        return self._live(session, now)

@@ -7,83 +7,64 @@ link, trading its token for a session) need no token.
 
 from __future__ import annotations
 
-from typing import Any
-from urllib.parse import quote
+from typing import Any, ClassVar
 
 import httpx
 
-from services.portal.adapters.partner_api import Unavailable, UpstreamError
+from services.portal.adapters.upstream import UpstreamClient, UpstreamError
+from services.portal.adapters.upstream import segment as _segment
 
 
 class CustomerSignedOut(UpstreamError):
     """401/403: the customer's session is unknown or expired (or the link was used)."""
 
 
-def _error(response: httpx.Response) -> UpstreamError:
-    try:
-        body = response.json().get("error", {})
-    except (ValueError, AttributeError):
-        body = {}
-    code = str(body.get("code") or "http_error")
-    message = str(body.get("message") or f"HTTP {response.status_code}")
-    kind = CustomerSignedOut if response.status_code in (401, 403) else UpstreamError
-    return kind(response.status_code, code, message, body.get("field"))
+class CustomerApi(UpstreamClient):
+    signed_out: ClassVar[type[UpstreamError]] = CustomerSignedOut
+    default_accept: ClassVar[str | None] = None
 
-
-class CustomerApi:
     def __init__(
         self, http: httpx.AsyncClient, registration_url: str, session_token: str | None = None
     ) -> None:
-        self._http = http
+        super().__init__(
+            http, {"Authorization": f"Bearer {session_token}"} if session_token else {}
+        )
         self._base = f"{registration_url}/v1/customer"
-        self._headers = {"Authorization": f"Bearer {session_token}"} if session_token else {}
 
-    async def _json(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
-        try:
-            response = await self._http.request(
-                method, f"{self._base}{path}", json=body, headers=self._headers
-            )
-        except httpx.HTTPError as error:
-            raise Unavailable(f"{type(error).__name__} calling registration") from None
-        if response.status_code >= 500:
-            raise Unavailable(f"HTTP {response.status_code} from registration")
-        if response.status_code >= 400:
-            raise _error(response)
-        found = response.json()
-        return found if isinstance(found, dict) else {}
+    def _origin(self, url: str) -> str:
+        return "registration"
+
+    async def _call(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
+        return await self._json(method, f"{self._base}{path}", json=body)
 
     async def request_sign_in(self, email: str) -> None:
-        await self._json("POST", "/sign-in", {"email": email})
+        await self._call("POST", "/sign-in", {"email": email})
 
     async def start_session(self, token: str) -> dict[str, Any]:
         """`{session_token, expires_at}`; CustomerSignedOut for a used or unknown link."""
-        return await self._json("POST", "/sessions", {"token": token})
+        return await self._call("POST", "/sessions", {"token": token})
 
     async def entitlements(self) -> list[dict[str, Any]]:
-        return list((await self._json("GET", "/entitlements")).get("entitlements", []))
+        return list((await self._call("GET", "/entitlements")).get("entitlements", []))
 
     async def set_partner_of_record(self, license_key: str, seller_code: str) -> None:
-        await self._json(
+        await self._call(
             "PUT",
             f"/entitlements/{_segment(license_key)}/partner-of-record",
             {"seller_code": seller_code},
         )
 
     async def end_partner_of_record(self, license_key: str) -> None:
-        await self._json("DELETE", f"/entitlements/{_segment(license_key)}/partner-of-record")
+        await self._call("DELETE", f"/entitlements/{_segment(license_key)}/partner-of-record")
 
     async def grant_access(self, license_key: str, seller_code: str, permission: str) -> None:
-        await self._json(
+        await self._call(
             "PUT",
             f"/entitlements/{_segment(license_key)}/access/{_segment(seller_code)}",
             {"permission": permission},
         )
 
     async def revoke_access(self, license_key: str, seller_code: str) -> None:
-        await self._json(
+        await self._call(
             "DELETE", f"/entitlements/{_segment(license_key)}/access/{_segment(seller_code)}"
         )
-
-
-def _segment(value: str) -> str:
-    return quote(value, safe="")

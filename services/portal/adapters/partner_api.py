@@ -8,31 +8,28 @@ staff console does, adapters/admin_api.py, with the token its operator signed in
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
-from typing import Any
-from urllib.parse import quote
+from typing import Any, ClassVar
 
 import httpx
 
+from services.portal.adapters.upstream import (
+    ServiceUrls,
+    Unavailable,
+    UpstreamClient,
+    UpstreamError,
+)
+from services.portal.adapters.upstream import segment as _segment
+
+__all__ = [
+    "MAX_ENTITLEMENTS",
+    "NotSignedIn",
+    "PartnerApi",
+    "ServiceUrls",
+    "Unavailable",
+    "UpstreamError",
+]
+
 MAX_ENTITLEMENTS = 5000  # pages of 1000; a portal page shows at most this many
-
-
-@dataclass(frozen=True)
-class ServiceUrls:
-    registration: str
-    commissions: str
-    notifications: str
-
-
-class UpstreamError(Exception):
-    """A partner API answered 4xx: the caller's mistake, with the contract's error code."""
-
-    def __init__(self, status: int, code: str, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.field = field
 
 
 class NotSignedIn(UpstreamError):
@@ -43,59 +40,17 @@ class NotSignedIn(UpstreamError):
     """
 
 
-class Unavailable(Exception):
-    """A service could not be reached or answered 5xx."""
-
-
-def _error(response: httpx.Response) -> UpstreamError:
-    try:
-        body = response.json().get("error", {})
-    except (ValueError, AttributeError):
-        body = {}
-    code = str(body.get("code") or "http_error")
-    message = str(body.get("message") or f"HTTP {response.status_code}")
-    field = body.get("field")
-    signed_out = response.status_code == 401 or (
-        response.status_code == 403 and code != "role_forbidden"
-    )
-    kind = NotSignedIn if signed_out else UpstreamError
-    return kind(response.status_code, code, message, field)
-
-
-class PartnerApi:
+class PartnerApi(UpstreamClient):
     """The partner routes of registration, commissions and notifications, as one partner."""
 
+    signed_out: ClassVar[type[UpstreamError]] = NotSignedIn
+
     def __init__(self, http: httpx.AsyncClient, urls: ServiceUrls, api_key: str) -> None:
-        self._http = http
+        super().__init__(http, {"Authorization": f"Bearer {api_key}"})
         self._urls = urls
-        self._headers = {"Authorization": f"Bearer {api_key}"}
 
-    async def _send(
-        self,
-        method: str,
-        url: str,
-        *,
-        params: dict[str, Any] | None = None,
-        json: Any = None,
-        accept: str = "application/json",
-    ) -> httpx.Response:
-        headers = {**self._headers, "Accept": accept}
-        try:
-            response = await self._http.request(
-                method, url, params=params, json=json, headers=headers
-            )
-        except httpx.HTTPError as error:
-            raise Unavailable(f"{type(error).__name__} calling {url.split('/v1/')[0]}") from None
-        if response.status_code >= 500:
-            raise Unavailable(f"HTTP {response.status_code} from {url.split('/v1/')[0]}")
-        if response.status_code >= 400:
-            raise _error(response)
-        return response
-
-    async def _json(self, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
-        response = await self._send(method, url, **kwargs)
-        body = response.json()
-        return body if isinstance(body, dict) else {}
+    def _is_signed_out(self, status: int, code: str) -> bool:
+        return status == 401 or (status == 403 and code != "role_forbidden")
 
     # --- registration ------------------------------------------------------------
 
@@ -106,12 +61,9 @@ class PartnerApi:
 
     async def me(self) -> dict[str, Any] | None:
         """The partner's own profile (name, branding) where registration offers it."""
-        try:
-            return await self._json("GET", f"{self._urls.registration}/v1/partner/me")
-        except UpstreamError as error:
-            if isinstance(error, NotSignedIn) or error.status not in (404, 405):
-                raise
-            return None
+        return await self._json_or_none(
+            "GET", f"{self._urls.registration}/v1/partner/me", missing=(404, 405)
+        )
 
     async def tier(self) -> dict[str, Any] | None:
         """The partner's earned tier (CONTRACT 6.4); None while no tier rules are in force."""
@@ -131,30 +83,20 @@ class PartnerApi:
         )
 
     async def entitlements(self, term_end_before: dt.date | None = None) -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = []
         params: dict[str, Any] = {"limit": 1000}
         if term_end_before is not None:
             params["term_end_before"] = term_end_before.isoformat()
-        while len(found) < MAX_ENTITLEMENTS:
-            page = await self._json(
-                "GET", f"{self._urls.registration}/v1/partner/entitlements", params=params
-            )
-            found.extend(page.get("entitlements", []))
-            if not page.get("next_after"):
-                break
-            params["after"] = page["next_after"]
-        return found
+        return await self._pages(
+            f"{self._urls.registration}/v1/partner/entitlements",
+            "entitlements",
+            params,
+            MAX_ENTITLEMENTS,
+        )
 
     async def entitlement(self, license_key: str) -> dict[str, Any] | None:
-        try:
-            return await self._json(
-                "GET",
-                f"{self._urls.registration}/v1/partner/entitlements/{_segment(license_key)}",
-            )
-        except UpstreamError as error:
-            if error.status == 404 and not isinstance(error, NotSignedIn):
-                return None
-            raise
+        return await self._json_or_none(
+            "GET", f"{self._urls.registration}/v1/partner/entitlements/{_segment(license_key)}"
+        )
 
     async def register(
         self, license_key: str, customer: dict[str, str] | None
@@ -171,27 +113,17 @@ class PartnerApi:
     # --- deals (CONTRACT 6.3) -----------------------------------------------------
 
     async def deals(self) -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = []
-        params: dict[str, Any] = {"limit": 1000}
-        while len(found) < MAX_ENTITLEMENTS:
-            page = await self._json(
-                "GET", f"{self._urls.registration}/v1/partner/deals", params=params
-            )
-            found.extend(page.get("deals", []))
-            if not page.get("next_after"):
-                break
-            params["after"] = page["next_after"]
-        return found
+        return await self._pages(
+            f"{self._urls.registration}/v1/partner/deals",
+            "deals",
+            {"limit": 1000},
+            MAX_ENTITLEMENTS,
+        )
 
     async def deal(self, deal_id: str) -> dict[str, Any] | None:
-        try:
-            return await self._json(
-                "GET", f"{self._urls.registration}/v1/partner/deals/{_segment(deal_id)}"
-            )
-        except UpstreamError as error:
-            if error.status == 404 and not isinstance(error, NotSignedIn):
-                return None
-            raise
+        return await self._json_or_none(
+            "GET", f"{self._urls.registration}/v1/partner/deals/{_segment(deal_id)}"
+        )
 
     async def submit_deal(self, deal: dict[str, Any]) -> dict[str, Any]:
         """`{"deal_id", "status"}`; a 409 deal_conflict or a 422 raise UpstreamError."""
@@ -232,12 +164,9 @@ class PartnerApi:
 
     async def webhook_url(self) -> str | None:
         """The URL in use, or None when the partner has not set one."""
-        try:
-            answer = await self._json("GET", f"{self._urls.notifications}/v1/partner/webhook")
-        except UpstreamError as error:
-            if error.status == 404 and not isinstance(error, NotSignedIn):
-                return None
-            raise
+        answer = await self._json_or_none("GET", f"{self._urls.notifications}/v1/partner/webhook")
+        if answer is None:
+            return None
         return str(answer.get("url") or "") or None
 
     async def test_webhook(self) -> dict[str, Any]:
@@ -264,7 +193,3 @@ class PartnerApi:
 
     async def revoke_key(self, key_id: str) -> None:
         await self._send("DELETE", f"{self._urls.registration}/v1/partner/keys/{_segment(key_id)}")
-
-
-def _segment(value: str) -> str:
-    return quote(value, safe="")

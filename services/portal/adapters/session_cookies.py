@@ -14,46 +14,29 @@ revocation list (sessions in MongoDB would; the portal has no database).
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import json
 import secrets
-from collections import OrderedDict
 
-from cryptography.fernet import Fernet, InvalidToken
+from services.portal.adapters.sealed_cookies import (
+    MAX_TOKEN_CHARS,
+    TimedSessionCookies,
+    derive_fernet_key,
+)
+from services.portal.domain.sessions import Branding, Session
 
-from services.portal.domain.sessions import Branding, Clock, Session
+__all__ = ["KEY_CONTEXT", "MAX_TOKEN_CHARS", "SessionCookies", "fernet_key"]
 
-# Browsers keep at most 4096 bytes per cookie, name and attributes included.
-MAX_TOKEN_CHARS = 3800
 # Separates this key from the HMAC key of the sign-in CSRF token (same secret).
 KEY_CONTEXT = b"channelkeep-portal-session-cookie-v1\x00"
 
 
 def fernet_key(secret: str) -> bytes:
-    return base64.urlsafe_b64encode(hashlib.sha256(KEY_CONTEXT + secret.encode()).digest())
+    return derive_fernet_key(KEY_CONTEXT, secret)
 
 
-class SessionCookies:
+class SessionCookies(TimedSessionCookies[Session]):
     """Creates, seals and opens sessions; remembers this process's revoked ids (bounded)."""
 
-    def __init__(
-        self,
-        secret: str,
-        clock: Clock,
-        *,
-        idle_seconds: float,
-        max_age_seconds: float,
-        max_revoked: int,
-    ) -> None:
-        self._fernet = Fernet(fernet_key(secret))
-        self._clock = clock
-        self._idle = int(idle_seconds)
-        self._max_age = max_age_seconds
-        self._max_revoked = max_revoked
-        # session id -> when the session would have ended anyway (then it is forgotten).
-        self._revoked: OrderedDict[str, float] = OrderedDict()
+    key_context = KEY_CONTEXT
 
     def create(self, api_key: str, branding: Branding, role: str = "admin") -> Session:
         now = self._clock()
@@ -79,33 +62,29 @@ class SessionCookies:
         for drop in (None, 3, 2):  # too big for a cookie: drop the website, then the logo
             if drop is not None:
                 fields[drop] = None
-            payload = {
-                "v": 1,
-                "sid": session.session_id,
-                "key": session.api_key,
-                "csrf": session.csrf_token,
-                "created": session.created_at,
-                "brand": fields,
-                "webhook": session.webhook_url,
-                "role": session.role,
-            }
-            raw = json.dumps(payload, separators=(",", ":")).encode()
-            token = self._fernet.encrypt_at_time(raw, int(self._clock())).decode()
-            # Padding '=' would make the cookie value need quoting.
-            token = token.rstrip("=")
+            token = self._sealed.seal_payload(
+                {
+                    "v": 1,
+                    "sid": session.session_id,
+                    "key": session.api_key,
+                    "csrf": session.csrf_token,
+                    "created": session.created_at,
+                    "brand": fields,
+                    "webhook": session.webhook_url,
+                    "role": session.role,
+                }
+            )
             if len(token) <= MAX_TOKEN_CHARS:
                 break
         return token
 
     def open(self, token: str | None) -> Session | None:
         """The live session in a cookie value, or None (absent, forged, expired, revoked)."""
-        if not token or len(token) > MAX_TOKEN_CHARS:
-            return None
         now = self._clock()
-        padded = token + "=" * (-len(token) % 4)
+        payload = self._sealed.open_payload(token, now)
+        if payload is None:
+            return None
         try:
-            raw = self._fernet.decrypt_at_time(padded.encode(), self._idle, int(now))
-            payload = json.loads(raw)
             session_id, created_at = str(payload["sid"]), float(payload["created"])
             name, color, logo, website = payload["brand"]
             session = Session(
@@ -118,25 +97,6 @@ class SessionCookies:
                 webhook_url=payload.get("webhook"),
                 role=str(payload.get("role", "admin")),
             )
-        except (InvalidToken, binascii.Error, ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError):
             return None
-        if now - created_at > self._max_age or self.revoked(session_id):
-            return None
-        return session
-
-    def revoke(self, session: Session | None) -> None:
-        if session is None:
-            return
-        self._revoked[session.session_id] = session.created_at + self._max_age
-        self._revoked.move_to_end(session.session_id)
-        while len(self._revoked) > self._max_revoked:
-            self._revoked.popitem(last=False)
-
-    def revoked(self, session_id: str) -> bool:
-        now = self._clock()
-        while self._revoked:
-            oldest, ends = next(iter(self._revoked.items()))
-            if ends >= now:
-                break
-            del self._revoked[oldest]
-        return session_id in self._revoked
+        return self._live(session, now)

@@ -476,13 +476,23 @@ async def change_partner(
         if isinstance(error, OperatorRefused):
             raise
         return await _partner_page(
-            request, p, session, partner_id, error.status if error.status < 500 else 400,
+            request, p, session, partner_id, _failure_status(error),
             partner=current, error=f"Not changed: {error.message}",
         )  # fmt: skip
     done = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in changes.items())
     return await _partner_page(
         request, p, session, partner_id, partner=updated, notice=f"Saved: {done}."
     )
+
+
+def _display_names(partners: list[dict[str, Any]]) -> dict[str, str]:
+    """partner_id -> display name, for the pages that list other records by partner."""
+    return {str(x["partner_id"]): str(x.get("display_name", "")) for x in partners}
+
+
+def _failure_status(error: UpstreamError) -> int:
+    """The page's status for a refused change: the service's 4xx (else 400)."""
+    return error.status if error.status < 500 else 400
 
 
 # --- attribution conflicts -------------------------------------------------------------
@@ -493,7 +503,7 @@ async def _conflicts_page(
 ) -> Response:
     api = admin_api(p, session)
     found, everyone = await asyncio.gather(api.conflicts(), api.partners())
-    names = {str(x["partner_id"]): str(x.get("display_name", "")) for x in everyone}
+    names = _display_names(everyone)
     return _render(
         request,
         "console/conflicts.html",
@@ -527,7 +537,7 @@ async def reassign(request: Request, p: PortalDep, session: OperatorDep) -> Resp
         if isinstance(error, OperatorRefused):
             raise
         return await _conflicts_page(
-            request, p, session, error.status if error.status < 500 else 400,
+            request, p, session, _failure_status(error),
             error=f"Not reassigned: {error.message}", failed_key=license_key,
         )  # fmt: skip
     who = partner_id or "no partner"
@@ -544,7 +554,7 @@ async def _deals_page(
 ) -> Response:
     api = admin_api(p, session)
     found, everyone = await asyncio.gather(api.deals("submitted"), api.partners())
-    names = {str(x["partner_id"]): str(x.get("display_name", "")) for x in everyone}
+    names = _display_names(everyone)
     return _render(
         request,
         "console/deals.html",
@@ -586,7 +596,7 @@ async def decide_deal(
             raise
         message = DEAL_MESSAGES.get(error.code, error.message)
         return await _deals_page(
-            request, p, session, error.status if error.status < 500 else 400,
+            request, p, session, _failure_status(error),
             error=f"{deal_id}: {message}", failed_deal=deal_id,
         )  # fmt: skip
     status = STATUS_LABELS.get(str(decided.get("status")), str(decided.get("status")))
@@ -712,7 +722,7 @@ async def _payables_page(
 ) -> Response:
     api = admin_api(p, session)
     lines, everyone = await asyncio.gather(api.commission_lines(), api.partners())
-    names = {str(x["partner_id"]): str(x.get("display_name", "")) for x in everyone}
+    names = _display_names(everyone)
     return _render(
         request,
         "console/payables.html",
@@ -765,7 +775,7 @@ async def mark_paid(request: Request, p: PortalDep, session: OperatorDep) -> Res
                 f" {error.message}",
             )  # fmt: skip
         return await _payables_page(
-            request, p, session, error.status if error.status < 500 else 400,
+            request, p, session, _failure_status(error),
             error=f"Not paid: {error.message}",
         )  # fmt: skip
     count = int(paid.get("paid_lines", 0))

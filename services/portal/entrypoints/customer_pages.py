@@ -19,8 +19,8 @@ from fastapi.responses import RedirectResponse, Response
 from services.portal.adapters.customer_api import CustomerApi, CustomerSignedOut
 from services.portal.adapters.customer_cookies import CustomerCookies, CustomerSession
 from services.portal.adapters.partner_api import UpstreamError
-from services.portal.domain.sessions import SignInCsrf, tokens_match
-from services.portal.entrypoints.web import Portal, PortalDep, read_form, render
+from services.portal.domain.sessions import tokens_match
+from services.portal.entrypoints.web import Portal, PortalDep, read_form, render, render_sign_in
 
 router = APIRouter(prefix="/customer", include_in_schema=False)
 
@@ -79,28 +79,14 @@ def _sign_in_page(
     sent: bool = False,
     status_code: int = 200,
 ) -> Response:
-    nonce = SignInCsrf.new_nonce()
-    response = render(
+    return render_sign_in(
         request,
         "customer_sign_in.html",
-        None,
-        status_code=status_code,
-        sign_in_token=p.sign_in_csrf.token_for(nonce),
+        status_code,
         error=error,
         sent=sent,
-        expired=request.query_params.get("expired") == "1",
         customer_area=True,
     )
-    response.set_cookie(
-        p.sign_in_cookie_name,
-        nonce,
-        max_age=3600,
-        path="/",
-        httponly=True,
-        samesite="strict",
-        secure=p.settings.secure_cookies,
-    )
-    return response
 
 
 def _pre_session_csrf(request: Request, p: Portal, form: dict[str, str]) -> bool:

@@ -11,7 +11,7 @@ from fastapi.responses import RedirectResponse, Response
 from chassis import bounds
 from services.portal.adapters.partner_api import NotSignedIn, PartnerApi, UpstreamError
 from services.portal.domain import charts, presentation, roles
-from services.portal.domain.sessions import Branding, Session, SignInCsrf
+from services.portal.domain.sessions import Branding, Session
 from services.portal.entrypoints.web import (
     Portal,
     PortalDep,
@@ -20,6 +20,7 @@ from services.portal.entrypoints.web import (
     current_session,
     read_form,
     render,
+    render_sign_in,
 )
 
 router = APIRouter(include_in_schema=False)
@@ -60,26 +61,7 @@ async def home(request: Request, p: PortalDep) -> Response:
 def _sign_in_page(
     request: Request, p: PortalDep, *, error: str | None = None, status_code: int = 200
 ) -> Response:
-    nonce = SignInCsrf.new_nonce()
-    response = render(
-        request,
-        "sign_in.html",
-        None,
-        status_code=status_code,
-        sign_in_token=p.sign_in_csrf.token_for(nonce),
-        error=error,
-        expired=request.query_params.get("expired") == "1",
-    )
-    response.set_cookie(
-        p.sign_in_cookie_name,
-        nonce,
-        max_age=3600,
-        path="/",
-        httponly=True,
-        samesite="strict",
-        secure=p.settings.secure_cookies,
-    )
-    return response
+    return render_sign_in(request, "sign_in.html", status_code, error=error)
 
 
 @router.get("/sign-in")

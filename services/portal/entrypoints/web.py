@@ -191,6 +191,33 @@ def render(
     return HTMLResponse(page, status_code=status_code)
 
 
+def render_sign_in(
+    request: Request, template: str, status_code: int = 200, **context: Any
+) -> HTMLResponse:
+    """A signed-out sign-in form: its CSRF token, with the nonce in a short-lived cookie."""
+    p = portal(request)
+    nonce = SignInCsrf.new_nonce()
+    response = render(
+        request,
+        template,
+        None,
+        status_code=status_code,
+        sign_in_token=p.sign_in_csrf.token_for(nonce),
+        expired=request.query_params.get("expired") == "1",
+        **context,
+    )
+    response.set_cookie(
+        p.sign_in_cookie_name,
+        nonce,
+        max_age=3600,
+        path="/",
+        httponly=True,
+        samesite="strict",
+        secure=p.settings.secure_cookies,
+    )
+    return response
+
+
 async def security_headers(
     request: Request, call_next: Callable[[Request], Awaitable[Response]]
 ) -> Response:

@@ -24,10 +24,15 @@ from services.registration.domain.customers import (
     SignInGrant,
     email_key,
 )
-from services.registration.domain.entitlements import CustomerInfo, Entitlement
+from services.registration.domain.entitlements import (
+    AttributionChange,
+    CustomerInfo,
+    Entitlement,
+)
 from services.registration.domain.partners import Partner
 from services.registration.service_layer import secrets
 from services.registration.service_layer.attribution import (
+    ClaimResult,
     claim_partner_of_record,
     state_events,
 )
@@ -256,20 +261,16 @@ class CustomerService:
                 )
                 # The partner of record needs no access of its own besides.
                 access_dropped = entitlement.revoke_access(partner.partner_id)
-                for event in state_events(
+                await _commit_change(
+                    uow,
                     entitlement,
-                    occurred_at=now,
-                    registered=False,
+                    now,
                     updated=access_dropped,
                     claim=result,
-                ):
-                    uow.emit(event)
-                await uow.commit()
-                log.info(
-                    "partner of record set by the customer",
+                    message="partner of record set by the customer",
                     extra={"license_key": license_key, "partner_id": partner.partner_id},
                 )
-                return (await self._views(uow, [entitlement]))[0]
+                return await self._view(uow, entitlement)
 
         return await retrying(attempt)
 
@@ -285,19 +286,16 @@ class CustomerService:
                 change = entitlement.end_partner_of_record(ref=f"customer:{uuid.uuid4()}", now=now)
                 if change is None:
                     raise conflict("no_partner_of_record", "this licence has no partner of record")
-                for event in state_events(
-                    entitlement, occurred_at=now, registered=False, updated=False, claim=change
-                ):
-                    uow.emit(event)
-                await uow.commit()
-                log.info(
-                    "partner of record ended by the customer",
-                    extra={
-                        "license_key": license_key,
-                        "partner_id": change.previous_partner_id,
-                    },
+                await _commit_change(
+                    uow,
+                    entitlement,
+                    now,
+                    updated=False,
+                    claim=change,
+                    message="partner of record ended by the customer",
+                    extra={"license_key": license_key, "partner_id": change.previous_partner_id},
                 )
-                return (await self._views(uow, [entitlement]))[0]
+                return await self._view(uow, entitlement)
 
         return await retrying(attempt)
 
@@ -319,20 +317,18 @@ class CustomerService:
                         "seller_code",
                     )
                 if entitlement.grant_access(partner.partner_id, permission, now):
-                    for event in state_events(
-                        entitlement, occurred_at=now, registered=False, updated=True, claim=None
-                    ):
-                        uow.emit(event)
-                    await uow.commit()
-                    log.info(
-                        "partner access granted",
+                    await _commit_change(
+                        uow,
+                        entitlement,
+                        now,
+                        message="partner access granted",
                         extra={
                             "license_key": license_key,
                             "partner_id": partner.partner_id,
                             "permission": permission,
                         },
                     )
-                return (await self._views(uow, [entitlement]))[0]
+                return await self._view(uow, entitlement)
 
         return await retrying(attempt)
 
@@ -348,16 +344,14 @@ class CustomerService:
                 partner = await uow.partners.get_by_seller_code(code)
                 if partner is None or not entitlement.revoke_access(partner.partner_id):
                     raise not_found("no_access", "no partner with this seller code has access")
-                for event in state_events(
-                    entitlement, occurred_at=now, registered=False, updated=True, claim=None
-                ):
-                    uow.emit(event)
-                await uow.commit()
-                log.info(
-                    "partner access revoked",
+                await _commit_change(
+                    uow,
+                    entitlement,
+                    now,
+                    message="partner access revoked",
                     extra={"license_key": license_key, "partner_id": partner.partner_id},
                 )
-                return (await self._views(uow, [entitlement]))[0]
+                return await self._view(uow, entitlement)
 
         return await retrying(attempt)
 
@@ -421,13 +415,11 @@ class CustomerService:
                     country=before.country,
                 )
                 if entitlement.customer != before:
-                    for event in state_events(
-                        entitlement, occurred_at=now, registered=False, updated=True, claim=None
-                    ):
-                        uow.emit(event)
-                    await uow.commit()
-                    log.info(
-                        "customer contact updated by a partner",
+                    await _commit_change(
+                        uow,
+                        entitlement,
+                        now,
+                        message="customer contact updated by a partner",
                         extra={"license_key": license_key, "partner_id": partner_id},
                     )
                 if is_por:
@@ -445,6 +437,9 @@ class CustomerService:
         if entitlement is None or not _owns(customer, entitlement):
             raise _unknown_license_key()
         return entitlement
+
+    async def _view(self, uow: UnitOfWork, entitlement: Entitlement) -> CustomerEntitlementView:
+        return (await self._views(uow, [entitlement]))[0]
 
     async def _views(
         self, uow: UnitOfWork, entitlements: list[Entitlement]
@@ -467,6 +462,25 @@ class CustomerService:
                 )
             )
         return views
+
+
+async def _commit_change(
+    uow: UnitOfWork,
+    entitlement: Entitlement,
+    now: dt.datetime,
+    *,
+    updated: bool = True,
+    claim: ClaimResult | AttributionChange | None = None,
+    message: str,
+    extra: dict[str, object],
+) -> None:
+    """Emits the entitlement's state events for the change, commits, then logs it."""
+    for event in state_events(
+        entitlement, occurred_at=now, registered=False, updated=updated, claim=claim
+    ):
+        uow.emit(event)
+    await uow.commit()
+    log.info(message, extra=extra)
 
 
 def _owns(customer: str, entitlement: Entitlement) -> bool:
