@@ -4,8 +4,10 @@ Collections (database `COMMISSIONS_MONGO_DB`):
 
 - `order_lines`: one document per order line (the aggregate: decision, ledger
   lines, refunds, the source records applied), `_id = "<order_id>/<line_id>"`,
-  version `v` for optimistic concurrency. No secondary index: on the hot path
-  every index entry costs more than the document itself.
+  version `v` for optimistic concurrency, and `w`, the token of the worker's write
+  that replaced it last (so a writer that lost the version check knows it lost).
+  No secondary index: on the hot path every index entry costs more than the
+  document itself.
 - `partner_refs`: which order lines hold lines of a partner in a month, one small
   document per (partner, month) per write batch; index `(partner_id, month)`.
   Written before the order lines they name, so a reference may point at an order
@@ -63,6 +65,8 @@ LEASES: Final = "leases"
 # The embedded database answers large $in lists slowly; chunks keep lookups linear.
 IN_CHUNK: Final = 100
 DUPLICATE_KEY: Final = 11000
+WRITER: Final = "w"
+"""An order line's field naming the `update` call that wrote it (a random token)."""
 
 
 async def prepare(db: Db) -> None:
@@ -163,9 +167,13 @@ class MongoOrderLines:
         if not lines:
             return set()
         await self._reference(lines)
+        # Each replacement carries this call's token: a version number alone cannot tell
+        # our v+1 from that of another writer who read the same v and got there first.
+        token = uuid.uuid4().hex
         requests = [
             ReplaceOne(
-                {"_id": line.key.text, "v": line.version}, aggregate_to_doc(line, line.version + 1)
+                {"_id": line.key.text, "v": line.version},
+                {**aggregate_to_doc(line, line.version + 1), WRITER: token},
             )
             for line in lines
         ]
@@ -174,14 +182,14 @@ class MongoOrderLines:
             for line in lines:
                 line.version, line.dirty = line.version + 1, False
             return set()
-        # Some were changed by someone else: find which by their stored versions.
-        stored: dict[str, int] = {}
+        # Some were changed by someone else: find which by their stored version and token.
+        stored: dict[str, tuple[int, str | None]] = {}
         for chunk in _chunks([line.key.text for line in lines]):
-            async for doc in self._coll.find({"_id": {"$in": list(chunk)}}, {"v": 1}):
-                stored[doc["_id"]] = int(doc["v"])
+            async for doc in self._coll.find({"_id": {"$in": list(chunk)}}, {"v": 1, WRITER: 1}):
+                stored[doc["_id"]] = (int(doc["v"]), doc.get(WRITER))
         conflicts = set()
         for line in lines:
-            if stored.get(line.key.text) == line.version + 1:
+            if stored.get(line.key.text) == (line.version + 1, token):
                 line.version, line.dirty = line.version + 1, False
             else:
                 conflicts.add(line.key)
