@@ -813,6 +813,13 @@ def test_bad_input_lands_on_dlq_and_the_stream_goes_on(live: Live) -> None:
     # Nothing crashed: every process alive, every service ready.
     dead_processes = [p.name for p in live.suite.services if not p.alive()]
     assert not dead_processes, dead_processes
-    with live.http() as http:
-        for service in ("registration", "commissions", "notifications"):
-            assert http.get(f"{live.url(service)}/status").status_code == 200, service
+    # Every service ready once it has worked through the poison: a worker still probing
+    # unreadable records on a loaded machine may raise partition_stalled for a while (it
+    # is slow, not stopped); a halted one never clears it.
+    for service in ("registration", "commissions", "notifications"):
+
+        def ready(name: str = service) -> bool:
+            with live.http() as http:
+                return http.get(f"{live.url(name)}/status").status_code == 200
+
+        _wait(ready, f"{service} ready again", 120)
