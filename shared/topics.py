@@ -256,7 +256,9 @@ def redact_sensitive(topic_name: str, value: bytes, detail: str) -> tuple[bytes,
         return value, detail
     try:
         parsed = json.loads(value)
-    except ValueError:
+    except (ValueError, RecursionError):
+        # RecursionError: nested too deep to parse (CONTRACT 6.9); it would escape the
+        # dead-lettering of the record and halt the worker on it.
         return b"", "redacted: the record of a sensitive topic was not JSON"
     if not isinstance(parsed, dict):
         return b"", "redacted: the record of a sensitive topic was not a JSON object"

@@ -127,6 +127,9 @@ def test_dead_letters_of_the_sensitive_topic_carry_no_token() -> None:
     assert b"[redacted]" in record.value
     garbage = dead_letter(topics.REGISTRATION_CUSTOMERS, b"k", b"{" + token.encode(), (), "x", "")
     assert garbage.value == b""
+    # Nested too deep for json to parse: still a dead letter, without a value.
+    deep = b'{"data":{"token":"' + token.encode() + b'","x":' + b"[" * 3000 + b"]" * 3000 + b"}}"
+    assert dead_letter(topics.REGISTRATION_CUSTOMERS, b"k", deep, (), "too_deep", "").value == b""
     # Other topics are forwarded unchanged.
     order = example_events()[0]
     plain = dead_letter(order[0], b"k", encode(order[1]), (), "x", "d")
