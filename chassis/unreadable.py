@@ -77,7 +77,13 @@ async def skip_unreadable(
     """
     await rewind_to_committed(consumer)
     skipped = 0
-    for tp in sorted(consumer.assignment()):
+    assigned = sorted(consumer.assignment())
+    # Only a partition with a record waiting can start with an unreadable one: probing
+    # an empty partition costs a whole fetch timeout (seconds over dozens of partitions).
+    ends = await consumer.end_offsets(assigned) if assigned else {}
+    for tp in assigned:
+        if tp in ends and await consumer.position(tp) >= ends[tp]:
+            continue
         if not await first_record_unreadable(consumer, tp, timeout_ms):
             continue
         offset = await consumer.position(tp)
