@@ -33,13 +33,14 @@ SKIPPED_DIRS = frozenset({"__pycache__", "node_modules", ".venv", ".data"})
 _NUMBER = r"\d+(?:\.\d+)?"
 # "CONTRACT" (a whole word: not CONTRACT_TOPICS, not CONTRACT.md) or "docs/contract.md",
 # optionally a line break with a comment marker, "section(s)" or "§", then a number and
-# any further numbers of a list or range ("3, 6.5", "2.1-2.3", "2.1–2.3", "6.2 and 6.9").
+# any further numbers of a list or range ("3, 6.5", "6.2 and 6.9", "2.1-2.3" with a
+# hyphen or an en dash).
 REFERENCE = re.compile(
     r"(?P<cite>\bCONTRACT\b(?!\.md)|docs/contract\.md)"
     r"(?:[ \t]*\n[ \t]*(?:#+|//|\*)?)?[ \t]*"
     r"(?:sections?[ \t]+|§[ \t]*)?"
     rf"(?P<first>{_NUMBER})"
-    rf"(?P<rest>(?:[ \t]*(?:,|-|–|and)[ \t]*§?{_NUMBER}(?![\d^]))*)"
+    rf"(?P<rest>(?:[ \t]*(?:,|-|\N{{EN DASH}}|and)[ \t]*§?{_NUMBER}(?![\d^]))*)"
 )
 _LISTED = re.compile(_NUMBER)
 _HEADING = re.compile(r"^(?P<level>#{2,3})[ \t]+(?P<number>\d+(?:\.\d+)?)\.?[ \t]")
