@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from typing import Literal, NamedTuple
 
 from services.commissions.domain.decisions import Decision, OrderApplied, Policy, decide
-from services.commissions.domain.ids import clawback_line_id, commission_line_id
+from shared.ids import clawback_line_id, commission_line_id
 from services.commissions.domain.periods import Month
 from services.commissions.domain.rates import RateBook
 from shared.events import CommissionRole, CommissionStatus, LineKind, PartnerTier, RateSource

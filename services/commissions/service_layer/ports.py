@@ -110,9 +110,13 @@ class OutboxStore(Protocol):
 
 
 class Lease(Protocol):
-    async def acquire(self, holder: str, now: dt.datetime, ttl: dt.timedelta) -> bool: ...
+    """A named lease this process holds at most (chassis.lease): one relay at a time."""
 
-    async def release(self, holder: str) -> None: ...
+    async def acquire(self) -> bool:
+        """Take or renew it for its ttl; False while another holder's has not lapsed."""
+        ...
+
+    async def release(self) -> None: ...
 
 
 class LedgerPublisher(Protocol):

@@ -9,7 +9,7 @@ from typing import Any
 
 from chassis.kafka import OutRecord
 from services.commissions.domain.decisions import OrderApplied, ParentAtOrder, PartnerAtOrder
-from services.commissions.domain.ids import derive_id
+from shared.ids import derive_id
 from services.commissions.domain.order_line import LedgerLine, RefundIssued, Source
 from shared import events
 from shared.envelope import encode, new_envelope

@@ -22,10 +22,20 @@ log = logging.getLogger(__name__)
 Step = Callable[[], Awaitable[bool]]
 
 
-class Leases(Protocol):
-    async def hold(self, name: str, owner: str, ttl: dt.timedelta, now: dt.datetime) -> bool: ...
+class Lease(Protocol):
+    """A loop's lease, one per loop name (chassis.lease)."""
 
-    async def release(self, name: str, owner: str) -> None: ...
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def ttl(self) -> dt.timedelta: ...
+
+    async def acquire(self) -> bool: ...
+
+    async def renew(self) -> bool: ...
+
+    async def release(self) -> None: ...
 
 
 class SchedulerState(Protocol):
@@ -35,35 +45,31 @@ class SchedulerState(Protocol):
 
 
 async def run_as_leader(
-    name: str,
+    lease: Lease,
     step: Step,
     *,
-    leases: Leases,
-    owner: str,
-    clock: Clock,
     counters: Counters,
     stop: asyncio.Event,
     idle_seconds: float,
-    lease_seconds: float,
 ) -> None:
-    """Run `step` while holding lease `name`, until `stop`; idle when a step did nothing.
+    """Run `step` while holding `lease`, until `stop`; idle when a step did nothing.
 
     A step is never interrupted by `stop`: it finishes (so sent messages get
     their mark) and the loop returns after it.
     """
-    ttl = dt.timedelta(seconds=lease_seconds)
+    name = lease.name
 
     async def keep_alive() -> None:
         while True:
-            await asyncio.sleep(lease_seconds / 3)
+            await asyncio.sleep(lease.ttl.total_seconds() / 3)
             with contextlib.suppress(Exception):
-                await leases.hold(name, owner, ttl, clock.now())
+                await lease.renew()
 
     try:
         while not stop.is_set():
             busy = False
             try:
-                if await leases.hold(name, owner, ttl, clock.now()):
+                if await lease.acquire():
                     renewer = asyncio.create_task(keep_alive())
                     try:
                         busy = await step()
@@ -77,7 +83,7 @@ async def run_as_leader(
                     await asyncio.wait_for(stop.wait(), idle_seconds)
     finally:
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(leases.release(name, owner), 2)
+            await asyncio.wait_for(lease.release(), 2)
 
 
 class DailyReminders:

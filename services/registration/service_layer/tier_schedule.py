@@ -22,12 +22,20 @@ from services.registration.service_layer.unit_of_work import Clock
 log = logging.getLogger(__name__)
 
 LEASE = "tier-evaluation"
+LEASE_TTL = dt.timedelta(seconds=300)
 
 
-class Leases(Protocol):
-    async def hold(self, name: str, owner: str, ttl: dt.timedelta, now: dt.datetime) -> bool: ...
+class Lease(Protocol):
+    """This worker's tier-evaluation lease (chassis.lease)."""
 
-    async def release(self, name: str, owner: str) -> None: ...
+    @property
+    def ttl(self) -> dt.timedelta: ...
+
+    async def acquire(self) -> bool: ...
+
+    async def renew(self) -> bool: ...
+
+    async def release(self) -> None: ...
 
 
 class LastEvaluation(Protocol):
@@ -88,21 +96,17 @@ class DailyTierEvaluation:
 
 async def run_daily(
     schedule: DailyTierEvaluation,
-    leases: Leases,
+    lease: Lease,
     *,
-    owner: str,
-    clock: Clock,
     stop: asyncio.Event,
     idle_seconds: float = 60.0,
-    lease_seconds: float = 300.0,
 ) -> None:
     """Run `schedule.step` while holding the lease, every `idle_seconds`, until `stop`."""
-    ttl = dt.timedelta(seconds=lease_seconds)
     try:
         while not stop.is_set():
             try:
-                if await leases.hold(LEASE, owner, ttl, clock()):
-                    renewer = asyncio.create_task(_keep_alive(leases, owner, ttl, clock))
+                if await lease.acquire():
+                    renewer = asyncio.create_task(_keep_alive(lease))
                     try:
                         await schedule.step()
                     finally:
@@ -113,12 +117,12 @@ async def run_daily(
                 await asyncio.wait_for(stop.wait(), idle_seconds)
     finally:
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(leases.release(LEASE, owner), 2)
+            await asyncio.wait_for(lease.release(), 2)
 
 
-async def _keep_alive(leases: Leases, owner: str, ttl: dt.timedelta, clock: Clock) -> None:
+async def _keep_alive(lease: Lease) -> None:
     # A pass over many partners may outlast the lease: renew it while it runs.
     while True:
-        await asyncio.sleep(ttl.total_seconds() / 3)
+        await asyncio.sleep(lease.ttl.total_seconds() / 3)
         with contextlib.suppress(Exception):
-            await leases.hold(LEASE, owner, ttl, clock())
+            await lease.renew()

@@ -337,21 +337,30 @@ async def test_the_daily_schedule_evaluates_finished_days_and_catches_up(
     assert schedule.days_due(at("2027-01-12T01:00:00Z"), None) == [D("2027-01-10")]
 
 
-class _Leases:
-    """One holder at a time, like the MongoDB lease."""
+class _Holder:
+    owner: str | None = None
 
-    def __init__(self) -> None:
-        self.holder: str | None = None
 
-    async def hold(self, name: str, owner: str, ttl: dt.timedelta, now: dt.datetime) -> bool:
-        if self.holder in (None, owner):
-            self.holder = owner
+class _Lease:
+    """One holder at a time among the replicas sharing `held`, like chassis.lease."""
+
+    ttl = dt.timedelta(seconds=300)
+
+    def __init__(self, held: _Holder, owner: str) -> None:
+        self.held, self.owner = held, owner
+
+    async def acquire(self) -> bool:
+        if self.held.owner in (None, self.owner):
+            self.held.owner = self.owner
             return True
         return False
 
-    async def release(self, name: str, owner: str) -> None:
-        if self.holder == owner:
-            self.holder = None
+    async def renew(self) -> bool:
+        return self.held.owner == self.owner
+
+    async def release(self) -> None:
+        if self.held.owner == self.owner:
+            self.held.owner = None
 
 
 async def test_two_replicas_under_one_lease_evaluate_once(
@@ -362,7 +371,7 @@ async def test_two_replicas_under_one_lease_evaluate_once(
     from services.registration.service_layer.tier_schedule import run_daily
 
     await _rules(tiers)
-    leases, stop = _Leases(), asyncio.Event()
+    held, stop = _Holder(), asyncio.Event()
     runs: list[str] = []
 
     class Counting(DailyTierEvaluation):
@@ -377,7 +386,7 @@ async def test_two_replicas_under_one_lease_evaluate_once(
 
     replicas = [
         asyncio.create_task(
-            run_daily(Counting(o), leases, owner=o, clock=clock, stop=stop, idle_seconds=0.01)
+            run_daily(Counting(o), _Lease(held, o), stop=stop, idle_seconds=0.01)
         )
         for o in ("a", "b")
     ]
@@ -385,4 +394,4 @@ async def test_two_replicas_under_one_lease_evaluate_once(
     stop.set()
     await asyncio.gather(*replicas)
     assert len(runs) == 1 and tier_store.evaluations.keys() == {D("2027-01-01")}
-    assert leases.holder is None  # released on stop
+    assert held.owner is None  # released on stop
