@@ -16,8 +16,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from chassis.consumer import BatchHandler, HandlerResult, Inbound, TransactionalProcessor
 from chassis.http import create_app
-from chassis.lease import MongoLease
 from chassis.kafka import OutRecord
+from chassis.lease import MongoLease
 from chassis.metrics import WorkerCounters
 from chassis.partner_audit import MongoPartnerAudit
 from chassis.worker import BackgroundTask, ProcessorFactory, static_member_id

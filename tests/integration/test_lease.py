@@ -19,9 +19,7 @@ async def test_lease_on_the_embedded_database(scenario: Any, mongo_db: Any) -> N
 
 async def test_replicas_racing_for_a_free_lease_get_one_holder(mongo_db: Any) -> None:
     clock = FakeClock()
-    replicas = [
-        MongoLease(mongo_db, "race", owner=f"r{n}", ttl=TTL, clock=clock) for n in range(6)
-    ]
+    replicas = [MongoLease(mongo_db, "race", owner=f"r{n}", ttl=TTL, clock=clock) for n in range(6)]
     won = await asyncio.gather(*(lease.acquire() for lease in replicas))
     assert sum(won) == 1
     clock.now += TTL + dt.timedelta(seconds=1)

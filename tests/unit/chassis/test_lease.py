@@ -85,7 +85,9 @@ class FakeDb:
 
 
 def leases(db: Any, clock: FakeClock, *owners: str, name: str = "job") -> list[MongoLease]:
-    return [MongoLease(db, name, owner=o, ttl=TTL, clock=clock, collection="t_leases") for o in owners]
+    return [
+        MongoLease(db, name, owner=o, ttl=TTL, clock=clock, collection="t_leases") for o in owners
+    ]
 
 
 async def scenario_one_holder_then_takeover(db: Any) -> None:

@@ -12,7 +12,6 @@ import datetime as dt
 import json
 from typing import Any
 
-from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.commissions.adapters.documents import aggregate_from_doc, aggregate_to_doc

@@ -13,7 +13,7 @@ from services.registration.domain.tiers import (
     TierRules,
     TierRulesError,
     convert,
-    decide,
+    decide_tier,
     next_tier_gap,
     parse_fx,
     qualifying_tier,
@@ -115,26 +115,26 @@ def test_window_is_twelve_calendar_months_with_the_day_clamped() -> None:
 
 
 def test_promotion_at_once_demotion_after_grace_and_reset_when_qualified() -> None:
-    promote = decide("P", "silver", "gold", None, D("2027-01-01"), 90)
+    promote = decide_tier("P", "silver", "gold", None, D("2027-01-01"), 90)
     assert (promote.kind, promote.new_tier) == ("promotion", "gold")
-    first = decide("P", "gold", "silver", None, D("2027-01-01"), 90)
+    first = decide_tier("P", "gold", "silver", None, D("2027-01-01"), 90)
     assert (first.kind, first.new_tier, first.below_since) == (
         "pending_demotion",
         None,
         D("2027-01-01"),
     )
-    still = decide("P", "gold", "silver", first.standing, D("2027-03-31"), 90)
+    still = decide_tier("P", "gold", "silver", first.standing, D("2027-03-31"), 90)
     assert still.new_tier is None  # 89 days apart
-    due = decide("P", "gold", "bronze", still.standing, D("2027-04-01"), 90)
+    due = decide_tier("P", "gold", "bronze", still.standing, D("2027-04-01"), 90)
     assert (due.kind, due.new_tier) == ("demotion", "bronze")
     # An evaluation in between that finds it qualified starts the grace again.
-    ok = decide("P", "gold", "gold", first.standing, D("2027-02-01"), 90)
+    ok = decide_tier("P", "gold", "gold", first.standing, D("2027-02-01"), 90)
     assert ok.standing.below_since is None
-    again = decide("P", "gold", "silver", ok.standing, D("2027-04-01"), 90)
+    again = decide_tier("P", "gold", "silver", ok.standing, D("2027-04-01"), 90)
     assert again.new_tier is None and again.below_since == D("2027-04-01")
     # No grace: at once.
-    assert decide("P", "gold", "silver", None, D("2027-01-01"), 0).new_tier == "silver"
-    assert decide("P", "gold", "silver", Standing("P"), D("2027-01-01"), 90).new_tier is None
+    assert decide_tier("P", "gold", "silver", None, D("2027-01-01"), 0).new_tier == "silver"
+    assert decide_tier("P", "gold", "silver", Standing("P"), D("2027-01-01"), 90).new_tier is None
 
 
 # --- use cases --------------------------------------------------------------------------
@@ -385,9 +385,7 @@ async def test_two_replicas_under_one_lease_evaluate_once(
             return done
 
     replicas = [
-        asyncio.create_task(
-            run_daily(Counting(o), _Lease(held, o), stop=stop, idle_seconds=0.01)
-        )
+        asyncio.create_task(run_daily(Counting(o), _Lease(held, o), stop=stop, idle_seconds=0.01))
         for o in ("a", "b")
     ]
     await asyncio.sleep(0.1)
