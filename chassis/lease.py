@@ -9,8 +9,10 @@ write next to what it does, so that a write by a holder that lost the lease
 (paused past its expiry while another took over) can be told apart. Renewing
 keeps the epoch; taking over a lapsed lease increments it.
 
-The owner is the process's instance id; a restarted process with the same id
-takes its own lease back at once, another waits until it lapses.
+Loops depend on the port, `chassis.leadership.Lease`, and lead with
+`chassis.leadership.run_as_leader`. The owner is the process's instance id; a
+restarted process with the same id takes its own lease back at once, another
+waits until it lapses.
 
 Upgrading: commissions' relay lease was `{holder, until}`. A document without
 `expires_at` counts as lapsed, so the first relay after the upgrade takes it at

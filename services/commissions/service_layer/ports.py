@@ -109,16 +109,6 @@ class OutboxStore(Protocol):
         ...
 
 
-class Lease(Protocol):
-    """A named lease this process holds at most (chassis.lease): one relay at a time."""
-
-    async def acquire(self) -> bool:
-        """Take or renew it for its ttl; False while another holder's has not lapsed."""
-        ...
-
-    async def release(self) -> None: ...
-
-
 class LedgerPublisher(Protocol):
     async def checkpoint(self) -> int:
         """The seq of the last outbox message committed to Kafka (0 = none)."""

@@ -18,9 +18,9 @@ import time
 from collections.abc import Callable
 from typing import Final
 
+from chassis.leadership import Lease
 from services.commissions.service_layer.ports import (
     Counters,
-    Lease,
     LedgerPublisher,
     OutboxStore,
     RelayPublisher,

@@ -8,34 +8,16 @@ in parallel; another instance takes over when the holder stops renewing.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Protocol
 
+from chassis import leadership
+from chassis.leadership import Lease, Step
 from services.notifications.service_layer.ports import Clock, Counters
 from services.notifications.service_layer.reminders import ReminderPass
 
 log = logging.getLogger(__name__)
-
-Step = Callable[[], Awaitable[bool]]
-
-
-class Lease(Protocol):
-    """A loop's lease, one per loop name (chassis.lease)."""
-
-    @property
-    def name(self) -> str: ...
-
-    @property
-    def ttl(self) -> dt.timedelta: ...
-
-    async def acquire(self) -> bool: ...
-
-    async def renew(self) -> bool: ...
-
-    async def release(self) -> None: ...
 
 
 class SchedulerState(Protocol):
@@ -52,38 +34,14 @@ async def run_as_leader(
     stop: asyncio.Event,
     idle_seconds: float,
 ) -> None:
-    """Run `step` while holding `lease`, until `stop`; idle when a step did nothing.
-
-    A step is never interrupted by `stop`: it finishes (so sent messages get
-    their mark) and the loop returns after it.
-    """
-    name = lease.name
-
-    async def keep_alive() -> None:
-        while True:
-            await asyncio.sleep(lease.ttl.total_seconds() / 3)
-            with contextlib.suppress(Exception):
-                await lease.renew()
-
-    try:
-        while not stop.is_set():
-            busy = False
-            try:
-                if await lease.acquire():
-                    renewer = asyncio.create_task(keep_alive())
-                    try:
-                        busy = await step()
-                    finally:
-                        renewer.cancel()
-            except Exception:
-                log.exception("background step failed", extra={"task": name})
-                counters.inc("background_errors_total", task=name)
-            if not busy:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), idle_seconds)
-    finally:
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(lease.release(), 2)
+    """`chassis.leadership.run_as_leader`, counting failed steps per loop."""
+    await leadership.run_as_leader(
+        lease,
+        step,
+        stop=stop,
+        idle_seconds=idle_seconds,
+        on_error=lambda: counters.inc("background_errors_total", task=lease.name),
+    )
 
 
 class DailyReminders:

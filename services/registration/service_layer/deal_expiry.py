@@ -14,20 +14,12 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-from typing import Protocol
 
+from chassis.leadership import Lease
 from services.registration.service_layer.deals import DealService
 from services.registration.service_layer.unit_of_work import Clock
 
 log = logging.getLogger(__name__)
-
-
-class Lease(Protocol):
-    """This replica's deal-expiry lease (chassis.lease)."""
-
-    async def acquire(self) -> bool: ...
-
-    async def release(self) -> None: ...
 
 
 def lease_ttl(interval_s: float) -> dt.timedelta:

@@ -10,11 +10,11 @@ mid-pass repeats nothing.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import logging
 from typing import Protocol
 
+from chassis.leadership import Lease, run_as_leader
 from services.registration.service_layer.errors import UseCaseError
 from services.registration.service_layer.tiers import TierService
 from services.registration.service_layer.unit_of_work import Clock
@@ -23,19 +23,6 @@ log = logging.getLogger(__name__)
 
 LEASE = "tier-evaluation"
 LEASE_TTL = dt.timedelta(seconds=300)
-
-
-class Lease(Protocol):
-    """This worker's tier-evaluation lease (chassis.lease)."""
-
-    @property
-    def ttl(self) -> dt.timedelta: ...
-
-    async def acquire(self) -> bool: ...
-
-    async def renew(self) -> bool: ...
-
-    async def release(self) -> None: ...
 
 
 class LastEvaluation(Protocol):
@@ -101,28 +88,19 @@ async def run_daily(
     stop: asyncio.Event,
     idle_seconds: float = 60.0,
 ) -> None:
-    """Run `schedule.step` while holding the lease, every `idle_seconds`, until `stop`."""
-    try:
-        while not stop.is_set():
-            try:
-                if await lease.acquire():
-                    renewer = asyncio.create_task(_keep_alive(lease))
-                    try:
-                        await schedule.step()
-                    finally:
-                        renewer.cancel()
-            except Exception:
-                log.exception("daily tier evaluation failed; next attempt in a minute")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), idle_seconds)
-    finally:
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(lease.release(), 2)
+    """Run `schedule.step` while holding the lease, every `idle_seconds`, until `stop`.
 
+    The lease is renewed while a pass runs: a pass over many partners may outlast it.
+    """
 
-async def _keep_alive(lease: Lease) -> None:
-    # A pass over many partners may outlast the lease: renew it while it runs.
-    while True:
-        await asyncio.sleep(lease.ttl.total_seconds() / 3)
-        with contextlib.suppress(Exception):
-            await lease.renew()
+    async def step() -> bool:
+        await schedule.step()
+        return False  # done until the next day: idle
+
+    await run_as_leader(
+        lease,
+        step,
+        stop=stop,
+        idle_seconds=idle_seconds,
+        error_message="daily tier evaluation failed; next attempt in a minute",
+    )

@@ -228,9 +228,15 @@ class FakeRelayPublisher(FakePublisher):
 
 
 class FakeLease:
+    name = "relay"
+    ttl = dt.timedelta(seconds=15)
+
     def __init__(self, owner: str = "me") -> None:
         self.owner = owner
         self.holder: str | None = None
+
+    async def renew(self) -> bool:
+        return self.holder == self.owner
 
     async def acquire(self) -> bool:
         if self.holder in (None, self.owner):

@@ -318,12 +318,18 @@ async def test_an_inactive_deal_partner_gets_nothing(
 
 
 class FakeLease:
+    name = "deal-expiry"
+    ttl = dt.timedelta(hours=1)
+
     def __init__(self, held: bool) -> None:
         self.held = held
         self.asked = 0
 
     async def acquire(self) -> bool:
         self.asked += 1
+        return self.held
+
+    async def renew(self) -> bool:
         return self.held
 
     async def release(self) -> None:

@@ -344,6 +344,7 @@ class _Holder:
 class _Lease:
     """One holder at a time among the replicas sharing `held`, like chassis.lease."""
 
+    name = "tier-evaluation"
     ttl = dt.timedelta(seconds=300)
 
     def __init__(self, held: _Holder, owner: str) -> None:
