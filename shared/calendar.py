@@ -20,6 +20,7 @@ __all__ = [
     "ATTRIBUTION_WINDOW_MONTHS",
     "add_months",
     "attribution_window_end",
+    "days_to_catch_up",
     "in_attribution_window",
     "shift_month",
 ]
@@ -58,3 +59,15 @@ def in_attribution_window(
 ) -> bool:
     """True while `at` is before `since + months` calendar months (the end itself is outside)."""
     return at < attribution_window_end(since, months)
+
+
+def days_to_catch_up(last: dt.date, latest: dt.date, at_most: int) -> list[dt.date]:
+    """The days after `last` up to `latest`, oldest first, only the last `at_most` of them.
+
+    What a daily job runs when it wakes: the days it missed, within its catch-up.
+    """
+    missed = (latest - last).days
+    if missed <= 0:
+        return []
+    first = max(1, missed - at_most + 1)
+    return [last + dt.timedelta(days=n) for n in range(first, missed + 1)]

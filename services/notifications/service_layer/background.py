@@ -16,6 +16,7 @@ from chassis import leadership
 from chassis.leadership import Lease, Step
 from services.notifications.service_layer.ports import Clock, Counters
 from services.notifications.service_layer.reminders import ReminderPass
+from shared.calendar import days_to_catch_up
 
 log = logging.getLogger(__name__)
 
@@ -71,11 +72,7 @@ class DailyReminders:
                 return []  # first start ever, before today's hour: wait for it
         if last is None:
             return [latest]
-        missed = (latest - last).days
-        if missed <= 0:
-            return []
-        first = max(1, missed - self.catch_up_days + 1)
-        return [last + dt.timedelta(days=n) for n in range(first, missed + 1)]
+        return days_to_catch_up(last, latest, self.catch_up_days)
 
     async def step(self) -> bool:
         days = self.days_due(self.clock.now(), await self.state.last_scheduled())

@@ -18,6 +18,7 @@ from chassis.leadership import Lease, run_as_leader
 from services.registration.service_layer.errors import UseCaseError
 from services.registration.service_layer.tiers import TierService
 from services.registration.service_layer.unit_of_work import Clock
+from shared.calendar import days_to_catch_up
 
 log = logging.getLogger(__name__)
 
@@ -53,11 +54,7 @@ class DailyTierEvaluation:
             latest -= dt.timedelta(days=1)
         if last is None:
             return [latest]
-        missed = (latest - last).days
-        if missed <= 0:
-            return []
-        first = max(1, missed - self._catch_up_days + 1)
-        return [last + dt.timedelta(days=n) for n in range(first, missed + 1)]
+        return days_to_catch_up(last, latest, self._catch_up_days)
 
     async def step(self) -> int:
         """Evaluate the days due; the number evaluated."""

@@ -19,6 +19,7 @@ from shared.calendar import (
     ATTRIBUTION_WINDOW_MONTHS,
     add_months,
     attribution_window_end,
+    days_to_catch_up,
     in_attribution_window,
     shift_month,
 )
@@ -116,3 +117,18 @@ def test_both_services_agree_on_the_window(since: dt.datetime, off_the_end: dt.t
     line = order(occurred_at=at.isoformat(), por=partner(since=since.isoformat()))
     commission = decide_commission(line, RATES, Policy())
     assert (commission.reason == "attribution_expired") is not inside
+
+
+def test_a_daily_job_catches_up_the_days_it_missed_within_its_limit() -> None:
+    day = dt.date(2024, 2, 27)
+    assert days_to_catch_up(day, day, 3) == []
+    assert days_to_catch_up(day, day - dt.timedelta(days=1), 3) == []
+    assert days_to_catch_up(day, dt.date(2024, 2, 29), 3) == [
+        dt.date(2024, 2, 28),
+        dt.date(2024, 2, 29),
+    ]
+    assert days_to_catch_up(day, dt.date(2024, 3, 10), 3) == [
+        dt.date(2024, 3, 8),
+        dt.date(2024, 3, 9),
+        dt.date(2024, 3, 10),
+    ]
