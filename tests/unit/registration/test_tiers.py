@@ -25,6 +25,7 @@ from services.registration.service_layer.partners import PartnerService
 from services.registration.service_layer.tier_schedule import DailyTierEvaluation
 from services.registration.service_layer.tiers import RefundEntry, TierService
 from shared.events import PartnerUpdated
+from tests.unit.chassis.test_leadership import FakeLease, Shared
 from tests.unit.registration.builders import at, enrol, incoming, line, order
 from tests.unit.registration.fakes import Clock, Store, factory
 from tests.unit.registration.tier_fakes import FakeTierStore
@@ -337,33 +338,6 @@ async def test_the_daily_schedule_evaluates_finished_days_and_catches_up(
     assert schedule.days_due(at("2027-01-12T01:00:00Z"), None) == [D("2027-01-10")]
 
 
-class _Holder:
-    owner: str | None = None
-
-
-class _Lease:
-    """One holder at a time among the replicas sharing `held`, like chassis.lease."""
-
-    name = "tier-evaluation"
-    ttl = dt.timedelta(seconds=300)
-
-    def __init__(self, held: _Holder, owner: str) -> None:
-        self.held, self.owner = held, owner
-
-    async def acquire(self) -> bool:
-        if self.held.owner in (None, self.owner):
-            self.held.owner = self.owner
-            return True
-        return False
-
-    async def renew(self) -> bool:
-        return self.held.owner == self.owner
-
-    async def release(self) -> None:
-        if self.held.owner == self.owner:
-            self.held.owner = None
-
-
 async def test_two_replicas_under_one_lease_evaluate_once(
     clock: Clock, tiers: TierService, tier_store: FakeTierStore
 ) -> None:
@@ -372,7 +346,7 @@ async def test_two_replicas_under_one_lease_evaluate_once(
     from services.registration.service_layer.tier_schedule import run_daily
 
     await _rules(tiers)
-    held, stop = _Holder(), asyncio.Event()
+    shared, stop = Shared(), asyncio.Event()
     runs: list[str] = []
 
     class Counting(DailyTierEvaluation):
@@ -386,11 +360,13 @@ async def test_two_replicas_under_one_lease_evaluate_once(
             return done
 
     replicas = [
-        asyncio.create_task(run_daily(Counting(o), _Lease(held, o), stop=stop, idle_seconds=0.01))
+        asyncio.create_task(
+            run_daily(Counting(o), FakeLease(shared, o), stop=stop, idle_seconds=0.01)
+        )
         for o in ("a", "b")
     ]
     await asyncio.sleep(0.1)
     stop.set()
     await asyncio.gather(*replicas)
     assert len(runs) == 1 and tier_store.evaluations.keys() == {D("2027-01-01")}
-    assert held.owner is None  # released on stop
+    assert shared.holder is None  # released on stop
