@@ -26,7 +26,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from chassis import tracing
-from chassis.kafka import OutRecord, send_all
+from chassis.kafka import send_all
+from chassis.records import OutRecord
 from services.registration.adapters.mongo import OUTBOX
 
 log = logging.getLogger(__name__)
