@@ -11,7 +11,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 
-from chassis.records import OutRecord
+from chassis.records import PRODUCER_MAX_REQUEST_BYTES, OutRecord
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ def make_producer(
         linger_ms=5,
         transactional_id=transactional_id,
         transaction_timeout_ms=transaction_timeout_ms,
-        max_request_size=max(1_000_000, max_batch_bytes + 64 * 1024),
+        max_request_size=max(PRODUCER_MAX_REQUEST_BYTES, max_batch_bytes + 64 * 1024),
         max_batch_size=max_batch_bytes,
     )
 

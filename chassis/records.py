@@ -37,7 +37,7 @@ class OutRecord:
 
 
 PRODUCER_MAX_REQUEST_BYTES = 1_000_000
-"""The smallest `max_request_size` of our producers (`make_producer`)."""
+"""The smallest `max_request_size` of our producers (`chassis.kafka.make_producer`)."""
 
 DEAD_LETTER_MAX_BYTES = PRODUCER_MAX_REQUEST_BYTES - 64 * 1024
 """A dead letter larger than this (key, value and headers) is forwarded as a stub."""
