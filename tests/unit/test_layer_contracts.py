@@ -18,6 +18,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+import grimp
 import pytest
 
 pytestmark = pytest.mark.unit
@@ -95,6 +96,20 @@ def test_the_domain_may_import_no_runtime_dependency() -> None:
         )
 
 
+def test_a_domain_imports_only_the_standard_library_and_shared() -> None:
+    """What the forbidden list cannot say: no third-party package at all, listed or not."""
+    graph = grimp.build_graph("services", "shared", "chassis", include_external_packages=True)
+    third_party = set()
+    for service in SERVICES:
+        domain = f"services.{service}.domain"
+        for module in {domain} | graph.find_descendants(domain):
+            for imported in graph.find_modules_directly_imported_by(module):
+                top = imported.split(".")[0]
+                if top not in {"services", "shared", *sys.stdlib_module_names}:
+                    third_party.add(f"{module} -> {imported}")
+    assert third_party == set()
+
+
 # --- each contract catches what it is there for, on a small tree of the same shape -------
 
 CLEAN = {
@@ -154,12 +169,11 @@ def _write_tree(root: Path, extra: tuple[str, str] | None) -> None:
             other = SERVICES[(SERVICES.index(service) + 1) % len(SERVICES)] if service else ""
             files[template.format(s=service)] = text.format(s=service, other=other)
             if extra is not None and extra[0] == template:
-                path = template.format(s=service)
-                files[path] += extra[1].format(s=service, other=other) + "\n"
+                files[template.format(s=service)] += extra[1].format(s=service, other=other) + "\n"
     for relative, text in files.items():
-        path = root / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
+        target = root / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
     for directory in [p for p in root.rglob("*") if p.is_dir()]:
         (directory / "__init__.py").touch()
     config = _config()
