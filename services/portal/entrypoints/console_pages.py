@@ -136,7 +136,7 @@ def authenticator(request: Request) -> OperatorAuthenticator:
 def _set_cookie(p: Portal, request: Request, response: Response, s: OperatorSession) -> None:
     response.set_cookie(
         cookie_name(p),
-        portal(request).console_cookies.seal(s),
+        p.console_cookies.seal(s),
         path="/",
         httponly=True,
         samesite="strict",
@@ -152,7 +152,7 @@ def _delete_cookie(p: Portal, response: Response) -> None:
 
 def operator_session(request: Request, p: PortalDep) -> OperatorSession:
     """The console session, or a redirect to the console's sign-in. A partner session is none."""
-    session = portal(request).console_cookies.open(request.cookies.get(cookie_name(p)))
+    session = p.console_cookies.open(request.cookies.get(cookie_name(p)))
     if session is None:
         raise ConsoleSignInRequired(expired=cookie_name(p) in request.cookies)
     request.state.operator_session = session
@@ -186,7 +186,7 @@ def _render(
         **context,
     )
     response = HTMLResponse(page, status_code=status_code)
-    if session is not None and not portal(request).console_cookies.revoked(session.session_id):
+    if session is not None and not p.console_cookies.revoked(session.session_id):
         _set_cookie(p, request, response, session)  # the idle timer restarts
     return response
 
@@ -228,7 +228,7 @@ def _sign_in_page(
 
 @router.get("/sign-in")
 async def sign_in_form(request: Request, p: PortalDep) -> Response:
-    if portal(request).console_cookies.open(request.cookies.get(cookie_name(p))) is not None:
+    if p.console_cookies.open(request.cookies.get(cookie_name(p))) is not None:
         return RedirectResponse("/console", 303)
     return _sign_in_page(request, p)
 
@@ -246,7 +246,7 @@ async def _finish_sign_in(request: Request, p: Portal, params: dict[str, str]) -
             error="That is not an operator token. Partner API keys do not open the console.",
             status_code=401,
         )
-    cookies = portal(request).console_cookies
+    cookies = p.console_cookies
     cookies.revoke(cookies.open(request.cookies.get(cookie_name(p))))  # no fixation
     session = cookies.create(operator)
     response = RedirectResponse("/console", 303)
@@ -284,7 +284,7 @@ async def sign_in_callback(request: Request, p: PortalDep) -> Response:
 @router.post("/sign-out")
 async def sign_out(request: Request, p: PortalDep, session: OperatorDep) -> Response:
     await _form(request, session)
-    portal(request).console_cookies.revoke(session)
+    p.console_cookies.revoke(session)
     response = RedirectResponse("/console/sign-in", 303)
     _delete_cookie(p, response)
     return response

@@ -18,7 +18,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from services.portal.bootstrap import Portal
 from services.portal.domain.sessions import CustomerSession, tokens_match
-from services.portal.entrypoints.web import PortalDep, portal, read_form, render, render_sign_in
+from services.portal.entrypoints.web import PortalDep, read_form, render, render_sign_in
 from services.portal.service_layer.ports import CustomerSignedOut, UpstreamError
 
 router = APIRouter(prefix="/customer", include_in_schema=False)
@@ -45,7 +45,7 @@ def _cookie_name(p: Portal) -> str:
 
 
 def _session(request: Request, p: Portal) -> CustomerSession | None:
-    return portal(request).customer_cookies.open(request.cookies.get(_cookie_name(p)))
+    return p.customer_cookies.open(request.cookies.get(_cookie_name(p)))
 
 
 def _redirect(path: str) -> RedirectResponse:
@@ -53,7 +53,7 @@ def _redirect(path: str) -> RedirectResponse:
 
 
 def _signed_out(request: Request, p: Portal, *, expired: bool = True) -> Response:
-    portal(request).customer_cookies.revoke(_session(request, p))
+    p.customer_cookies.revoke(_session(request, p))
     response = _redirect("/customer/sign-in?expired=1" if expired else "/customer/sign-in")
     response.delete_cookie(
         _cookie_name(p),
@@ -137,7 +137,7 @@ async def start_session(request: Request, p: PortalDep) -> Response:
             return _sign_in_page(request, p, error=message, status_code=401)
         raise
     expires_at = dt.datetime.fromisoformat(str(issued["expires_at"]).replace("Z", "+00:00"))
-    cookies = portal(request).customer_cookies
+    cookies = p.customer_cookies
     cookies.revoke(_session(request, p))  # a new session id on every sign-in
     session = cookies.create(str(issued["session_token"]), expires_at.timestamp())
     response = _redirect("/customer/licences")
