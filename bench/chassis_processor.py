@@ -22,9 +22,10 @@ from pathlib import Path
 from _passthrough import raw_transactional_passthrough
 from _report import figure
 
-from chassis.consumer import HandlerResult, Inbound, TransactionalProcessor
-from chassis.kafka import OutRecord, ensure_topics, make_producer
+from chassis.consumer import TransactionalProcessor
+from chassis.kafka import ensure_topics, make_producer
 from chassis.metrics import WorkerCounters
+from chassis.records import HandlerResult, Inbound, OutRecord
 from devkit.embedded import EmbeddedSuite
 from devkit.processes import free_port
 from shared.envelope import encode

@@ -23,9 +23,9 @@ from aiokafka import TopicPartition
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from chassis import tracing
-from chassis.consumer import HandlerResult, Inbound, TransactionalProcessor
-from chassis.kafka import OutRecord
+from chassis.consumer import TransactionalProcessor
 from chassis.metrics import WorkerCounters
+from chassis.records import HandlerResult, Inbound, OutRecord
 from shared.envelope import encode
 from shared.examples import example_events
 from shared.topics import REGISTRATION_ENTITLEMENTS

@@ -1,26 +1,22 @@
-"""What a batch handler sees and returns, and how one failing record is isolated.
+"""How the one record a batch handler fails on is isolated.
 
 A handler gets the validated records of one poll and returns the records to produce
-and the ones it rejects. When it raises, `handle_isolating` tells the broker's and the
-database's errors (retried by the loop, with backoff) from anything else: those come
-from the records themselves, so the batch is split in halves until the one record
-that fails alone is found, and that record becomes a dead letter (CONTRACT 6.9: no
-input stops a worker).
+and the ones it rejects (`chassis.records`). When it raises, `handle_isolating` tells
+the broker's and the database's errors (retried by the loop, with backoff) from
+anything else: those come from the records themselves, so the batch is split in halves
+until the one record that fails alone is found, and that record becomes a dead letter
+(CONTRACT 6.9: no input stops a worker).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Any
 
 from aiokafka.errors import KafkaError
 from pymongo.errors import ConnectionFailure, ExecutionTimeout, PyMongoError, WTimeoutError
 
-from chassis.kafka import OutRecord, dead_letter
 from chassis.metrics import WorkerCounters
-from shared.envelope import Envelope
+from chassis.records import BatchHandler, HandlerResult, Inbound
 
 log = logging.getLogger(__name__)
 
@@ -28,48 +24,6 @@ HANDLER_ERROR = "handler_error"
 """The dead-letter reason of a record its handler fails on alone."""
 
 _TRANSIENT_LABELS = ("TransientTransactionError", "RetryableWriteError", "NetworkError")
-
-
-@dataclass(frozen=True)
-class Inbound:
-    """One validated record: where it came from and its parsed envelope."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes
-    headers: tuple[tuple[str, bytes], ...]
-    envelope: Envelope[Any]
-
-    def reject(self, reason: str, detail: str) -> OutRecord:
-        """A rule break found by the handler: the record goes to the dead-letter topic."""
-        return dead_letter(
-            self.topic,
-            self.key,
-            self.value,
-            self.headers,
-            reason,
-            detail,
-            partition=self.partition,
-            offset=self.offset,
-        )
-
-
-@dataclass
-class HandlerResult:
-    produce: list[OutRecord] = field(default_factory=list)
-    rejected: list[tuple[OutRecord, str]] = field(default_factory=list)
-
-    def reject(self, inbound: Inbound, reason: str, detail: str) -> None:
-        self.rejected.append((inbound.reject(reason, detail), reason))
-
-    def extend(self, other: HandlerResult) -> None:
-        self.produce.extend(other.produce)
-        self.rejected.extend(other.rejected)
-
-
-BatchHandler = Callable[[list[Inbound]], Awaitable[HandlerResult]]
 
 
 def is_infrastructure(error: BaseException) -> bool:

@@ -14,10 +14,10 @@ from typing import Any
 from aiokafka import TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
-from chassis.batch import HandlerResult, Inbound, failure_name
+from chassis.batch import failure_name
 from chassis.consumer_limits import check_limits
-from chassis.kafka import OutRecord, dead_letter
 from chassis.metrics import WorkerCounters
+from chassis.records import HandlerResult, Inbound, OutRecord, dead_letter
 from shared.envelope import EventValidationError, parse_event
 
 log = logging.getLogger(__name__)

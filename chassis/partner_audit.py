@@ -5,7 +5,8 @@ at its own `GET /v1/partner/audit`: registration keys, renewal mode and contacts
 notifications the webhook. No service writes another's database, and an audit
 entry is written beside the change it records, never over the network.
 Entries are append-only and never carry a secret: a key's id and name, never the
-key; a webhook's host, never its signing secret.
+key; a webhook's host, never its signing secret. The Mongo store of the entries is
+`chassis.partner_audit_store`; this module is plain data a service layer may use.
 """
 
 from __future__ import annotations
@@ -13,13 +14,9 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
 
 from pydantic import BaseModel, Field
-from pymongo import DESCENDING, IndexModel
-from pymongo.asynchronous.database import AsyncDatabase
 
-AUDIT_COLLECTION = "partner_audit"
 OPERATOR = "operator"
 """The actor of a change made with the operator token (ADMIN_TOKEN), not a partner key."""
 
@@ -60,53 +57,6 @@ class AuditPage(BaseModel):
     next_before: dt.datetime | None = Field(
         None, description="pass as `before` for older entries; null on the last page"
     )
-
-
-class MongoPartnerAudit:
-    def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
-        self._collection = db[AUDIT_COLLECTION]
-
-    async def ensure_indexes(self) -> None:
-        await self._collection.create_indexes(
-            [IndexModel([("partner_id", 1), ("at", DESCENDING)], name="partner_at")]
-        )
-
-    async def record(self, entry: AuditEntry) -> None:
-        await self._collection.insert_one(
-            {
-                "_id": entry.entry_id,
-                "partner_id": entry.partner_id,
-                "actor_key_id": entry.actor_key_id,
-                "action": entry.action,
-                "at": entry.at,
-                "target": entry.target,
-                "detail": dict(entry.detail),
-            }
-        )
-
-    async def for_partner(
-        self, partner_id: str, *, before: dt.datetime | None = None, limit: int = 100
-    ) -> list[AuditEntry]:
-        query: dict[str, Any] = {"partner_id": partner_id}
-        if before is not None:
-            query["at"] = {"$lt": before}
-        cursor = self._collection.find(query).sort("at", DESCENDING).limit(limit)
-        return [
-            AuditEntry(
-                partner_id=d["partner_id"],
-                actor_key_id=d["actor_key_id"],
-                action=d["action"],
-                at=_utc(d["at"]),
-                target=d.get("target"),
-                detail=dict(d.get("detail") or {}),
-                entry_id=d["_id"],
-            )
-            async for d in cursor
-        ]
-
-
-def _utc(value: dt.datetime) -> dt.datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
 
 
 def page(entries: list[AuditEntry], limit: int) -> AuditPage:

@@ -16,8 +16,7 @@ from typing import Any
 from aiokafka import TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
-from chassis.batch import HandlerResult, Inbound
-from chassis.kafka import OutRecord
+from chassis.records import HandlerResult, Inbound, OutRecord
 
 
 @dataclass

@@ -62,7 +62,7 @@ class ServiceSettings(BaseSettings):
     # Dev-only workaround, off by default. Defect: the embedded broker (noida-db) answers
     # an empty fetch at once instead of holding it for fetch.max.wait.ms, so an idle
     # consumer asks again in a tight loop (~50% of a core). The fix patches a private
-    # aiokafka method (chassis.consumer.throttle_empty_fetches); a real Kafka needs none.
+    # aiokafka method (chassis.fetch_throttle.throttle_empty_fetches); a real Kafka needs none.
     # `./dev up`, the demo, the benchmarks and the tests set it (devkit.embedded.DEV_TUNING).
     consumer_empty_fetch_backoff_ms: int = Field(
         0,

@@ -32,7 +32,7 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from chassis.kafka import Header, OutRecord
+from chassis.records import Header, OutRecord
 
 if TYPE_CHECKING:
     from fastapi import FastAPI

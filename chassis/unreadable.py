@@ -22,8 +22,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
 from chassis.batch import failure_name, is_infrastructure
-from chassis.kafka import dead_letter_stub, send_all
+from chassis.kafka import send_all
 from chassis.metrics import WorkerCounters
+from chassis.records import dead_letter_stub
 
 log = logging.getLogger(__name__)
 

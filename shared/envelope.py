@@ -57,7 +57,8 @@ SCHEMA_VERSION = 1
 """The envelope version the suite writes and its published schemas describe.
 
 Parsing accepts any version >= 1; the consumers dead-letter a newer one than they
-understand (``chassis.consumer.SUPPORTED_SCHEMA_VERSION``), as ``unsupported_schema_version``.
+understand (``chassis.consumer_limits.SUPPORTED_SCHEMA_VERSION``), as
+``unsupported_schema_version``.
 """
 
 

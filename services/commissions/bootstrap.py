@@ -17,11 +17,12 @@ from fastapi import FastAPI
 from pymongo.asynchronous.database import AsyncDatabase
 
 from chassis.auth import PartnerKeyResolver
-from chassis.consumer import HandlerResult, Inbound, TransactionalProcessor
+from chassis.consumer import TransactionalProcessor
 from chassis.http import create_app
 from chassis.lease import MongoLease
 from chassis.metrics import WorkerCounters
 from chassis.partner_keys import RegistrationKeyIntrospector
+from chassis.records import HandlerResult, Inbound
 from chassis.worker import BackgroundTask, ProcessorFactory, instance_id
 from services.commissions.adapters.kafka import KafkaLedgerPublisher, KafkaPublishedHorizon
 from services.commissions.adapters.mongo import (

@@ -18,7 +18,7 @@ from chassis.http import create_app
 from chassis.kafka import make_producer
 from chassis.lease import MongoLease
 from chassis.metrics import WorkerCounters
-from chassis.partner_audit import MongoPartnerAudit
+from chassis.partner_audit_store import MongoPartnerAudit
 from chassis.partner_keys import RegistrationKeyIntrospector
 from chassis.worker import BackgroundTask, ProcessorFactory, instance_id, static_member_id
 from services.notifications.adapters.mongo import ensure_indexes

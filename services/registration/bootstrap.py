@@ -14,12 +14,12 @@ from typing import Any
 from fastapi import FastAPI
 from pymongo.asynchronous.database import AsyncDatabase
 
-from chassis.consumer import BatchHandler, HandlerResult, Inbound, TransactionalProcessor
+from chassis.consumer import TransactionalProcessor
 from chassis.http import create_app
-from chassis.kafka import OutRecord
 from chassis.lease import MongoLease
 from chassis.metrics import WorkerCounters
-from chassis.partner_audit import MongoPartnerAudit
+from chassis.partner_audit_store import MongoPartnerAudit
+from chassis.records import BatchHandler, HandlerResult, Inbound, OutRecord
 from chassis.worker import BackgroundTask, ProcessorFactory, static_member_id
 from services.registration.adapters.mongo import MongoUnitOfWork, ensure_indexes
 from services.registration.adapters.mongo_customers import (

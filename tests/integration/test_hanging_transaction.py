@@ -23,10 +23,11 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 
-from chassis.consumer import HandlerResult, Inbound, TransactionalProcessor
-from chassis.kafka import OutRecord, ensure_topics, make_producer
+from chassis.consumer import TransactionalProcessor
+from chassis.kafka import ensure_topics, make_producer
 from chassis.lso import LsoWatch
 from chassis.metrics import WorkerCounters
+from chassis.records import HandlerResult, Inbound, OutRecord
 from devkit.txn_probe import COMMITTED_BEFORE, PARTITIONS, kill_mid_transaction
 from shared.envelope import encode
 from shared.examples import example_events

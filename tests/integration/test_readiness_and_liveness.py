@@ -18,10 +18,11 @@ import httpx
 import pytest
 
 from chassis import heartbeat
-from chassis.consumer import HandlerResult, Inbound, TransactionalProcessor
+from chassis.consumer import TransactionalProcessor
 from chassis.http import create_app
 from chassis.kafka import ensure_topics, make_producer
 from chassis.metrics import WorkerCounters
+from chassis.records import HandlerResult, Inbound
 from chassis.worker import run_worker
 from services.registration.config import Settings
 from tests.conftest import Names

@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from chassis.consumer import HandlerResult, Inbound, TransactionalProcessor
-from chassis.kafka import OutRecord, ensure_topics, make_producer
+from chassis.consumer import TransactionalProcessor
+from chassis.kafka import ensure_topics, make_producer
 from chassis.metrics import WorkerCounters
+from chassis.records import HandlerResult, Inbound, OutRecord
 from shared.envelope import encode
 from shared.examples import example_events
 from tests.conftest import Names

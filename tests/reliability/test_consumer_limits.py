@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from chassis.consumer import check_limits
+from chassis.consumer_limits import check_limits
 from shared.envelope import EventValidationError, parse_event
 
 pytestmark = [pytest.mark.unit]

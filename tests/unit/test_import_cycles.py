@@ -1,86 +1,17 @@
-"""No import cycle between the project's modules (a cycle means a definition sits in the
-wrong module: move it). Every import counts, a function-level one too: deferring an
-import hides a cycle, it does not remove it."""
+"""No import cycle between the project's modules (`devkit.import_cycles`, which
+`./dev lint` runs too). A cycle means a definition sits in the wrong module: move it.
+Every import counts, a function-level one too: deferring an import hides a cycle, it
+does not remove it."""
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 
 import pytest
 
+from devkit.import_cycles import cycles, import_graph, main
+
 pytestmark = pytest.mark.unit
-
-ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("shared", "chassis", "services", "devkit")
-
-
-def _module_name(path: Path) -> str:
-    parts = list(path.relative_to(ROOT).with_suffix("").parts)
-    if parts[-1] == "__init__":
-        parts.pop()
-    return ".".join(parts)
-
-
-def import_graph() -> dict[str, set[str]]:
-    modules = {
-        _module_name(path): path for package in PACKAGES for path in (ROOT / package).rglob("*.py")
-    }
-    graph: dict[str, set[str]] = {name: set() for name in modules}
-    for name, path in modules.items():
-        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            targets: list[str] = []
-            if isinstance(node, ast.Import):
-                targets = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom):
-                base = node.module or ""
-                if node.level:
-                    anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
-                    base = ".".join([*anchor, base] if base else anchor)
-                # `from pkg import mod` imports the module pkg.mod when there is one.
-                targets = [f"{base}.{alias.name}" for alias in node.names] + [base]
-            for target in targets:
-                while target and target not in modules:
-                    target = target.rpartition(".")[0]
-                if target and target != name:
-                    graph[name].add(target)
-    return graph
-
-
-def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
-    """Strongly connected components of more than one module (Tarjan)."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    on_stack: set[str] = set()
-    found: list[list[str]] = []
-
-    def visit(node: str) -> None:
-        index[node] = low[node] = len(index)
-        stack.append(node)
-        on_stack.add(node)
-        for nxt in sorted(graph[node]):
-            if nxt not in index:
-                visit(nxt)
-                low[node] = min(low[node], low[nxt])
-            elif nxt in on_stack:
-                low[node] = min(low[node], index[nxt])
-        if low[node] == index[node]:
-            component = []
-            while True:
-                member = stack.pop()
-                on_stack.discard(member)
-                component.append(member)
-                if member == node:
-                    break
-            if len(component) > 1:
-                found.append(sorted(component))
-
-    for node in sorted(graph):
-        if node not in index:
-            visit(node)
-    return found
 
 
 def test_the_project_has_no_import_cycle() -> None:
@@ -90,3 +21,19 @@ def test_the_project_has_no_import_cycle() -> None:
 def test_a_cycle_is_found() -> None:
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
     assert cycles(graph) == [["a", "b", "c"]]
+
+
+def test_a_cycle_in_a_package_on_disk_is_found(tmp_path: Path) -> None:
+    """Through a function-level and a relative import: both count."""
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "a.py").write_text("def f():\n    from pkg import b\n")
+    (package / "b.py").write_text("from . import a\n")
+    (package / "c.py").write_text("from pkg.a import f\n")
+    assert cycles(import_graph(tmp_path, ["pkg"])) == [["pkg.a", "pkg.b"]]
+
+
+def test_the_command_passes_on_the_tree(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 0
+    assert "no import cycle" in capsys.readouterr().out

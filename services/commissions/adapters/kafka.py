@@ -17,7 +17,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from aiokafka.structs import OffsetAndMetadata
 
-from chassis.kafka import TRANSACTION_TIMEOUT_MS, OutRecord, make_producer, send_all
+from chassis.kafka import TRANSACTION_TIMEOUT_MS, make_producer, send_all
+from chassis.records import OutRecord
 from services.commissions.domain.order_line import Source
 from services.commissions.service_layer.ports import HorizonUnavailableError, OutboxMessage
 

@@ -17,8 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Final
 
-from chassis.consumer import HandlerResult, Inbound
-from chassis.kafka import dead_letter
+from chassis.records import HandlerResult, Inbound, dead_letter
 from services.commissions.domain.decisions import Policy
 from services.commissions.domain.order_line import (
     Effects,

@@ -7,7 +7,7 @@ import functools
 import json
 from typing import Any
 
-from chassis.kafka import OutRecord
+from chassis.records import OutRecord
 from services.commissions.domain.decisions import OrderApplied, ParentAtOrder, PartnerAtOrder
 from services.commissions.domain.order_line import LedgerLine, RefundToApply, Source
 from shared import events

@@ -12,7 +12,8 @@ from collections.abc import Sequence
 from aiokafka import AIOKafkaProducer
 
 from chassis import tracing
-from chassis.kafka import OutRecord, send_all
+from chassis.kafka import send_all
+from chassis.records import OutRecord
 from services.notifications.service_layer.ports import DeliveryState
 from shared.envelope import encode, new_envelope
 from shared.events import DeliveryFailed, DeliveryOutcome, DeliverySent, DeliverySuppressed

@@ -11,7 +11,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 
 from chassis.bounds import BoundedInstant
-from chassis.partner_audit import AuditPage, MongoPartnerAudit, page
+from chassis.partner_audit import AuditPage, page
+from chassis.partner_audit_store import MongoPartnerAudit
 from services.notifications.entrypoints.routes import Partner
 
 router = APIRouter(tags=["partner"])

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 from chassis import tracing
-from chassis.consumer import HandlerResult, Inbound
+from chassis.records import HandlerResult, Inbound
 from services.notifications.domain.model import (
     Channel,
     Customer,

@@ -16,15 +16,16 @@ from typing import Any, ClassVar
 
 import httpx
 
-from services.portal.adapters.upstream import ServiceUrls, UpstreamClient, UpstreamError
+from services.portal.adapters.upstream import UpstreamClient
 from services.portal.adapters.upstream import segment as _segment
+from services.portal.service_layer.ports import (
+    MAX_LINES,
+    OperatorRefused,
+    ServiceUrls,
+    UpstreamError,
+)
 
 MAX_PARTNERS = 5000  # pages of 1000: the console lists and searches at most this many
-MAX_LINES = 10_000  # GET /v1/admin/commissions answers at most this many lines
-
-
-class OperatorRefused(UpstreamError):
-    """401/403 on an admin route: the token is not (or no longer) the operator token."""
 
 
 class AdminApi(UpstreamClient):

@@ -11,12 +11,9 @@ from typing import Any, ClassVar
 
 import httpx
 
-from services.portal.adapters.upstream import UpstreamClient, UpstreamError
+from services.portal.adapters.upstream import UpstreamClient
 from services.portal.adapters.upstream import segment as _segment
-
-
-class CustomerSignedOut(UpstreamError):
-    """401/403: the customer's session is unknown or expired (or the link was used)."""
+from services.portal.service_layer.ports import CustomerSignedOut, UpstreamError
 
 
 class CustomerApi(UpstreamClient):

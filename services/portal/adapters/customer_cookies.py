@@ -10,23 +10,14 @@ after that anyway). Sign-out revokes the id in this process, like partner sessio
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass, field
 
 from services.portal.adapters.sealed_cookies import MAX_TOKEN_CHARS, RevocationList, SealedCookie
-from services.portal.domain.sessions import Clock
+from services.portal.domain.sessions import Clock, CustomerSession
 
-__all__ = ["KEY_CONTEXT", "MAX_TOKEN_CHARS", "CustomerCookies", "CustomerSession"]
+__all__ = ["KEY_CONTEXT", "MAX_TOKEN_CHARS", "CustomerCookies"]
 
 KEY_CONTEXT = b"channelkeep-portal-customer-cookie-v1\x00"
 MAX_REVOKED = 10_000
-
-
-@dataclass
-class CustomerSession:
-    session_id: str
-    session_token: str = field(repr=False)
-    csrf_token: str = field(repr=False)
-    expires_at: float
 
 
 class CustomerCookies:

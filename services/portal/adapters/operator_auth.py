@@ -13,9 +13,9 @@ from typing import Literal
 
 import httpx
 
-from services.portal.adapters.admin_api import AdminApi, OperatorRefused
-from services.portal.adapters.partner_api import ServiceUrls
+from services.portal.adapters.admin_api import AdminApi
 from services.portal.domain.operators import Operator
+from services.portal.service_layer.ports import OperatorRefused, ServiceUrls
 
 MAX_TOKEN_CHARS = 500
 

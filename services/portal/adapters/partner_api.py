@@ -12,32 +12,11 @@ from typing import Any, ClassVar
 
 import httpx
 
-from services.portal.adapters.upstream import (
-    ServiceUrls,
-    Unavailable,
-    UpstreamClient,
-    UpstreamError,
-)
+from services.portal.adapters.upstream import UpstreamClient
 from services.portal.adapters.upstream import segment as _segment
-
-__all__ = [
-    "MAX_ENTITLEMENTS",
-    "NotSignedIn",
-    "PartnerApi",
-    "ServiceUrls",
-    "Unavailable",
-    "UpstreamError",
-]
+from services.portal.service_layer.ports import NotSignedIn, ServiceUrls, UpstreamError
 
 MAX_ENTITLEMENTS = 5000  # pages of 1000; a portal page shows at most this many
-
-
-class NotSignedIn(UpstreamError):
-    """401/403: the key is unknown or no longer active (the partner was suspended).
-
-    Not a `403 role_forbidden`: the key works, its role may not use that route
-    (CONTRACT 6.7); that stays an UpstreamError, shown as a 403 page.
-    """
 
 
 class PartnerApi(UpstreamClient):

@@ -8,33 +8,12 @@ credential header, its routes and its own idea of "signed out".
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, ClassVar
 from urllib.parse import quote
 
 import httpx
 
-
-@dataclass(frozen=True)
-class ServiceUrls:
-    registration: str
-    commissions: str
-    notifications: str
-
-
-class UpstreamError(Exception):
-    """A service answered 4xx: the caller's mistake, with the contract's error code."""
-
-    def __init__(self, status: int, code: str, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.field = field
-
-
-class Unavailable(Exception):
-    """A service could not be reached or answered 5xx."""
+from services.portal.service_layer.ports import Unavailable, UpstreamError
 
 
 def segment(value: str) -> str:

@@ -61,3 +61,13 @@ class SignInCsrf:
 
     def valid(self, nonce: str | None, token: str | None) -> bool:
         return bool(nonce) and tokens_match(self.token_for(nonce or ""), token)
+
+
+@dataclass
+class CustomerSession:
+    """A signed-in customer's session (CONTRACT 6.2; adapters/customer_cookies.py)."""
+
+    session_id: str
+    session_token: str = field(repr=False)
+    csrf_token: str = field(repr=False)
+    expires_at: float

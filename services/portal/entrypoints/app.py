@@ -21,16 +21,8 @@ from prometheus_client.exposition import generate_latest
 
 from chassis import errors, metrics
 from chassis.http import BodySizeLimit
-from services.portal.adapters.customer_cookies import CustomerCookies
-from services.portal.adapters.partner_api import (
-    NotSignedIn,
-    ServiceUrls,
-    Unavailable,
-    UpstreamError,
-)
-from services.portal.adapters.session_cookies import SessionCookies
+from services.portal.bootstrap import build_portal, service_urls
 from services.portal.config import Settings
-from services.portal.domain.sessions import SignInCsrf
 from services.portal.entrypoints import (
     console_pages,
     customer_pages,
@@ -42,7 +34,6 @@ from services.portal.entrypoints import (
 from services.portal.entrypoints.web import (
     CsrfRejected,
     PageForbidden,
-    Portal,
     SignInRequired,
     current_session,
     make_templates,
@@ -50,6 +41,7 @@ from services.portal.entrypoints.web import (
     reseal_session,
     security_headers,
 )
+from services.portal.service_layer.ports import NotSignedIn, Unavailable, UpstreamError
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 
@@ -68,11 +60,7 @@ def build_app(
 ) -> FastAPI:
     """`transport` replaces the network in tests (httpx.MockTransport of the three APIs)."""
     http_metrics = metrics.HttpMetrics(settings.service_name)
-    urls = ServiceUrls(
-        registration=settings.registration_url.rstrip("/"),
-        commissions=settings.commissions_url.rstrip("/"),
-        notifications=settings.notifications_url.rstrip("/"),
-    )
+    urls = service_urls(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -81,26 +69,8 @@ def build_app(
             timeout=settings.portal_upstream_timeout_seconds,
             follow_redirects=False,
         ) as http:
-            app.state.portal = Portal(
-                settings=settings,
-                sessions=SessionCookies(
-                    settings.portal_session_secret.get_secret_value(),
-                    clock,
-                    idle_seconds=settings.portal_session_idle_minutes * 60,
-                    max_age_seconds=settings.portal_session_max_hours * 3600,
-                    max_revoked=settings.portal_max_sessions,
-                ),
-                sign_in_csrf=SignInCsrf(settings.portal_session_secret.get_secret_value()),
-                http=http,
-                urls=urls,
-                today=today,
-                templates=make_templates(),
-            )
-            # Customer self-service sessions (CONTRACT 6.2), apart from partners'.
-            app.state.customer_cookies = CustomerCookies(
-                settings.portal_session_secret.get_secret_value(),
-                clock,
-                max_age_seconds=settings.portal_session_max_hours * 3600,
+            app.state.portal = build_portal(
+                settings, http, clock=clock, today=today, templates=make_templates()
             )
             yield
 
@@ -185,7 +155,7 @@ def build_app(
         )
 
     # The channel team's console (/console): its own session kind, router and error pages.
-    console_pages.install(app, settings, clock)
+    console_pages.install(app)
 
     @app.get("/healthz", tags=["operations"])
     async def healthz() -> dict[str, str]:

@@ -17,18 +17,20 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from services.portal.adapters.admin_api import MAX_LINES, AdminApi, OperatorRefused
-from services.portal.adapters.console_cookies import ConsoleCookies
-from services.portal.adapters.operator_auth import TokenAuthenticator
-from services.portal.adapters.partner_api import Unavailable, UpstreamError
-from services.portal.config import Settings
+from services.portal.bootstrap import Portal
 from services.portal.domain import charts, console
 from services.portal.domain.charts import TIERS
 from services.portal.domain.deals import STATUS_LABELS
 from services.portal.domain.operators import OperatorAuthenticator, OperatorSession
 from services.portal.domain.presentation import is_month
-from services.portal.domain.sessions import Clock, tokens_match
-from services.portal.entrypoints.web import Portal, PortalDep, read_form
+from services.portal.domain.sessions import tokens_match
+from services.portal.entrypoints.web import PortalDep, portal, read_form
+from services.portal.service_layer.ports import (
+    MAX_LINES,
+    OperatorRefused,
+    Unavailable,
+    UpstreamError,
+)
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 
@@ -59,15 +61,11 @@ class ConsoleCsrfRejected(Exception):
     """A console form without the console session's CSRF token."""
 
 
-def install(app: FastAPI, settings: Settings, clock: Clock) -> None:
-    """Add the console to the portal app: its router, its cookies and its error pages."""
-    app.state.console_cookies = ConsoleCookies(
-        settings.portal_session_secret.get_secret_value(),
-        clock,
-        idle_seconds=settings.portal_session_idle_minutes * 60,
-        max_age_seconds=settings.portal_session_max_hours * 3600,
-        max_revoked=settings.portal_max_sessions,
-    )
+def install(app: FastAPI) -> None:
+    """Add the console to the portal app: its router and its error pages.
+
+    Its cookies are the app's `Portal.console_cookies` (services.portal.bootstrap).
+    """
     app.include_router(router)
 
     @app.exception_handler(ConsoleSignInRequired)
@@ -78,7 +76,7 @@ def install(app: FastAPI, settings: Settings, clock: Clock) -> None:
     @app.exception_handler(OperatorRefused)
     async def _refused(request: Request, _: OperatorRefused) -> Response:
         # The admin routes stopped taking the credential (ADMIN_TOKEN rotated): sign out.
-        cookies = _cookies(request)
+        cookies = portal(request).console_cookies
         cookies.revoke(getattr(request.state, "operator_session", None))
         response = RedirectResponse("/console/sign-in?expired=1", 303)
         _delete_cookie(request.app.state.portal, response)
@@ -116,11 +114,6 @@ def install(app: FastAPI, settings: Settings, clock: Clock) -> None:
 # --- sessions --------------------------------------------------------------------------
 
 
-def _cookies(request: Request) -> ConsoleCookies:
-    found: ConsoleCookies = request.app.state.console_cookies
-    return found
-
-
 def cookie_name(p: Portal) -> str:
     return "__Host-portal_console" if p.settings.secure_cookies else "portal_console"
 
@@ -137,13 +130,13 @@ def authenticator(request: Request) -> OperatorAuthenticator:
     if chosen is not None:
         return chosen
     p: Portal = request.app.state.portal
-    return TokenAuthenticator(p.http, p.urls)
+    return p.operator_authenticator()
 
 
 def _set_cookie(p: Portal, request: Request, response: Response, s: OperatorSession) -> None:
     response.set_cookie(
         cookie_name(p),
-        _cookies(request).seal(s),
+        p.console_cookies.seal(s),
         path="/",
         httponly=True,
         samesite="strict",
@@ -159,7 +152,7 @@ def _delete_cookie(p: Portal, response: Response) -> None:
 
 def operator_session(request: Request, p: PortalDep) -> OperatorSession:
     """The console session, or a redirect to the console's sign-in. A partner session is none."""
-    session = _cookies(request).open(request.cookies.get(cookie_name(p)))
+    session = p.console_cookies.open(request.cookies.get(cookie_name(p)))
     if session is None:
         raise ConsoleSignInRequired(expired=cookie_name(p) in request.cookies)
     request.state.operator_session = session
@@ -167,10 +160,6 @@ def operator_session(request: Request, p: PortalDep) -> OperatorSession:
 
 
 OperatorDep = Annotated[OperatorSession, Depends(operator_session)]
-
-
-def admin_api(p: Portal, session: OperatorSession) -> AdminApi:
-    return AdminApi(p.http, p.urls, session.operator.admin_credential)
 
 
 async def _form(request: Request, session: OperatorSession) -> dict[str, str]:
@@ -197,7 +186,7 @@ def _render(
         **context,
     )
     response = HTMLResponse(page, status_code=status_code)
-    if session is not None and not _cookies(request).revoked(session.session_id):
+    if session is not None and not p.console_cookies.revoked(session.session_id):
         _set_cookie(p, request, response, session)  # the idle timer restarts
     return response
 
@@ -239,7 +228,7 @@ def _sign_in_page(
 
 @router.get("/sign-in")
 async def sign_in_form(request: Request, p: PortalDep) -> Response:
-    if _cookies(request).open(request.cookies.get(cookie_name(p))) is not None:
+    if p.console_cookies.open(request.cookies.get(cookie_name(p))) is not None:
         return RedirectResponse("/console", 303)
     return _sign_in_page(request, p)
 
@@ -257,7 +246,7 @@ async def _finish_sign_in(request: Request, p: Portal, params: dict[str, str]) -
             error="That is not an operator token. Partner API keys do not open the console.",
             status_code=401,
         )
-    cookies = _cookies(request)
+    cookies = p.console_cookies
     cookies.revoke(cookies.open(request.cookies.get(cookie_name(p))))  # no fixation
     session = cookies.create(operator)
     response = RedirectResponse("/console", 303)
@@ -295,7 +284,7 @@ async def sign_in_callback(request: Request, p: PortalDep) -> Response:
 @router.post("/sign-out")
 async def sign_out(request: Request, p: PortalDep, session: OperatorDep) -> Response:
     await _form(request, session)
-    _cookies(request).revoke(session)
+    p.console_cookies.revoke(session)
     response = RedirectResponse("/console/sign-in", 303)
     _delete_cookie(p, response)
     return response
@@ -306,7 +295,7 @@ async def sign_out(request: Request, p: PortalDep, session: OperatorDep) -> Resp
 
 @router.get("")
 async def overview(request: Request, p: PortalDep, session: OperatorDep) -> Response:
-    api = admin_api(p, session)
+    api = p.admin_api(session)
     partners, lines, deals, conflicts, failed = await asyncio.gather(
         api.partners(),
         api.commission_lines(),
@@ -348,7 +337,7 @@ async def _partners_page(
     q = request.query_params.get("q", "")[:200]
     tier = request.query_params.get("tier", "")
     status = request.query_params.get("status", "")
-    everyone = await admin_api(p, session).partners()
+    everyone = await p.admin_api(session).partners()
     found = console.search_partners(everyone, q, tier if tier in TIERS else "", status)
     context.setdefault("values", {"type": "var", "tier": "bronze"})
     context.setdefault("errors", {})
@@ -393,7 +382,7 @@ async def create_partner(request: Request, p: PortalDep, session: OperatorDep) -
         return await _partners_page(request, p, session, 422, values=values, errors=errors)
     body: dict[str, Any] = {k: v for k, v in values.items() if v}
     try:
-        created = await admin_api(p, session).create_partner(body)
+        created = await p.admin_api(session).create_partner(body)
     except UpstreamError as error:
         if isinstance(error, OperatorRefused):
             raise
@@ -412,7 +401,7 @@ async def _partner_page(
     status_code: int = 200,
     **context: Any,
 ) -> Response:
-    api = admin_api(p, session)
+    api = p.admin_api(session)
     partner = context.pop("partner", None) or await api.partner(partner_id)
     if partner is None:
         return _render(
@@ -452,7 +441,7 @@ async def change_partner(
 ) -> Response:
     """Tier, status and renewal mode: only what the form changed goes in the PATCH."""
     form = await _form(request, session)
-    api = admin_api(p, session)
+    api = p.admin_api(session)
     current = await api.partner(partner_id)
     if current is None:
         return await _partner_page(request, p, session, partner_id)
@@ -501,7 +490,7 @@ def _failure_status(error: UpstreamError) -> int:
 async def _conflicts_page(
     request: Request, p: Portal, session: OperatorSession, status_code: int = 200, **context: Any
 ) -> Response:
-    api = admin_api(p, session)
+    api = p.admin_api(session)
     found, everyone = await asyncio.gather(api.conflicts(), api.partners())
     names = _display_names(everyone)
     return _render(
@@ -532,7 +521,7 @@ async def reassign(request: Request, p: PortalDep, session: OperatorDep) -> Resp
             failed_key=license_key,
         )  # fmt: skip
     try:
-        await admin_api(p, session).reassign(license_key, partner_id, reason)
+        await p.admin_api(session).reassign(license_key, partner_id, reason)
     except UpstreamError as error:
         if isinstance(error, OperatorRefused):
             raise
@@ -552,7 +541,7 @@ async def reassign(request: Request, p: PortalDep, session: OperatorDep) -> Resp
 async def _deals_page(
     request: Request, p: Portal, session: OperatorSession, status_code: int = 200, **context: Any
 ) -> Response:
-    api = admin_api(p, session)
+    api = p.admin_api(session)
     found, everyone = await asyncio.gather(api.deals("submitted"), api.partners())
     names = _display_names(everyone)
     return _render(
@@ -577,7 +566,7 @@ async def decide_deal(
     deal_id: str, decision: str, request: Request, p: PortalDep, session: OperatorDep
 ) -> Response:
     form = await _form(request, session)
-    api = admin_api(p, session)
+    api = p.admin_api(session)
     reason = form.get("reason", "")
     if decision not in ("approve", "reject"):
         return await _deals_page(request, p, session, 404, error="Approve or reject, nothing else.")
@@ -625,7 +614,7 @@ async def _tiers_page(
     preview: bool = False,
     **context: Any,
 ) -> Response:
-    api = admin_api(p, session)
+    api = p.admin_api(session)
     today = p.today()
     as_of = as_of or today
     body = await api.tier_rules()
@@ -672,7 +661,7 @@ async def put_tier_rules(request: Request, p: PortalDep, session: OperatorDep) -
     if rules is None:
         return await _tiers_page(request, p, session, 422, values=values, errors=errors)
     try:
-        saved = await admin_api(p, session).put_tier_rules(rules)
+        saved = await p.admin_api(session).put_tier_rules(rules)
     except UpstreamError as error:
         if isinstance(error, OperatorRefused):
             raise
@@ -696,7 +685,7 @@ async def evaluate_tiers(request: Request, p: PortalDep, session: OperatorDep) -
     form = await _form(request, session)
     as_of = _as_of(form.get("as_of", ""), p.today())
     try:
-        result = await admin_api(p, session).evaluate_tiers(as_of)
+        result = await p.admin_api(session).evaluate_tiers(as_of)
     except UpstreamError as error:
         if isinstance(error, OperatorRefused):
             raise
@@ -720,7 +709,7 @@ async def evaluate_tiers(request: Request, p: PortalDep, session: OperatorDep) -
 async def _payables_page(
     request: Request, p: Portal, session: OperatorSession, status_code: int = 200, **context: Any
 ) -> Response:
-    api = admin_api(p, session)
+    api = p.admin_api(session)
     lines, everyone = await asyncio.gather(api.commission_lines(), api.partners())
     names = _display_names(everyone)
     return _render(
@@ -744,7 +733,7 @@ async def payables(request: Request, p: PortalDep, session: OperatorDep) -> Resp
 async def run_payables(request: Request, p: PortalDep, session: OperatorDep) -> Response:
     form = await _form(request, session)
     as_of = _as_of(form.get("as_of", ""), p.today()) if form.get("as_of") else None
-    result = await admin_api(p, session).run_payables(as_of)
+    result = await p.admin_api(session).run_payables(as_of)
     count = int(result.get("payable_lines", 0))
     return await _payables_page(
         request,
@@ -764,7 +753,7 @@ async def mark_paid(request: Request, p: PortalDep, session: OperatorDep) -> Res
             request, p, session, 422, error="Choose a partner and a month (YYYY-MM)."
         )
     try:
-        paid = await admin_api(p, session).mark_paid(partner_id, month)
+        paid = await p.admin_api(session).mark_paid(partner_id, month)
     except UpstreamError as error:
         if isinstance(error, OperatorRefused):
             raise
@@ -796,7 +785,7 @@ async def deliveries(
     error: Annotated[str, Query(max_length=100)] = "",
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> Response:
-    page = await admin_api(p, session).failed_deliveries(error or None, DELIVERIES_PAGE, offset)
+    page = await p.admin_api(session).failed_deliveries(error or None, DELIVERIES_PAGE, offset)
     return _render(
         request,
         "console/deliveries.html",

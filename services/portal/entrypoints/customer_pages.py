@@ -16,11 +16,10 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
-from services.portal.adapters.customer_api import CustomerApi, CustomerSignedOut
-from services.portal.adapters.customer_cookies import CustomerCookies, CustomerSession
-from services.portal.adapters.partner_api import UpstreamError
-from services.portal.domain.sessions import tokens_match
-from services.portal.entrypoints.web import Portal, PortalDep, read_form, render, render_sign_in
+from services.portal.bootstrap import Portal
+from services.portal.domain.sessions import CustomerSession, tokens_match
+from services.portal.entrypoints.web import PortalDep, read_form, render, render_sign_in
+from services.portal.service_layer.ports import CustomerSignedOut, UpstreamError
 
 router = APIRouter(prefix="/customer", include_in_schema=False)
 
@@ -41,17 +40,12 @@ ERRORS = {
 }
 
 
-def _cookies(request: Request) -> CustomerCookies:
-    found: CustomerCookies = request.app.state.customer_cookies
-    return found
-
-
 def _cookie_name(p: Portal) -> str:
     return "__Host-portal_customer" if p.settings.secure_cookies else "portal_customer"
 
 
 def _session(request: Request, p: Portal) -> CustomerSession | None:
-    return _cookies(request).open(request.cookies.get(_cookie_name(p)))
+    return p.customer_cookies.open(request.cookies.get(_cookie_name(p)))
 
 
 def _redirect(path: str) -> RedirectResponse:
@@ -59,7 +53,7 @@ def _redirect(path: str) -> RedirectResponse:
 
 
 def _signed_out(request: Request, p: Portal, *, expired: bool = True) -> Response:
-    _cookies(request).revoke(_session(request, p))
+    p.customer_cookies.revoke(_session(request, p))
     response = _redirect("/customer/sign-in?expired=1" if expired else "/customer/sign-in")
     response.delete_cookie(
         _cookie_name(p),
@@ -116,7 +110,7 @@ async def ask_for_link(request: Request, p: PortalDep) -> Response:
     if not email or len(email) > 320 or "@" not in email:
         return _sign_in_page(request, p, error="Enter your e-mail address.", status_code=422)
     try:
-        await CustomerApi(p.http, p.urls.registration).request_sign_in(email)
+        await p.customer_api().request_sign_in(email)
     except UpstreamError as error:
         if error.status == 429:
             message = "Too many sign-in requests. Please wait a few minutes and try again."
@@ -136,14 +130,14 @@ async def start_session(request: Request, p: PortalDep) -> Response:
     if not token or len(token) > 200:
         return _sign_in_page(request, p, error="Open the link from your e-mail.", status_code=422)
     try:
-        issued = await CustomerApi(p.http, p.urls.registration).start_session(token)
+        issued = await p.customer_api().start_session(token)
     except UpstreamError as error:
         if error.status in (401, 403, 422, 429):
             message = "This sign-in link was used already or has expired. Ask for a new one."
             return _sign_in_page(request, p, error=message, status_code=401)
         raise
     expires_at = dt.datetime.fromisoformat(str(issued["expires_at"]).replace("Z", "+00:00"))
-    cookies = _cookies(request)
+    cookies = p.customer_cookies
     cookies.revoke(_session(request, p))  # a new session id on every sign-in
     session = cookies.create(str(issued["session_token"]), expires_at.timestamp())
     response = _redirect("/customer/licences")
@@ -178,9 +172,7 @@ async def _licences_page(
     status_code: int = 200,
 ) -> Response:
     try:
-        licences = await CustomerApi(
-            p.http, p.urls.registration, session.session_token
-        ).entitlements()
+        licences = await p.customer_api(session).entitlements()
     except CustomerSignedOut:
         return _signed_out(request, p)
     if error_key not in {str(x.get("license_key")) for x in licences}:
@@ -217,7 +209,7 @@ async def _act(request: Request, p: Portal, license_key: str, action: str, **arg
         return await _licences_page(
             request, p, session, error="The form expired. Please try again.", status_code=403
         )
-    api = CustomerApi(p.http, p.urls.registration, session.session_token)
+    api = p.customer_api(session)
     values = {name: form.get(name, "") for name in args.get("fields", ())}
     try:
         if action == "por_set":

@@ -12,9 +12,9 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
-from services.portal.adapters.partner_api import NotSignedIn, UpstreamError
 from services.portal.domain import deals as deal_rules
 from services.portal.entrypoints.web import PortalDep, SessionDep, check_csrf, read_form, render
+from services.portal.service_layer.ports import NotSignedIn, UpstreamError
 
 router = APIRouter(include_in_schema=False)
 

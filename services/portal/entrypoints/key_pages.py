@@ -6,9 +6,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from services.portal.adapters.partner_api import NotSignedIn, UpstreamError
 from services.portal.domain import roles
 from services.portal.entrypoints.web import PortalDep, SessionDep, check_csrf, read_form, render
+from services.portal.service_layer.ports import NotSignedIn, UpstreamError
 
 router = APIRouter(include_in_schema=False)
 

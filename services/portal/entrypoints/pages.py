@@ -9,11 +9,10 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
 from chassis import bounds
-from services.portal.adapters.partner_api import NotSignedIn, PartnerApi, UpstreamError
+from services.portal.bootstrap import Portal
 from services.portal.domain import charts, presentation, roles
 from services.portal.domain.sessions import Branding, Session
 from services.portal.entrypoints.web import (
-    Portal,
     PortalDep,
     SessionDep,
     check_csrf,
@@ -22,6 +21,7 @@ from services.portal.entrypoints.web import (
     render,
     render_sign_in,
 )
+from services.portal.service_layer.ports import NotSignedIn, UpstreamError
 
 router = APIRouter(include_in_schema=False)
 
@@ -82,7 +82,7 @@ async def sign_in(request: Request, p: PortalDep) -> Response:
     api_key = form.get("api_key", "")
     if not api_key or len(api_key) > 500:
         return _sign_in_page(request, p, error="Enter your API key.", status_code=422)
-    api = PartnerApi(p.http, p.urls, api_key)
+    api = p.partner_api(api_key)
     try:
         role = await api.check_key()
         profile = await api.me()

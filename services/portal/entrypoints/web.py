@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import parse_qs
 
-import httpx
 from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from services.portal.adapters.partner_api import PartnerApi, ServiceUrls
-from services.portal.adapters.session_cookies import SessionCookies
-from services.portal.config import Settings
+from services.portal.bootstrap import Portal
 from services.portal.domain import presentation, roles
 from services.portal.domain.sessions import Session, SignInCsrf, tokens_match
 
@@ -27,51 +22,6 @@ CONTENT_SECURITY_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' https:; "
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; connect-src 'self'"
 )
-
-
-@dataclass
-class Portal:
-    """Built once per app: settings, the session cookies and the shared HTTP client."""
-
-    settings: Settings
-    sessions: SessionCookies
-    sign_in_csrf: SignInCsrf
-    http: httpx.AsyncClient
-    urls: ServiceUrls
-    today: Callable[[], dt.date]
-    templates: Environment
-
-    @property
-    def cookie_name(self) -> str:
-        # __Host- pins the cookie to this origin (Secure, Path=/, no Domain) in production.
-        return "__Host-portal_session" if self.settings.secure_cookies else "portal_session"
-
-    @property
-    def sign_in_cookie_name(self) -> str:
-        return "__Host-portal_signin" if self.settings.secure_cookies else "portal_signin"
-
-    def set_session_cookie(self, response: Response, session: Session) -> None:
-        response.set_cookie(
-            self.cookie_name,
-            self.sessions.seal(session),
-            path="/",
-            httponly=True,
-            samesite="strict",
-            secure=self.settings.secure_cookies,
-        )
-
-    def delete_session_cookie(self, response: Response) -> None:
-        response.delete_cookie(
-            self.cookie_name,
-            path="/",
-            httponly=True,
-            samesite="strict",
-            secure=self.settings.secure_cookies,
-        )
-
-    def api_for(self, session: Session) -> PartnerApi:
-        """A client that sends this session's partner key, and only that one."""
-        return PartnerApi(self.http, self.urls, session.api_key)
 
 
 def make_templates() -> Environment:

@@ -25,8 +25,9 @@ from aiokafka import AIOKafkaProducer
 from pymongo.asynchronous.database import AsyncDatabase
 
 from chassis import tracing
-from chassis.kafka import OutRecord, send_all
+from chassis.kafka import send_all
 from chassis.lease import MongoLease
+from chassis.records import OutRecord
 from services.registration.adapters.mongo import OUTBOX
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ import asyncio
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from chassis.consumer import HandlerResult
+from chassis.records import HandlerResult
 from services.commissions.adapters.mongo import MongoOrderLines, MongoRefundRegistry, prepare
 from services.commissions.domain.decisions import Policy
 from services.commissions.domain.order_line import OrderLineCommission, OrderLineKey, RawRecord

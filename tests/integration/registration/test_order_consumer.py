@@ -8,9 +8,10 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from chassis.consumer import HandlerResult, Inbound, TransactionalProcessor
+from chassis.consumer import TransactionalProcessor
 from chassis.kafka import ensure_topics
 from chassis.metrics import WorkerCounters
+from chassis.records import HandlerResult, Inbound
 from services.registration.adapters.mongo import MongoUnitOfWork, ensure_indexes
 from services.registration.bootstrap import build_processors, order_handler, utc_now
 from services.registration.config import Settings

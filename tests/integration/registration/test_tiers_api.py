@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-from chassis.consumer import Inbound
 from chassis.metrics import WorkerCounters
+from chassis.records import Inbound
 from services.registration.bootstrap import order_handler
 from services.registration.config import Settings
 from shared.envelope import new_envelope

@@ -22,16 +22,12 @@ from hypothesis import strategies as st
 from pymongo.errors import AutoReconnect
 
 from chassis import consumer_limits as chassis_consumer
-from chassis.consumer import (
-    HandlerResult,
-    Inbound,
-    TransactionalProcessor,
-    _FinishBeforeRevoking,
-    check_limits,
-    throttle_empty_fetches,
-)
-from chassis.kafka import OutRecord
+from chassis.consumer import TransactionalProcessor
+from chassis.consumer_limits import check_limits
+from chassis.fetch_throttle import throttle_empty_fetches
 from chassis.metrics import WorkerCounters
+from chassis.rebalance import FinishBeforeRevoking
+from chassis.records import HandlerResult, Inbound, OutRecord
 from shared.envelope import EventValidationError, encode
 from shared.examples import example_events
 from shared.topics import REGISTRATION_ENTITLEMENTS
@@ -258,7 +254,7 @@ async def test_a_rebalance_waits_until_the_batches_in_hand_are_committed(
     processor, _, producer = _processor(handler, [[0, 1], [2, 3], [4]], max_in_flight)
     runner = asyncio.create_task(processor.run())
     await asyncio.wait_for(started.wait(), 2)
-    listener = _FinishBeforeRevoking(processor)
+    listener = FinishBeforeRevoking(processor)
     revoke = asyncio.create_task(listener.on_partitions_revoked({TP}))
     await asyncio.sleep(0.05)
     assert not revoke.done(), "partitions handed over with a batch in hand"

@@ -10,10 +10,10 @@ import pytest
 from aiokafka import TopicPartition
 from pymongo.errors import AutoReconnect
 
-from chassis.batch import HANDLER_ERROR, HandlerResult, Inbound, is_infrastructure
-from chassis.kafka import DEAD_LETTER_MAX_BYTES, OutRecord, dead_letter
+from chassis.batch import HANDLER_ERROR, is_infrastructure
 from chassis.metrics import WorkerCounters
 from chassis.progress import PartitionProgress
+from chassis.records import DEAD_LETTER_MAX_BYTES, HandlerResult, Inbound, OutRecord, dead_letter
 from tests.unit.chassis.test_consumer_loop import TP, _processor
 
 pytestmark = [pytest.mark.unit]

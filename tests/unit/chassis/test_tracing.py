@@ -20,9 +20,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from chassis import tracing
-from chassis.consumer import HandlerResult, Inbound, TransactionalProcessor
-from chassis.kafka import OutRecord
+from chassis.consumer import TransactionalProcessor
 from chassis.metrics import WorkerCounters
+from chassis.records import HandlerResult, Inbound, OutRecord
 from services.notifications.adapters.outcomes import outcome_record
 from services.notifications.domain.model import PlannedDelivery
 from services.notifications.service_layer.ports import DeliveryState

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 
-from chassis.consumer import Inbound
+from chassis.records import Inbound
 from shared import events
 from shared.envelope import encode, new_envelope, parse_event
 from shared.events import EventData

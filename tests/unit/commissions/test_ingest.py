@@ -8,7 +8,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chassis.consumer import HandlerResult, Inbound
+from chassis.records import HandlerResult, Inbound
 from services.commissions.domain.decisions import Policy
 from services.commissions.service_layer.ingest import LedgerIngest
 from services.commissions.service_layer.translate import fast_entry_value, ledger_event

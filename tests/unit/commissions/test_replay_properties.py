@@ -8,7 +8,7 @@ from collections import Counter
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chassis.consumer import Inbound
+from chassis.records import Inbound
 from shared.envelope import parse_event
 from shared.topics import COMMISSIONS_LEDGER
 from tests.unit.commissions.events import Stream, order_applied, refund_issued

@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
-from chassis.consumer import Inbound
+from chassis.records import Inbound
 from services.notifications.service_layer.handlers import EventHandler
 from shared.examples import example_events
 from shared.topics import REGISTRATION_ENTITLEMENTS

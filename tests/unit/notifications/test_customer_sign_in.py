@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from chassis.consumer import Inbound
+from chassis.records import Inbound
 from services.notifications.service_layer.handlers import EventHandler, entitlement_of
 from shared.examples import example_events
 from shared.topics import REGISTRATION_CUSTOMERS

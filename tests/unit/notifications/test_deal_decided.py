@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from chassis.consumer import Inbound
+from chassis.records import Inbound
 from services.notifications.adapters.rendering import Renderer
 from services.notifications.domain import rules
 from services.notifications.domain.isolation import violations

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from chassis.consumer import Inbound
+from chassis.records import Inbound
 from services.notifications.domain import rules
 from services.notifications.domain.model import PARTNER_TYPES
 from services.notifications.service_layer.handlers import EventHandler

@@ -37,13 +37,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
-from chassis.consumer import (
-    MAX_EVENT_BYTES,
-    SUPPORTED_SCHEMA_VERSION,
-    HandlerResult,
-    Inbound,
-    check_limits,
-)
+from chassis.consumer_limits import MAX_EVENT_BYTES, SUPPORTED_SCHEMA_VERSION, check_limits
+from chassis.records import HandlerResult, Inbound
 from services.notifications.service_layer.handlers import EventHandler
 from services.registration.service_layer.orders import IncomingOrder, OrderApplier
 from shared import events, schema_export, seller_code

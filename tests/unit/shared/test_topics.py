@@ -114,7 +114,7 @@ def test_key_for_uses_the_registry_key_field() -> None:
 
 
 def test_dead_letters_of_the_sensitive_topic_carry_no_token() -> None:
-    from chassis.kafka import dead_letter
+    from chassis.records import dead_letter
     from shared.envelope import encode
 
     envelope = next(e for t, e in example_events() if t == topics.REGISTRATION_CUSTOMERS)

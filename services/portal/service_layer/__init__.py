@@ -1,0 +1,1 @@
+"""What the portal's pages and its clients of the services agree on (`ports`)."""
