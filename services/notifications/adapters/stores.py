@@ -9,15 +9,12 @@ from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from services.notifications.adapters.mongo import (
-    MongoAdvisoryJobs,
-    MongoDeliveries,
-    MongoLeases,
-    MongoPreferences,
-    MongoProjections,
-    MongoReminderRuns,
-    MongoWebhooks,
-)
+from services.notifications.adapters.deliveries import MongoDeliveries
+from services.notifications.adapters.jobs import MongoAdvisoryJobs, MongoReminderRuns
+from services.notifications.adapters.leases import MongoLeases
+from services.notifications.adapters.preferences import MongoPreferences
+from services.notifications.adapters.projections import MongoProjections
+from services.notifications.adapters.webhook_settings import MongoWebhooks
 from services.notifications.service_layer.ports import Clock
 from services.notifications.service_layer.reminders import ReminderPass
 

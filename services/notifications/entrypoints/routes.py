@@ -22,7 +22,7 @@ from chassis.bounds import BoundedDate
 from chassis.errors import ApiError
 from chassis.partner_audit import OPERATOR, AuditEntry
 from chassis.partner_roles import role_requirement
-from services.notifications.adapters.mongo import partner_log_query, recipient_query
+from services.notifications.adapters.deliveries import partner_log_query, recipient_query
 from services.notifications.adapters.stores import Stores, reminder_pass
 from services.notifications.adapters.webhooks import (
     HttpWebhookSender,

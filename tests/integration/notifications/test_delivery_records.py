@@ -7,14 +7,13 @@ import dataclasses
 import datetime as dt
 from typing import Any
 
-from services.notifications.adapters.mongo import (
-    DELIVERIES,
-    DELIVERY_OUTBOX,
+from services.notifications.adapters.collections import DELIVERIES, DELIVERY_OUTBOX
+from services.notifications.adapters.deliveries import (
     MongoDeliveries,
-    ensure_indexes,
     partner_log_query,
     recipient_query,
 )
+from services.notifications.adapters.indexes import ensure_indexes
 from services.notifications.domain.model import Customer
 from services.notifications.domain.rules import plan_advisory_digest, plan_security_advisory
 from tests.unit.notifications.builders import JANA, NORDLICHT, OCCURRED, entitlement

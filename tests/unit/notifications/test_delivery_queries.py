@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.notifications.adapters.mongo import partner_log_query, recipient_query
+from services.notifications.adapters.deliveries import partner_log_query, recipient_query
 
 
 def test_an_address_is_looked_up_lower_cased_and_as_given() -> None:
