@@ -18,32 +18,6 @@ from services.notifications.service_layer.ports import FINAL_STATUSES, DeliveryS
 _DUPLICATE_KEY = 11000
 
 
-def recipient_query(recipient: str) -> Doc:
-    """Deliveries to `recipient`, an e-mail address (any case) or a partner id.
-
-    A customer record's `recipient` is the lower-cased address, a partner
-    record's the partner id (= its `partner_id`). One equality or `$in` on
-    `recipient`, so the embedded database reads it by the `(recipient,
-    created_at)` index: it answers an `$or`, or a second field next to it,
-    by scanning the collection.
-    """
-    address = recipient.strip().lower()
-    return {"recipient": address if address == recipient else {"$in": [address, recipient]}}
-
-
-def partner_log_query(partner_id: str) -> Doc:
-    """A partner's own deliveries (partner-facing records addressed to it).
-
-    A customer record's `recipient` is lower-cased, so only partner records can
-    hold a partner id with an upper-case letter (registration issues `P-` and
-    upper-case hex): `recipient` alone selects them, by the index. Any other id
-    names the audience too (correct, but a scan on the embedded database).
-    """
-    if partner_id != partner_id.lower():
-        return {"recipient": partner_id}
-    return {"recipient": partner_id, "audience": "partner"}
-
-
 SECRET_FACTS = ("facts.sign_in_token", "facts.confirmation_token")
 """Facts that are one-time secrets, kept only while their message is pending."""
 
@@ -265,15 +239,3 @@ class MongoDeliveries:
     async def get(self, notification_id: str) -> DeliveryState | None:
         doc = await self.collection.find_one({"_id": notification_id})
         return delivery_from_doc(doc) if doc else None
-
-    async def search(self, query: Doc, limit: int, skip: int = 0) -> list[Doc]:
-        cursor = (
-            self.collection.find(query, {"facts": 0, "entitlements": 0, "related": 0})
-            .sort([("created_at", ASCENDING), ("_id", ASCENDING)])
-            .skip(skip)
-            .limit(limit)
-        )
-        return [doc async for doc in cursor]
-
-    async def count(self, query: Doc) -> int:
-        return await self.collection.count_documents(query)

@@ -10,6 +10,7 @@ from typing import Any
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services.notifications.adapters.deliveries import MongoDeliveries
+from services.notifications.adapters.delivery_log import MongoDeliveryLog
 from services.notifications.adapters.jobs import MongoAdvisoryJobs, MongoReminderRuns
 from services.notifications.adapters.leases import MongoLeases
 from services.notifications.adapters.preferences import MongoPreferences
@@ -25,6 +26,7 @@ class Stores:
 
     projections: MongoProjections
     deliveries: MongoDeliveries
+    delivery_log: MongoDeliveryLog
     preferences: MongoPreferences
     webhooks: MongoWebhooks
     advisory_jobs: MongoAdvisoryJobs
@@ -36,6 +38,7 @@ class Stores:
         return cls(
             projections=MongoProjections(db),
             deliveries=MongoDeliveries(db),
+            delivery_log=MongoDeliveryLog(db),
             preferences=MongoPreferences(db),
             webhooks=MongoWebhooks(db),
             advisory_jobs=MongoAdvisoryJobs(db),
