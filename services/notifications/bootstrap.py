@@ -19,7 +19,7 @@ from chassis.metrics import WorkerCounters
 from chassis.partner_audit import MongoPartnerAudit
 from chassis.partner_keys import RegistrationKeyIntrospector
 from chassis.worker import BackgroundTask, ProcessorFactory, instance_id, static_member_id
-from services.notifications.adapters.indexes import ensure_indexes
+from services.notifications.adapters.indexes import ensure_indexes as ensure_indexes
 from services.notifications.adapters.outcomes import KafkaOutcomePublisher
 from services.notifications.adapters.rendering import Renderer
 from services.notifications.adapters.smtp import SmtpSender
