@@ -1,6 +1,6 @@
 """What one dispatch wave's settle costs on the database, today's way and the proposed one.
 
-Today (services/notifications/adapters/mongo.py, `MongoDeliveries.settle`) a wave of
+Today (services/notifications/adapters/deliveries.py, `MongoDeliveries.settle`) a wave of
 sent messages is marked with one `update_many` by id on the delivery records: each
 record is large (facts, entitlements) and indexed by status and next attempt, and the
 embedded database rewrites each one. The proposal (docs/RELIABILITY.md, scaling) keeps
@@ -27,7 +27,8 @@ from pymongo import AsyncMongoClient, UpdateMany
 
 from devkit.embedded import EmbeddedSuite
 from devkit.processes import free_port
-from services.notifications.adapters.mongo import DELIVERIES, ensure_indexes
+from services.notifications.adapters.collections import DELIVERIES
+from services.notifications.adapters.indexes import ensure_indexes
 
 
 async def measure(url: str, records: int, wave: int, waves: int) -> None:

@@ -43,11 +43,9 @@ from chassis.kafka import ensure_topics, make_producer  # noqa: E402
 from chassis.metrics import WorkerCounters  # noqa: E402
 from devkit.embedded import EmbeddedSuite, smtp_answers  # noqa: E402
 from devkit.processes import free_port  # noqa: E402
-from services.notifications.adapters.mongo import (  # noqa: E402
-    ENTITLEMENTS,
-    MongoAdvisoryJobs,
-    ensure_indexes,
-)
+from services.notifications.adapters.collections import ENTITLEMENTS  # noqa: E402
+from services.notifications.adapters.indexes import ensure_indexes  # noqa: E402
+from services.notifications.adapters.jobs import MongoAdvisoryJobs  # noqa: E402
 from services.notifications.adapters.outcomes import KafkaOutcomePublisher  # noqa: E402
 from services.notifications.adapters.rendering import Renderer  # noqa: E402
 from services.notifications.adapters.smtp import SmtpSender  # noqa: E402

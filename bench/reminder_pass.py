@@ -47,11 +47,8 @@ from _report import figure  # noqa: E402
 from chassis.metrics import WorkerCounters  # noqa: E402
 from devkit.embedded import EmbeddedSuite  # noqa: E402
 from devkit.processes import free_port  # noqa: E402
-from services.notifications.adapters.mongo import (  # noqa: E402
-    ENTITLEMENTS,
-    PARTNERS,
-    ensure_indexes,
-)
+from services.notifications.adapters.collections import ENTITLEMENTS, PARTNERS  # noqa: E402
+from services.notifications.adapters.indexes import ensure_indexes  # noqa: E402
 from services.notifications.adapters.stores import Stores  # noqa: E402
 from services.notifications.domain.model import contact_id  # noqa: E402
 from services.notifications.service_layer.ports import SystemClock  # noqa: E402

@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from pydantic import BaseModel, Field
 
@@ -30,6 +31,16 @@ class AuditEntry:
     target: str | None = None
     detail: dict[str, str] = field(default_factory=dict)
     entry_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+
+class AuditLog(Protocol):
+    """Port: a partner's audit trail (chassis.partner_audit_store.MongoPartnerAudit)."""
+
+    async def record(self, entry: AuditEntry) -> None: ...
+
+    async def for_partner(
+        self, partner_id: str, *, before: dt.datetime | None = None, limit: int = 100
+    ) -> list[AuditEntry]: ...
 
 
 class AuditEntryOut(BaseModel):

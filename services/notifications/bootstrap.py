@@ -21,15 +21,23 @@ from chassis.metrics import WorkerCounters
 from chassis.partner_audit_store import MongoPartnerAudit
 from chassis.partner_keys import RegistrationKeyIntrospector
 from chassis.worker import BackgroundTask, ProcessorFactory, instance_id, static_member_id
-from services.notifications.adapters.mongo import ensure_indexes
+from services.notifications.adapters.indexes import ensure_indexes as ensure_indexes
 from services.notifications.adapters.outcomes import KafkaOutcomePublisher
 from services.notifications.adapters.rendering import Renderer
 from services.notifications.adapters.smtp import SmtpSender
 from services.notifications.adapters.stores import Stores, reminder_pass
-from services.notifications.adapters.webhooks import FernetSecretBox, HttpWebhookSender
+from services.notifications.adapters.webhooks import (
+    FernetSecretBox,
+    HttpWebhookSender,
+    new_signing_secret,
+    resolve,
+)
 from services.notifications.config import Settings
 from services.notifications.domain.model import Vendor
 from services.notifications.domain.retry import RetryPolicy
+from services.notifications.entrypoints import partner_audit
+from services.notifications.entrypoints.dependencies import ApiServices
+from services.notifications.entrypoints.routes import router
 from services.notifications.service_layer.advisories import AdvisoryFanout
 from services.notifications.service_layer.background import DailyReminders, run_as_leader
 from services.notifications.service_layer.dispatch import Dispatcher, DispatchSettings
@@ -84,9 +92,6 @@ def build_api(
     partner_keys: PartnerKeyResolver | None = None,
     clock: Clock | None = None,
 ) -> FastAPI:
-    from services.notifications.entrypoints import partner_audit
-    from services.notifications.entrypoints.routes import router
-
     verifier = partner_keys
     owned: RegistrationKeyIntrospector | None = None
     if verifier is None:
@@ -97,17 +102,37 @@ def build_api(
         )
         verifier = owned
 
+    the_clock = clock or SystemClock()
+    webhook_senders: list[HttpWebhookSender] = []
+
     async def startup(app: FastAPI) -> None:
-        app.state.notifications = Stores.over(app.state.db)
-        app.state.partner_audit = MongoPartnerAudit(app.state.db)
-        app.state.partner_keys = verifier
-        app.state.clock = clock or SystemClock()
-        app.state.secret_box = secret_box_of(settings)
-        app.state.api_counters = WorkerCounters()
+        stores = Stores.over(app.state.db)
+        # One HTTP client for the process (the test event), not one per request.
+        sender = webhook_sender_of(settings)
+        webhook_senders.append(sender)
+        app.state.notifications = ApiServices(
+            deliveries=stores.delivery_log,
+            webhooks=stores.webhooks,
+            preferences=stores.preferences,
+            reminders=reminder_pass(stores, the_clock, WorkerCounters()),
+            webhook_sender=sender,
+            resolve_host=resolve,
+            new_signing_secret=new_signing_secret,
+            secret_box=secret_box_of(settings),
+            partner_audit=MongoPartnerAudit(app.state.db),
+            resolve_partner=verifier,
+            admin_token=settings.admin_token.get_secret_value(),
+            unsubscribe_secret=settings.unsubscribe_secret.get_secret_value().encode(),
+            webhook_allow_loopback=settings.webhook_allow_loopback,
+            clock=the_clock,
+        )
         app.state.index_task = asyncio.create_task(_ensure_indexes_soon(app.state.db))
 
     async def shutdown(app: FastAPI) -> None:
         app.state.index_task.cancel()
+        for sender in webhook_senders:
+            with contextlib.suppress(Exception):
+                await sender.close()
         if owned is not None:
             await owned.close()
 
@@ -185,6 +210,14 @@ def secret_box_of(settings: Settings) -> FernetSecretBox:
     return FernetSecretBox(settings.webhook_keys(), settings.legacy_webhook_key_material())
 
 
+def webhook_sender_of(settings: Settings) -> HttpWebhookSender:
+    return HttpWebhookSender(
+        timeout=settings.webhook_timeout_seconds,
+        max_response_bytes=settings.webhook_response_max_bytes,
+        allow_loopback=settings.webhook_allow_loopback,
+    )
+
+
 def build_background(
     settings: Settings,
     *,
@@ -211,11 +244,7 @@ def build_background(
             password=settings.smtp_password.get_secret_value() or None,
             start_tls=settings.smtp_starttls,
         )
-        hooks = webhook_sender or HttpWebhookSender(
-            timeout=settings.webhook_timeout_seconds,
-            max_response_bytes=settings.webhook_response_max_bytes,
-            allow_loopback=settings.webhook_allow_loopback,
-        )
+        hooks = webhook_sender or webhook_sender_of(settings)
         try:
             while not stop.is_set():
                 try:

@@ -18,6 +18,7 @@ from chassis.consumer import TransactionalProcessor
 from chassis.http import create_app
 from chassis.lease import MongoLease
 from chassis.metrics import WorkerCounters
+from chassis.partner_audit import AuditLog
 from chassis.partner_audit_store import MongoPartnerAudit
 from chassis.records import BatchHandler, HandlerResult, Inbound, OutRecord
 from chassis.worker import BackgroundTask, ProcessorFactory, static_member_id
@@ -41,11 +42,7 @@ from services.registration.service_layer.deal_expiry import lease_ttl, run_deal_
 from services.registration.service_layer.deals import DealService
 from services.registration.service_layer.entitlements import EntitlementService
 from services.registration.service_layer.orders import IncomingOrder, OrderApplier
-from services.registration.service_layer.partner_keys import (
-    AuditLog,
-    PartnerKeyService,
-    PartnerKeyStore,
-)
+from services.registration.service_layer.partner_keys import PartnerKeyService, PartnerKeyStore
 from services.registration.service_layer.partners import PartnerService
 from services.registration.service_layer.rate_limit import TokenBucketLimiter
 from services.registration.service_layer.registrations import RegistrationService

@@ -46,7 +46,7 @@ from pymongo import AsyncMongoClient
 
 from chassis.heartbeat import COLLECTION as HEARTBEATS
 from chassis.kafka import ensure_topics
-from services.notifications.adapters.mongo import ensure_indexes as notifications_indexes
+from services.notifications.adapters.indexes import ensure_indexes as notifications_indexes
 from services.registration.adapters.mongo import ensure_indexes as registration_indexes
 from shared.envelope import encode, new_envelope
 from tests.conftest import Names

@@ -9,14 +9,12 @@ from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from services.notifications.adapters.mongo import (
-    MongoAdvisoryJobs,
-    MongoDeliveries,
-    MongoPreferences,
-    MongoProjections,
-    MongoReminderRuns,
-    MongoWebhooks,
-)
+from services.notifications.adapters.deliveries import MongoDeliveries
+from services.notifications.adapters.delivery_log import MongoDeliveryLog
+from services.notifications.adapters.jobs import MongoAdvisoryJobs, MongoReminderRuns
+from services.notifications.adapters.preferences import MongoPreferences
+from services.notifications.adapters.projections import MongoProjections
+from services.notifications.adapters.webhook_settings import MongoWebhooks
 from services.notifications.service_layer.ports import Clock
 from services.notifications.service_layer.reminders import ReminderPass
 
@@ -27,6 +25,7 @@ class Stores:
 
     projections: MongoProjections
     deliveries: MongoDeliveries
+    delivery_log: MongoDeliveryLog
     preferences: MongoPreferences
     webhooks: MongoWebhooks
     advisory_jobs: MongoAdvisoryJobs
@@ -37,6 +36,7 @@ class Stores:
         return cls(
             projections=MongoProjections(db),
             deliveries=MongoDeliveries(db),
+            delivery_log=MongoDeliveryLog(db),
             preferences=MongoPreferences(db),
             webhooks=MongoWebhooks(db),
             advisory_jobs=MongoAdvisoryJobs(db),

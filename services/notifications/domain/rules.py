@@ -26,6 +26,14 @@ from services.notifications.domain.model import (
     contact_id,
     notification_id,
 )
+from shared.events import (
+    CommissionLine,
+    CustomerSignInRequested,
+    DealState,
+    EntitlementContactConfirmationRequested,
+    PartnerUpdated,
+    format_timestamp,
+)
 from shared.ids import derive_id
 
 REMINDER_OFFSETS: Final[tuple[int, ...]] = (90, 30, 7)
@@ -120,18 +128,20 @@ def welcome_applies(event_type: str) -> bool:
     return event_type in WELCOME_EVENTS
 
 
-def plan_contact_confirmation(data: Mapping[str, Any], occurred_at: dt.datetime) -> PlannedDelivery:
+def plan_contact_confirmation(
+    request: EntitlementContactConfirmationRequested, occurred_at: dt.datetime
+) -> PlannedDelivery:
     """The one-time link to the contact in place, vendor-branded, naming no partner.
 
     One delivery per request (the token is the subject), so a second request mails
     its own link. The token stays in `facts` only until the mail is rendered.
     """
-    customer = data["customer"]
-    recipient = str(customer["email"])
+    customer = request.customer
+    recipient = customer.email
     return PlannedDelivery(
         notification_id=notification_id(
             "contact_confirmation",
-            derive_id("contact-confirmation", str(data["confirmation_token"])),
+            derive_id("contact-confirmation", request.confirmation_token),
             contact_id(recipient),
             "email",
         ),
@@ -142,37 +152,39 @@ def plan_contact_confirmation(data: Mapping[str, Any], occurred_at: dt.datetime)
         partner_scope=None,
         entitlements=(
             ListedEntitlement(
-                license_key=str(data["license_key"]),
-                product=str(data["product"]),
+                license_key=request.license_key,
+                product=request.product,
                 term_end=None,
                 partner_of_record=None,
-                org_name=str(customer.get("org_name", "")),
+                org_name=customer.org_name,
             ),
         ),
         occurred_at=occurred_at,
         facts={
-            "confirmation_token": str(data["confirmation_token"]),
-            "requested_email": str(data["requested_email"]),
-            "requested_contact_name": str(data.get("requested_contact_name") or ""),
-            "expires_at": str(data["expires_at"]),
+            "confirmation_token": request.confirmation_token,
+            "requested_email": request.requested_email,
+            "requested_contact_name": request.requested_contact_name or "",
+            "expires_at": format_timestamp(request.expires_at),
         },
-        contact_name=str(customer.get("contact_name", "")),
-        org_name=str(customer.get("org_name", "")),
+        contact_name=customer.contact_name,
+        org_name=customer.org_name,
     )
 
 
-def plan_customer_sign_in(data: Mapping[str, Any], occurred_at: dt.datetime) -> PlannedDelivery:
+def plan_customer_sign_in(
+    request: CustomerSignInRequested, occurred_at: dt.datetime
+) -> PlannedDelivery:
     """The one-time sign-in link a customer asked for (CONTRACT 6.2): vendor-branded,
     naming no partner and listing no licence, sent whatever the contact's preferences.
 
     One delivery per request (the token is the subject). The token is in `facts`
     for the renderer only; the id and the logs carry a hash of it.
     """
-    recipient = str(data["email"])
+    recipient = request.email
     return PlannedDelivery(
         notification_id=notification_id(
             "customer_sign_in",
-            derive_id("customer-sign-in", str(data["token"])),
+            derive_id("customer-sign-in", request.token),
             contact_id(recipient),
             "email",
         ),
@@ -183,7 +195,10 @@ def plan_customer_sign_in(data: Mapping[str, Any], occurred_at: dt.datetime) -> 
         partner_scope=None,
         entitlements=(),
         occurred_at=occurred_at,
-        facts={"sign_in_token": str(data["token"]), "expires_at": str(data["expires_at"])},
+        facts={
+            "sign_in_token": request.token,
+            "expires_at": format_timestamp(request.expires_at),
+        },
     )
 
 
@@ -477,7 +492,7 @@ COMMISSION_FACTS: Final[tuple[str, ...]] = (
 
 def plan_commission(
     event_type: str,
-    line: Mapping[str, Any],
+    line: CommissionLine,
     occurred_at: dt.datetime,
     channels: Iterable[Channel],
 ) -> list[PlannedDelivery]:
@@ -490,25 +505,24 @@ def plan_commission(
     notification_type = COMMISSION_TYPES.get(event_type)
     if notification_type is None:
         return []
-    partner_id = str(line["partner_id"])
-    own_licence = line["role"] == "partner_of_record"
+    partner_id = line.partner_id
+    own_licence = line.role == "partner_of_record"
     listed: tuple[ListedEntitlement, ...] = ()
     if own_licence:
         listed = (
             ListedEntitlement(
-                license_key=str(line["license_key"]),
+                license_key=str(line.license_key),
                 product="",
                 term_end=None,
                 partner_of_record=partner_id,
             ),
         )
-    facts = {k: line.get(k) for k in COMMISSION_FACTS}
-    facts["license_key"] = line["license_key"] if own_licence else None
+    stored = line.model_dump(mode="json")  # the facts are kept as the event carried them
+    facts = {k: stored.get(k) for k in COMMISSION_FACTS}
+    facts["license_key"] = line.license_key if own_licence else None
     return [
         PlannedDelivery(
-            notification_id=notification_id(
-                notification_type, str(line["line_id"]), partner_id, channel
-            ),
+            notification_id=notification_id(notification_type, line.line_id, partner_id, channel),
             type=notification_type,
             channel=channel,
             audience="partner",
@@ -523,22 +537,22 @@ def plan_commission(
     ]
 
 
-def tier_changed_applies(data: Mapping[str, Any]) -> bool:
+def tier_changed_applies(update: PartnerUpdated) -> bool:
     """A `partner.updated` from an earned-tier evaluation tells the partner (CONTRACT 6.4)."""
-    return data.get("tier_reason") == "evaluation"
+    return update.tier_reason == "evaluation"
 
 
 def plan_tier_changed(
-    data: Mapping[str, Any], occurred_at: dt.datetime, channels: Iterable[Channel]
+    update: PartnerUpdated, occurred_at: dt.datetime, channels: Iterable[Channel]
 ) -> list[PlannedDelivery]:
     """The partner hears its new tier and since when; one message per tier and instant.
 
     The subject is the change itself (partner, tier, effective_at), so a
     redelivered event plans nothing new and a later change is its own message.
     """
-    partner_id = str(data["partner_id"])
-    effective_at = str(data["effective_at"])
-    subject = f"{partner_id}/{data['tier']}/{effective_at}"
+    partner_id = update.partner_id
+    effective_at = format_timestamp(update.effective_at)
+    subject = f"{partner_id}/{update.tier}/{effective_at}"
     return [
         PlannedDelivery(
             notification_id=notification_id("tier_changed", subject, partner_id, channel),
@@ -549,7 +563,7 @@ def plan_tier_changed(
             partner_scope=partner_id,
             entitlements=(),
             occurred_at=occurred_at,
-            facts={"tier": data["tier"], "effective_at": effective_at},
+            facts={"tier": update.tier, "effective_at": effective_at},
             related_partner_ids=(partner_id,),
         )
         for channel in channels
@@ -669,7 +683,7 @@ DEAL_FACTS: Final[tuple[str, ...]] = (
 
 
 def plan_deal_decided(
-    deal: Mapping[str, Any], occurred_at: dt.datetime, channels: Iterable[Channel]
+    deal: DealState, occurred_at: dt.datetime, channels: Iterable[Channel]
 ) -> list[PlannedDelivery]:
     """The partner hears every decision on its own deal (CONTRACT 6.3), by mail and webhook.
 
@@ -678,11 +692,11 @@ def plan_deal_decided(
     no other partner, so neither can the message. Subject: `<deal_id>/<status>`
     (a deal is decided once).
     """
-    partner_id = str(deal["partner_id"])
-    facts: dict[str, Any] = {k: deal.get(k) for k in DEAL_FACTS}
-    customer = deal.get("customer") or {}
-    facts["customer_org_name"] = customer.get("org_name")
-    subject = f"{deal['deal_id']}/{deal['status']}"
+    partner_id = deal.partner_id
+    stored = deal.model_dump(mode="json")  # the facts are kept as the event carried them
+    facts: dict[str, Any] = {k: stored.get(k) for k in DEAL_FACTS}
+    facts["customer_org_name"] = deal.customer.org_name
+    subject = f"{deal.deal_id}/{deal.status}"
     return [
         PlannedDelivery(
             notification_id=notification_id("deal_decided", subject, partner_id, channel),

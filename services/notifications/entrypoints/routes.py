@@ -7,69 +7,30 @@ import json
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
 
-from chassis.auth import (
-    AdminTokenDeclared,
-    PartnerKeyDeclared,
-    PartnerPrincipal,
-    require_admin,
-    require_partner,
-)
 from chassis.bounds import BoundedDate
 from chassis.errors import ApiError
 from chassis.partner_audit import OPERATOR, AuditEntry
-from chassis.partner_roles import role_requirement
-from services.notifications.adapters.mongo import partner_log_query, recipient_query
-from services.notifications.adapters.stores import Stores, reminder_pass
-from services.notifications.adapters.webhooks import (
-    HttpWebhookSender,
-    new_signing_secret,
-    resolve,
-)
 from services.notifications.domain import unsubscribe as unsubscribe_tokens
 from services.notifications.domain.webhook_policy import (
     WebhookTargetRefused,
     check_addresses,
     parse_target,
 )
+from services.notifications.entrypoints.dependencies import Admin, ApiServices, Partner, Services
 from services.notifications.service_layer.ports import (
+    DeliveryCriteria,
     DeliveryError,
+    DeliveryRecord,
     DeliveryStatus,
     WebhookConfig,
 )
 from services.notifications.service_layer.webhook_secrets import open_secret, rotate_all
 
 router = APIRouter()
-
-
-def stores(request: Request) -> Stores:
-    return request.app.state.notifications  # type: ignore[no-any-return]
-
-
-async def admin(request: Request, _: AdminTokenDeclared) -> None:
-    settings = request.app.state.settings
-    await require_admin(
-        request, settings.admin_token.get_secret_value(), request.app.state.partner_keys
-    )
-
-
-async def partner(request: Request, _: PartnerKeyDeclared) -> PartnerPrincipal:
-    settings = request.app.state.settings
-    return await require_partner(
-        request, settings.admin_token.get_secret_value(), request.app.state.partner_keys
-    )
-
-
-Admin = Annotated[None, Depends(admin)]
-require_partner_role = role_requirement(partner)
-"""CONTRACT 6.7: `caller: Annotated[PartnerPrincipal, require_partner_role("admin")]`."""
-
-# Webhook settings and the delivery log are the partner's integration: admin keys only.
-Partner = Annotated[PartnerPrincipal, require_partner_role("admin")]
-StoresDep = Annotated[Stores, Depends(stores)]
 
 
 class WebhookIn(BaseModel):
@@ -131,21 +92,21 @@ class WebhookSecretRotationOut(BaseModel):
     )
 
 
-def _delivery(doc: dict[str, Any], *, with_recipient: bool) -> DeliveryOut:
+def _delivery(record: DeliveryRecord, *, with_recipient: bool) -> DeliveryOut:
     return DeliveryOut(
-        notification_id=doc["_id"],
-        notification_type=doc["type"],
-        channel=doc["channel"],
-        audience=doc["audience"],
-        status=doc["status"],
-        attempts=doc.get("attempts", 0),
-        error=doc.get("error"),
-        error_detail=doc.get("error_detail"),
-        partner_scope=doc.get("partner_scope"),
-        license_keys=doc.get("license_keys", []),
-        created_at=doc.get("created_at"),
-        finished_at=doc.get("finished_at"),
-        recipient=doc.get("recipient") if with_recipient else None,
+        notification_id=record.notification_id,
+        notification_type=record.notification_type,
+        channel=record.channel,
+        audience=record.audience,
+        status=record.status,
+        attempts=record.attempts,
+        error=record.error,
+        error_detail=record.error_detail,
+        partner_scope=record.partner_scope,
+        license_keys=record.license_keys,
+        created_at=record.created_at,
+        finished_at=record.finished_at,
+        recipient=record.recipient if with_recipient else None,
     )
 
 
@@ -155,18 +116,17 @@ def _delivery(doc: dict[str, Any], *, with_recipient: bool) -> DeliveryOut:
     tags=["partner"],
     summary="set the webhook URL; returns a new signing secret, shown once",
 )
-async def put_webhook(body: WebhookIn, request: Request, caller: Partner, s: StoresDep) -> Any:
-    settings = request.app.state.settings
+async def put_webhook(body: WebhookIn, caller: Partner, s: Services) -> Any:
     try:
-        target = parse_target(body.url, allow_loopback=settings.webhook_allow_loopback)
-        check_addresses(target, await resolve(target.host, target.port))
+        target = parse_target(body.url, allow_loopback=s.webhook_allow_loopback)
+        check_addresses(target, await s.resolve_host(target.host, target.port))
     except WebhookTargetRefused as refused:
         raise ApiError(422, refused.code, str(refused), field="url") from None
-    secret = new_signing_secret()
-    sealed = request.app.state.secret_box.seal(secret)
-    now = request.app.state.clock.now()
+    secret = s.new_signing_secret()
+    sealed = s.secret_box.seal(secret)
+    now = s.clock.now()
     await s.webhooks.set(WebhookConfig(caller.partner_id, target.url, sealed), now)
-    await request.app.state.partner_audit.record(  # CONTRACT 6.7; the host, never the secret
+    await s.partner_audit.record(  # CONTRACT 6.7; the host, never the secret
         AuditEntry(
             partner_id=caller.partner_id,
             actor_key_id=caller.key_id or OPERATOR,
@@ -178,7 +138,7 @@ async def put_webhook(body: WebhookIn, request: Request, caller: Partner, s: Sto
     return WebhookOut(url=target.url, secret=secret)
 
 
-async def _webhook_of(s: Stores, partner_id: str) -> WebhookConfig:
+async def _webhook_of(s: ApiServices, partner_id: str) -> WebhookConfig:
     config = (await s.webhooks.of([partner_id])).get(partner_id)
     if config is None:
         raise ApiError(404, "webhook_not_set", "no webhook is set; PUT /v1/partner/webhook first")
@@ -191,7 +151,7 @@ async def _webhook_of(s: Stores, partner_id: str) -> WebhookConfig:
     tags=["partner"],
     summary="the webhook URL in use (never the secret)",
 )
-async def get_webhook(caller: Partner, s: StoresDep) -> Any:
+async def get_webhook(caller: Partner, s: Services) -> Any:
     return WebhookSettingsOut(url=(await _webhook_of(s, caller.partner_id)).url)
 
 
@@ -201,11 +161,10 @@ async def get_webhook(caller: Partner, s: StoresDep) -> Any:
     tags=["partner"],
     summary="send one signed `webhook.test` event now and say how it went",
 )
-async def test_webhook(request: Request, caller: Partner, s: StoresDep) -> Any:
+async def test_webhook(caller: Partner, s: Services) -> Any:
     """A ping, sent at once and not retried or recorded: it tests the receiver, nothing else."""
-    settings = request.app.state.settings
     config = await _webhook_of(s, caller.partner_id)
-    now = request.app.state.clock.now()
+    now = s.clock.now()
     webhook_id = f"test-{uuid.uuid4()}"
     body = json.dumps(
         {
@@ -215,18 +174,11 @@ async def test_webhook(request: Request, caller: Partner, s: StoresDep) -> Any:
         },
         separators=(",", ":"),
     )
-    sender = HttpWebhookSender(
-        timeout=settings.webhook_timeout_seconds,
-        max_response_bytes=settings.webhook_response_max_bytes,
-        allow_loopback=settings.webhook_allow_loopback,
-    )
     try:
-        secret = await open_secret(request.app.state.secret_box, s.webhooks, config)
-        await sender.send(config.url, secret, webhook_id, now, body)
+        secret = await open_secret(s.secret_box, s.webhooks, config)
+        await s.webhook_sender.send(config.url, secret, webhook_id, now, body)
     except DeliveryError as error:
         return WebhookTestOut(delivered=False, webhook_id=webhook_id, error=error.code)
-    finally:
-        await sender.close()
     return WebhookTestOut(delivered=True, webhook_id=webhook_id)
 
 
@@ -238,15 +190,14 @@ async def test_webhook(request: Request, caller: Partner, s: StoresDep) -> Any:
 )
 async def partner_deliveries(
     caller: Partner,
-    s: StoresDep,
+    s: Services,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> Any:
-    query = partner_log_query(caller.partner_id)
-    docs = await s.deliveries.search(query, limit, offset)
+    found = await s.deliveries.for_partner(caller.partner_id, limit, offset)
     return DeliveriesOut(
-        deliveries=[_delivery(d, with_recipient=False) for d in docs],
-        total=await s.deliveries.count(query),
+        deliveries=[_delivery(d, with_recipient=False) for d in found.records],
+        total=found.total,
     )
 
 
@@ -257,16 +208,14 @@ async def partner_deliveries(
     summary="run the renewal-reminder pass as of a day (idempotent)",
 )
 async def run_reminders(
-    request: Request,
     _: Admin,
-    s: StoresDep,
+    s: Services,
     as_of: Annotated[
         BoundedDate | None, Query(description="YYYY-MM-DD; default today (UTC)")
     ] = None,
 ) -> Any:
-    clock = request.app.state.clock
-    day = as_of or clock.now().astimezone(dt.UTC).date()
-    summary = await reminder_pass(s, clock, request.app.state.api_counters).run(day)
+    day = as_of or s.clock.now().astimezone(dt.UTC).date()
+    summary = await s.reminders.run(day)
     return ReminderRunOut(
         as_of=summary.as_of,
         considered=summary.considered,
@@ -281,10 +230,10 @@ async def run_reminders(
     tags=["admin"],
     summary="re-seal every webhook signing secret under the first WEBHOOK_SECRET_KEYS key",
 )
-async def rotate_webhook_secrets(request: Request, _: Admin, s: StoresDep) -> Any:
+async def rotate_webhook_secrets(_: Admin, s: Services) -> Any:
     """Run after putting a new key first in WEBHOOK_SECRET_KEYS on every notifications
     process; once it reports nothing unreadable, the old keys can be dropped (idempotent)."""
-    report = await rotate_all(request.app.state.secret_box, s.webhooks)
+    report = await rotate_all(s.secret_box, s.webhooks)
     return WebhookSecretRotationOut(
         resealed=report.resealed, current=report.current, unreadable=report.unreadable
     )
@@ -298,7 +247,7 @@ async def rotate_webhook_secrets(request: Request, _: Admin, s: StoresDep) -> An
 )
 async def admin_deliveries(
     _: Admin,
-    s: StoresDep,
+    s: Services,
     license_key: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
     recipient: Annotated[str | None, Query(min_length=1, max_length=320)] = None,
     status: Annotated[
@@ -313,19 +262,13 @@ async def admin_deliveries(
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> Any:
     """Operators' view (CONTRACT 2.3, 6.8), oldest first; `total` counts every match."""
-    query: dict[str, Any] = {}
-    if license_key:
-        query["license_keys"] = license_key
-    if recipient:
-        query.update(recipient_query(recipient))
-    if status:
-        query["status"] = status
-    if error:
-        query["error"] = error
-    docs = await s.deliveries.search(query, limit, offset)
+    criteria = DeliveryCriteria(
+        license_key=license_key, recipient=recipient, status=status, error=error
+    )
+    found = await s.deliveries.matching(criteria, limit, offset)
     return DeliveriesOut(
-        deliveries=[_delivery(d, with_recipient=True) for d in docs],
-        total=await s.deliveries.count(query),
+        deliveries=[_delivery(d, with_recipient=True) for d in found.records],
+        total=found.total,
     )
 
 
@@ -338,12 +281,11 @@ _UNSUBSCRIBED_PAGE = """<!DOCTYPE html>
 </body></html>"""
 
 
-async def _unsubscribe(token: str, request: Request, s: Stores) -> HTMLResponse:
-    secret = request.app.state.settings.unsubscribe_secret.get_secret_value().encode()
-    contact = unsubscribe_tokens.verify(token, secret)
+async def _unsubscribe(token: str, s: ApiServices) -> HTMLResponse:
+    contact = unsubscribe_tokens.verify(token, s.unsubscribe_secret)
     if contact is None:
         raise ApiError(400, "invalid_token", "this unsubscribe link is not valid")
-    await s.preferences.unsubscribe(contact, request.app.state.clock.now())
+    await s.preferences.unsubscribe(contact, s.clock.now())
     return HTMLResponse(_UNSUBSCRIBED_PAGE)
 
 
@@ -353,8 +295,8 @@ async def _unsubscribe(token: str, request: Request, s: Stores) -> HTMLResponse:
     tags=["public"],
     summary="signed link: stop reminders and other non-security e-mail for that contact",
 )
-async def unsubscribe(token: str, request: Request, s: StoresDep) -> HTMLResponse:
-    return await _unsubscribe(token, request, s)
+async def unsubscribe(token: str, s: Services) -> HTMLResponse:
+    return await _unsubscribe(token, s)
 
 
 @router.post(
@@ -363,5 +305,5 @@ async def unsubscribe(token: str, request: Request, s: StoresDep) -> HTMLRespons
     tags=["public"],
     summary="one-click unsubscribe (RFC 8058), same effect as the GET",
 )
-async def unsubscribe_one_click(token: str, request: Request, s: StoresDep) -> HTMLResponse:
-    return await _unsubscribe(token, request, s)
+async def unsubscribe_one_click(token: str, s: Services) -> HTMLResponse:
+    return await _unsubscribe(token, s)

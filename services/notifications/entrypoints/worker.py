@@ -12,12 +12,12 @@ import asyncio
 from chassis import logging as ck_logging
 from chassis.settings import load_settings
 from chassis.worker import run_worker
-from services.notifications.adapters.mongo import ensure_indexes
 from services.notifications.bootstrap import (
     CONSUMES,
     PRODUCES,
     build_background,
     build_processors,
+    ensure_indexes,
 )
 from services.notifications.config import Settings
 

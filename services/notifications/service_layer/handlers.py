@@ -8,7 +8,6 @@ same notification ids again, which the delivery store ignores.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
@@ -37,6 +36,18 @@ from services.notifications.domain.rules import (
     welcome_applies,
 )
 from services.notifications.service_layer.ports import Clock, Counters, Deliveries, Webhooks
+from shared.events import (
+    AdvisoryPublished,
+    CommissionLine,
+    CustomerSignInRequested,
+    DealState,
+    EntitlementAttributionChanged,
+    EntitlementContactConfirmationRequested,
+    EntitlementState,
+    NoticePublished,
+    PartnerState,
+    PartnerUpdated,
+)
 
 log = logging.getLogger(__name__)
 
@@ -69,22 +80,22 @@ class AdvisoryJobOpener(Protocol):
     ) -> str: ...
 
 
-def entitlement_of(data: Mapping[str, Any]) -> Entitlement:
-    """An `entitlement.*` event's data (as JSON) as the domain's entitlement."""
-    customer = data["customer"]
-    por = data.get("partner_of_record")
+def entitlement_of(state: EntitlementState) -> Entitlement:
+    """An `entitlement.*` event's data as the domain's entitlement."""
+    customer = state.customer
+    por = state.partner_of_record
     return Entitlement(
-        license_key=data["license_key"],
-        product=data["product"],
-        sku=data["sku"],
-        term_end=dt.date.fromisoformat(str(data["term_end"])),
+        license_key=state.license_key,
+        product=state.product,
+        sku=state.sku,
+        term_end=state.term_end,
         customer=Customer(
-            customer_id=customer["customer_id"],
-            org_name=customer["org_name"],
-            contact_name=customer.get("contact_name", ""),
-            email=customer["email"],
+            customer_id=customer.customer_id,
+            org_name=customer.org_name,
+            contact_name=customer.contact_name,
+            email=customer.email,
         ),
-        partner_of_record=por["partner_id"] if por else None,
+        partner_of_record=por.partner_id if por else None,
     )
 
 
@@ -131,55 +142,56 @@ class EventHandler:
         channels: Mapping[str, Sequence[Channel]],
         result: HandlerResult,
     ) -> list[PlannedDelivery]:
+        # The envelope's data is the model of its event type (`shared.envelope` checks
+        # that they fit): each branch narrows it, so the rules get typed events.
         envelope = inbound.envelope
         event_type = envelope.event_type
-        data = envelope.data.model_dump(mode="json")
-        if event_type in ("partner.created", "partner.updated"):
-            await self.projections.apply_partner(data, envelope.data.effective_at)
-            if event_type == "partner.updated" and tier_changed_applies(data):
-                partner_id = str(data["partner_id"])
+        data = envelope.data
+        if isinstance(data, PartnerState):  # partner.created, partner.updated
+            await self.projections.apply_partner(data.model_dump(mode="json"), data.effective_at)
+            if isinstance(data, PartnerUpdated) and tier_changed_applies(data):
                 return plan_tier_changed(
-                    data, envelope.occurred_at, channels.get(partner_id, ("email",))
+                    data, envelope.occurred_at, channels.get(data.partner_id, ("email",))
                 )
             return []
-        if event_type == "entitlement.contact_confirmation_requested":
+        if isinstance(data, EntitlementContactConfirmationRequested):
             # Not a state of the entitlement: nothing to project, one mail to send.
             return [plan_contact_confirmation(data, envelope.occurred_at)]
-        if event_type == "customer.sign_in_requested":
+        if isinstance(data, CustomerSignInRequested):
             # CONTRACT 6.2: one transactional mail; no projection, the token never logged.
             return [plan_customer_sign_in(data, envelope.occurred_at)]
-        if event_type.startswith("entitlement."):
+        if isinstance(data, EntitlementState):
             return await self._entitlement(inbound, data, channels, result)
-        if event_type in COMMISSION_TYPES:
-            partner_id = str(data["partner_id"])
+        if event_type in COMMISSION_TYPES and isinstance(data, CommissionLine):
             return plan_commission(
-                event_type, data, envelope.occurred_at, channels.get(partner_id, ("email",))
+                event_type, data, envelope.occurred_at, channels.get(data.partner_id, ("email",))
             )
-        if event_type in DEAL_DECISIONS:
-            partner_id = str(data["partner_id"])
+        if event_type in DEAL_DECISIONS and isinstance(data, DealState):
             return plan_deal_decided(
-                data, envelope.occurred_at, channels.get(partner_id, ("email",))
+                data, envelope.occurred_at, channels.get(data.partner_id, ("email",))
             )
-        if event_type == "advisory.published":
-            opened = await self.advisory_jobs.open(data, envelope.occurred_at)
+        if isinstance(data, AdvisoryPublished):
+            opened = await self.advisory_jobs.open(
+                data.model_dump(mode="json"), envelope.occurred_at
+            )
             if opened == "conflict":
                 result.reject(
                     inbound,
                     "advisory_conflict",
-                    f"advisory {data['advisory_id']} was published before with other content",
+                    f"advisory {data.advisory_id} was published before with other content",
                 )
             return []
-        if event_type == "notice.published":
+        if isinstance(data, NoticePublished):
             # Fanned out like an advisory, by the same resumable job (CONTRACT 6.6).
-            job_id = notice_key(str(data["notice_id"]))
+            job_id = notice_key(data.notice_id)
             opened = await self.advisory_jobs.open(
-                data, envelope.occurred_at, job_id=job_id, kind="notice"
+                data.model_dump(mode="json"), envelope.occurred_at, job_id=job_id, kind="notice"
             )
             if opened == "conflict":
                 result.reject(
                     inbound,
                     "notice_conflict",
-                    f"notice {data['notice_id']} was published before with other content",
+                    f"notice {data.notice_id} was published before with other content",
                 )
             return []
         # commission.payable / .paid, deal.submitted / .won / .expired: nothing to tell
@@ -188,15 +200,15 @@ class EventHandler:
     async def _entitlement(
         self,
         inbound: Inbound,
-        data: dict[str, Any],
+        data: EntitlementState,
         channels: Mapping[str, Sequence[Channel]],
         result: HandlerResult,
     ) -> list[PlannedDelivery]:
         envelope = inbound.envelope
         event_type = envelope.event_type
         entitlement = entitlement_of(data)
-        if event_type == "entitlement.attribution_changed":
-            previous = data.get("previous_partner_id")
+        if isinstance(data, EntitlementAttributionChanged):
+            previous = data.previous_partner_id
             if previous == entitlement.partner_of_record:
                 result.reject(
                     inbound,
@@ -204,12 +216,12 @@ class EventHandler:
                     "previous_partner_id equals the partner of record: nothing changed",
                 )
                 return []
-        await self.projections.apply_entitlement(data, envelope.occurred_at)
+        await self.projections.apply_entitlement(data.model_dump(mode="json"), envelope.occurred_at)
         if welcome_applies(event_type):
             return [plan_welcome(entitlement, envelope.occurred_at)]
-        if event_type == "entitlement.attribution_changed":
+        if isinstance(data, EntitlementAttributionChanged):
             return plan_attribution_changed(
-                entitlement, data.get("previous_partner_id"), envelope.occurred_at, channels
+                entitlement, data.previous_partner_id, envelope.occurred_at, channels
             )
         return []
 
@@ -226,10 +238,13 @@ def _partners_to_notify(batch: Sequence[Inbound]) -> set[str]:
         event_type = inbound.envelope.event_type
         # A commission line's beneficiary, a deal's partner, or a partner an evaluation
         # moved (tier_changed).
-        tier_changed = getattr(data, "tier_reason", None) == "evaluation"
-        if event_type in COMMISSION_TYPES or event_type in DEAL_DECISIONS or tier_changed:
+        if (
+            (isinstance(data, CommissionLine) and event_type in COMMISSION_TYPES)
+            or (isinstance(data, DealState) and event_type in DEAL_DECISIONS)
+            or (isinstance(data, PartnerUpdated) and tier_changed_applies(data))
+        ):
             partners.add(data.partner_id)
-        elif inbound.envelope.event_type == "entitlement.attribution_changed":
+        elif isinstance(data, EntitlementAttributionChanged):
             previous = data.previous_partner_id
             current = data.partner_of_record
             partners.update(p for p in (previous, current.partner_id if current else None) if p)

@@ -82,6 +82,54 @@ class Deliveries(Protocol):
     async def get(self, notification_id: str) -> DeliveryState | None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class DeliveryRecord:
+    """A line of the delivery log: a delivery record as the API shows it."""
+
+    notification_id: str
+    notification_type: str
+    channel: str
+    audience: str
+    status: str
+    attempts: int
+    error: str | None
+    error_detail: str | None
+    partner_scope: str | None
+    license_keys: list[str]
+    created_at: dt.datetime | None
+    finished_at: dt.datetime | None
+    recipient: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryCriteria:
+    """The operators' search (CONTRACT 2.3): every criterion given must match."""
+
+    license_key: str | None = None
+    recipient: str | None = None
+    """An e-mail address (any case) or a partner id."""
+    status: DeliveryStatus | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryPage:
+    records: list[DeliveryRecord]
+    total: int
+    """Every match, not only this page's."""
+
+
+class DeliveryLog(Protocol):
+    """Pages of delivery records, oldest first (the API's reads)."""
+
+    async def for_partner(self, partner_id: str, limit: int, offset: int) -> DeliveryPage:
+        """A partner's own deliveries: partner-facing records addressed to it."""
+
+    async def matching(
+        self, criteria: DeliveryCriteria, limit: int, offset: int
+    ) -> DeliveryPage: ...
+
+
 class Projections(Protocol):
     async def partners(self, partner_ids: Iterable[str]) -> dict[str, Partner]: ...
 
@@ -117,6 +165,11 @@ class WebhookSender(Protocol):
         self, url: str, secret: str, message_id: str, timestamp: dt.datetime, body: str
     ) -> None:
         """POST the signed body; DeliveryError unless the answer is 2xx."""
+
+
+class HostResolver(Protocol):
+    async def __call__(self, host: str, port: int) -> list[str]:
+        """The addresses `host` resolves to; none when it does not resolve."""
 
 
 class OutcomePublisher(Protocol):

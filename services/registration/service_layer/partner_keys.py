@@ -15,9 +15,8 @@ import datetime as dt
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
 
-from chassis.partner_audit import OPERATOR, AuditEntry
+from chassis.partner_audit import OPERATOR, AuditEntry, AuditLog
 from services.registration.domain.partner_keys import (
     CREATION_KEY_NAME,
     LAST_USED_GRANULARITY,
@@ -64,16 +63,6 @@ class PartnerKeyStore(abc.ABC):
     @abc.abstractmethod
     async def touch(self, key_id: str, at: dt.datetime, stale_before: dt.datetime) -> None:
         """Set `last_used_at` if it is older than `stale_before` (or unset)."""
-
-
-class AuditLog(Protocol):
-    """Port: the partner's audit trail (chassis.partner_audit.MongoPartnerAudit)."""
-
-    async def record(self, entry: AuditEntry) -> None: ...
-
-    async def for_partner(
-        self, partner_id: str, *, before: dt.datetime | None = None, limit: int = 100
-    ) -> list[AuditEntry]: ...
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from chassis.consumer import TransactionalProcessor
 from chassis.kafka import ensure_topics, make_producer
 from chassis.metrics import WorkerCounters
 from devkit.processes import free_port
-from services.notifications.adapters.mongo import ensure_indexes
+from services.notifications.adapters.indexes import ensure_indexes
 from services.notifications.bootstrap import CONSUMES, build_api, build_background, build_processors
 from services.notifications.config import Settings
 from shared import seller_code

@@ -7,14 +7,14 @@ import dataclasses
 import datetime as dt
 from typing import Any
 
-from services.notifications.adapters.mongo import (
-    DELIVERIES,
-    DELIVERY_OUTBOX,
-    MongoDeliveries,
-    ensure_indexes,
+from services.notifications.adapters.collections import DELIVERIES, DELIVERY_OUTBOX
+from services.notifications.adapters.deliveries import MongoDeliveries
+from services.notifications.adapters.delivery_log import (
+    MongoDeliveryLog,
     partner_log_query,
     recipient_query,
 )
+from services.notifications.adapters.indexes import ensure_indexes
 from services.notifications.domain.model import Customer
 from services.notifications.domain.rules import plan_advisory_digest, plan_security_advisory
 from tests.unit.notifications.builders import JANA, NORDLICHT, OCCURRED, entitlement
@@ -95,13 +95,14 @@ async def test_searches_by_address_and_by_partner(mongo_db: Any) -> None:
     await ensure_indexes(mongo_db)
     deliveries = MongoDeliveries(mongo_db)
     await deliveries.plan(advisory_plans(), NOW)
+    deliveries_log = MongoDeliveryLog(mongo_db)
 
-    by_address = await deliveries.search(recipient_query(" Jana@Mueller-Logistik.example "), 10)
+    by_address = await deliveries_log.search(recipient_query(" Jana@Mueller-Logistik.example "), 10)
     assert [d["recipient"] for d in by_address] == [JANA.email]
-    by_partner_id = await deliveries.search(recipient_query(NORDLICHT.partner_id), 10)
+    by_partner_id = await deliveries_log.search(recipient_query(NORDLICHT.partner_id), 10)
     assert [(d["audience"], d["type"]) for d in by_partner_id] == [
         ("partner", "advisory_partner_digest")
     ]
     log = partner_log_query(NORDLICHT.partner_id)
-    assert await deliveries.count(log) == 1
-    assert (await deliveries.search(log, 10))[0]["partner_id"] == NORDLICHT.partner_id
+    assert await deliveries_log.count(log) == 1
+    assert (await deliveries_log.search(log, 10))[0]["partner_id"] == NORDLICHT.partner_id

@@ -7,6 +7,7 @@ import datetime as dt
 
 from chassis.records import Inbound
 from services.notifications.service_layer.handlers import EventHandler, entitlement_of
+from shared.events import EntitlementUpdated
 from shared.examples import example_events
 from shared.topics import REGISTRATION_CUSTOMERS
 from tests.unit.notifications.fakes import (
@@ -52,7 +53,8 @@ def test_partners_with_access_are_not_the_partner_of_record() -> None:
     [envelope] = [e for _, e in example_events() if e.event_type == "entitlement.updated"]
     data = envelope.data.model_dump(mode="json")
     assert data["access"], "the example carries a partner with access"
-    projected = entitlement_of(data)
+    assert isinstance(envelope.data, EntitlementUpdated)
+    projected = entitlement_of(envelope.data)
     assert projected.partner_of_record == data["partner_of_record"]["partner_id"]
     assert data["access"][0]["partner_id"] != projected.partner_of_record
     assert data["access"][0]["partner_id"] not in repr(projected)

@@ -19,6 +19,7 @@ from services.notifications.domain.payloads import webhook_body
 from services.notifications.service_layer.handlers import EventHandler
 from services.notifications.service_layer.ports import WebhookConfig
 from shared.envelope import new_envelope
+from shared.events import DealApproved, DealRejected
 from shared.examples import example_events
 from shared.topics import REGISTRATION_DEALS
 from tests.unit.notifications.builders import ALPENTECH, NORDLICHT, OCCURRED, VENDOR
@@ -88,7 +89,7 @@ async def test_decisions_are_planned_for_the_deal_partner_by_mail_and_webhook() 
 
 
 def test_an_approval_says_until_when_the_deal_is_protected() -> None:
-    [plan] = rules.plan_deal_decided(DEAL, OCCURRED, ["email"])
+    [plan] = rules.plan_deal_decided(DealApproved.model_validate(DEAL), OCCURRED, ["email"])
     message = compose(plan, {NORDLICHT.partner_id: NORDLICHT}, VENDOR)
     rendered = RENDERER.render(message, advisory=None, unsubscribe_url=None)
     assert rendered.subject == "Deal D-0001 approved: secure-pro"
@@ -97,7 +98,9 @@ def test_an_approval_says_until_when_the_deal_is_protected() -> None:
 
 
 def test_a_conflict_rejection_names_nobody_in_mail_or_webhook() -> None:
-    [mail, hook] = rules.plan_deal_decided(rejected_for_conflict(), OCCURRED, ["email", "webhook"])
+    [mail, hook] = rules.plan_deal_decided(
+        DealRejected.model_validate(rejected_for_conflict()), OCCURRED, ["email", "webhook"]
+    )
     partners = {NORDLICHT.partner_id: NORDLICHT, ALPENTECH.partner_id: ALPENTECH}
     message = compose(mail, partners, VENDOR)
     rendered = RENDERER.render(message, advisory=None, unsubscribe_url=None)

@@ -254,7 +254,7 @@ async def test_a_permanent_smtp_refusal_is_not_retried(error: DeliveryError, sta
 async def test_partner_messages_wait_for_an_unknown_partner_and_skip_inactive_ones() -> None:
     world = World()
     stranger = dataclasses.replace(NORDLICHT, partner_id="P-NEW99")
-    line = {**commission_line(), "partner_id": stranger.partner_id}
+    line = commission_line().model_copy(update={"partner_id": stranger.partner_id})
     waiting = rules.plan_commission("commission.accrued", line, OCCURRED, ["email"])[0]
     await world.deliveries.plan([waiting], NOW)
     await world.dispatcher.run_once()

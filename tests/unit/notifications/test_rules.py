@@ -10,6 +10,7 @@ import pytest
 from services.notifications.domain import rules
 from services.notifications.domain.messages import UnknownPartner, compose
 from services.notifications.domain.model import CUSTOMER_TYPES, NOTIFICATION_TYPES, PARTNER_TYPES
+from shared.events import CommissionLine
 from tests.unit.notifications.builders import (
     ALPENTECH,
     JANA,
@@ -23,24 +24,28 @@ PARTNERS = {p.partner_id: p for p in (NORDLICHT, ALPENTECH)}
 AS_OF = dt.date(2027, 10, 11)  # 90 days before 2028-01-09
 
 
-def commission_line(role: str = "partner_of_record", amount: int = 18519) -> dict[str, object]:
-    return {
-        "line_id": "6d1c5a4e-0000-5000-8000-000000000001",
-        "partner_id": NORDLICHT.partner_id,
-        "role": role,
-        "order_id": "WEB-100017",
-        "line_ref": "1",
-        "license_key": "LK-5F2A-0001",
-        "refund_id": None if amount >= 0 else "RF-1",
-        "kind": "renewal",
-        "tier": "gold",
-        "base_amount_minor": 123457,
-        "rate_bps": 1500,
-        "amount_minor": amount,
-        "currency": "EUR",
-        "status": "accrued",
-        "payable_at": "2027-02-04T10:00:00Z",
-    }
+def commission_line(role: str = "partner_of_record", amount: int = 18519) -> CommissionLine:
+    return CommissionLine.model_validate(
+        {
+            "line_id": "6d1c5a4e-0000-5000-8000-000000000001",
+            "partner_id": NORDLICHT.partner_id,
+            "role": role,
+            "order_id": "WEB-100017",
+            "line_ref": "1",
+            "license_key": "LK-5F2A-0001",
+            "refund_id": None if amount >= 0 else "RF-1",
+            "kind": "renewal",
+            "tier": "gold",
+            "base_amount_minor": 123457,
+            "rate_bps": 1500,
+            "amount_minor": amount,
+            "currency": "EUR",
+            "status": "accrued",
+            "payable_at": "2027-02-04T10:00:00Z",
+            "rate_table_version": 1,
+            "occurred_at": "2027-01-05T10:00:00Z",
+        }
+    )
 
 
 def test_every_type_has_one_audience() -> None:

@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from services.notifications.adapters.smtp import SmtpSender, email_bytes
+from services.notifications.adapters.mime import email_bytes
+from services.notifications.adapters.smtp import SmtpSender
 from services.notifications.service_layer.ports import DeliveryError, OutgoingEmail
 
 

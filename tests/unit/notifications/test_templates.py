@@ -11,6 +11,12 @@ from services.notifications.adapters.rendering import Renderer
 from services.notifications.domain import rules
 from services.notifications.domain.messages import compose
 from services.notifications.domain.model import NOTICE_TYPES, NOTIFICATION_TYPES, PlannedDelivery
+from shared.events import (
+    CustomerSignInRequested,
+    DealApproved,
+    EntitlementContactConfirmationRequested,
+    PartnerUpdated,
+)
 from tests.unit.notifications.builders import ALPENTECH, NORDLICHT, OCCURRED, VENDOR, entitlement
 from tests.unit.notifications.test_isolation import ADVISORY
 from tests.unit.notifications.test_rules import AS_OF, commission_line
@@ -67,6 +73,8 @@ DEAL = {
     "order_id": None,
 }
 UNSUBSCRIBE = "https://notify.vendor.example/v1/unsubscribe/abc.def"
+CONFIRMATION_EVENT = EntitlementContactConfirmationRequested.model_validate(CONFIRMATION)
+SIGN_IN_EVENT = CustomerSignInRequested.model_validate(SIGN_IN)
 
 
 def plan_of(kind: str) -> PlannedDelivery:
@@ -94,15 +102,27 @@ def plan_of(kind: str) -> PlannedDelivery:
         "attribution_changed": rules.plan_attribution_changed(
             mine, ALPENTECH.partner_id, OCCURRED, {}
         )[1:],
-        "contact_confirmation": [rules.plan_contact_confirmation(CONFIRMATION, OCCURRED)],
-        "deal_decided": rules.plan_deal_decided(DEAL, OCCURRED, ["email"]),
-        "customer_sign_in": [rules.plan_customer_sign_in(SIGN_IN, OCCURRED)],
+        "contact_confirmation": [rules.plan_contact_confirmation(CONFIRMATION_EVENT, OCCURRED)],
+        "deal_decided": rules.plan_deal_decided(
+            DealApproved.model_validate(DEAL), OCCURRED, ["email"]
+        ),
+        "customer_sign_in": [rules.plan_customer_sign_in(SIGN_IN_EVENT, OCCURRED)],
         "tier_changed": rules.plan_tier_changed(
-            {
-                "partner_id": NORDLICHT.partner_id,
-                "tier": "gold",
-                "effective_at": "2027-01-01T23:59:59.999Z",
-            },
+            PartnerUpdated.model_validate(
+                {
+                    "partner_id": NORDLICHT.partner_id,
+                    "display_name": NORDLICHT.display_name,
+                    "legal_name": NORDLICHT.legal_name,
+                    "type": "var",
+                    "tier": "gold",
+                    "status": "active",
+                    "contact_email": NORDLICHT.contact_email,
+                    "co_brand_customer_messages": False,
+                    "seller_code": "7K3M-9QXF",
+                    "effective_at": "2027-01-01T23:59:59.999Z",
+                    "tier_reason": "evaluation",
+                }
+            ),
             OCCURRED,
             ["email"],
         ),
@@ -201,7 +221,7 @@ def test_html_escapes_what_partners_and_customers_typed() -> None:
 def test_the_contact_confirmation_goes_to_checkouts_contact_with_a_one_time_link() -> None:
     """CONTRACT 6.9: vendor-branded, naming no partner, whatever the licence's PoR; the
     token rides in the link's fragment, so no server on the way logs it."""
-    plan = rules.plan_contact_confirmation(CONFIRMATION, OCCURRED)
+    plan = rules.plan_contact_confirmation(CONFIRMATION_EVENT, OCCURRED)
     assert (plan.audience, plan.recipient) == ("customer", "jana@mueller-logistik.example")
     assert plan.partner_scope is None and CONTACT_TOKEN not in plan.notification_id
     assert not rules.honours_unsubscribe(plan.type)
@@ -218,7 +238,7 @@ def test_the_contact_confirmation_goes_to_checkouts_contact_with_a_one_time_link
 def test_the_sign_in_link_is_vendor_branded_names_no_partner_and_ignores_unsubscribe() -> None:
     """CONTRACT 6.2: transactional, vendor-branded, naming no partner; the token rides in
     the fragment of the portal's sign-in page and never in the id or the subject."""
-    plan = rules.plan_customer_sign_in(SIGN_IN, OCCURRED)
+    plan = rules.plan_customer_sign_in(SIGN_IN_EVENT, OCCURRED)
     assert (plan.audience, plan.recipient) == ("customer", "jana@mueller-logistik.example")
     assert plan.partner_scope is None and plan.entitlements == ()
     assert SIGN_IN_TOKEN not in plan.notification_id

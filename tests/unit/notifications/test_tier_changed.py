@@ -80,7 +80,7 @@ async def test_other_partner_updates_tell_nothing() -> None:
 
 def test_both_channels_when_a_webhook_is_set() -> None:
     plans = rules.plan_tier_changed(
-        {**PARTNER, "tier_reason": "evaluation"},
+        PartnerUpdated.model_validate({**PARTNER, "tier_reason": "evaluation"}),
         dt.datetime(2027, 1, 2, tzinfo=dt.UTC),
         rules.partner_channels(True),
     )
