@@ -185,6 +185,27 @@ in the same run, bench/_floors.py).
   outcomes instead of marking records (a lease epoch on the planner's fresh batch
   skips the due read), and shard the dispatcher lease by a hash of the notification
   id so each replica dispatches its share.
+- **Tried (2026-12-04): the due queue apart, outcomes appended.** Per sent message
+  the settle became one appended outcome plus the delete of a small queue entry,
+  instead of a rewrite of the record (prototype, not merged: branch `h20n-proto`).
+  It cut the database's CPU per message by about a quarter: 1.65 -> 1.25 ms at 10k
+  messages, 1.47 -> 1.12 ms at 1k (medians of 3 alternating runs, load average
+  11-14 on the 2 cores). The ratio to the floor did not move (0.20 -> 0.15 at 10k,
+  inside the noise: the floor alone ranged 123-772 messages/s between runs): a
+  queue entry costs an insert, a read and a delete, and the records must then be
+  fetched by id, which takes back most of what the skipped rewrite saves. What the
+  probe found about the embedded database: a rewrite costs 2.6-4.5 ms a document
+  whatever its indexes or size, a delete by id 0.8-2.4 ms, an append 0.14-0.64 ms;
+  every statement is its own commit; and an `_id $in` list costs in proportion to
+  its length squared (512 ids in one read: 0.3-0.5 s). So the change pays only when
+  nothing but appends stays on the hot path, which takes the other two steps: the
+  planner's fresh batch handed to the dispatcher under a lease epoch (no queue
+  entry, no due read), and a delivery's status derived from its outcome on every
+  read path (partner and recipient logs, admin search, portal, metrics). The
+  second changes what readers of `deliveries.status` see: a schema change with a
+  migration. Until both are built the records keep their marks. Wall time is the other half: at 10k all processes
+  together spend 2.5-3.5 ms of CPU a message against ~10 ms of wall time, so the
+  dispatcher waits more than it works (one wave in flight at a time).
 """
 
 
