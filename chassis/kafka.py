@@ -13,7 +13,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 
-from shared.topics import redact_sensitive
+from shared.topics import DLQ_SUFFIX, dlq_name, redact_sensitive
 
 log = logging.getLogger(__name__)
 
@@ -145,8 +145,8 @@ async def ensure_topics(
     wanted: list[str] = []
     for topic in topics:
         wanted.append(topic)
-        if with_dlq and not topic.endswith(".dlq"):
-            wanted.append(f"{topic}.dlq")
+        if with_dlq and not topic.endswith(DLQ_SUFFIX):
+            wanted.append(dlq_name(topic))
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
     deadline = asyncio.get_running_loop().time() + timeout_s
     while True:

@@ -18,6 +18,7 @@ from chassis.kafka import make_producer
 from chassis.metrics import WorkerCounters
 from chassis.partner_audit import MongoPartnerAudit
 from chassis.partner_keys import RegistrationKeyIntrospector
+from chassis.retry import retry_until_ready
 from chassis.worker import BackgroundTask, ProcessorFactory, instance_id, static_member_id
 from services.notifications.adapters.mongo import ensure_indexes
 from services.notifications.adapters.outcomes import KafkaOutcomePublisher
@@ -38,20 +39,30 @@ from services.notifications.service_layer.ports import (
     SystemClock,
     WebhookSender,
 )
+from shared.topics import (
+    COMMISSIONS_LEDGER,
+    NOTIFICATIONS_DELIVERIES,
+    REGISTRATION_CUSTOMERS,
+    REGISTRATION_DEALS,
+    REGISTRATION_ENTITLEMENTS,
+    REGISTRATION_PARTNERS,
+    VENDOR_ADVISORIES,
+    VENDOR_NOTICES,
+)
 
 log = logging.getLogger(__name__)
 
 CONSUMES = [
-    "registration.partners.v1",
-    "registration.entitlements.v1",
-    "vendor.advisories.v1",
-    "vendor.notices.v1",
-    "commissions.ledger.v1",
-    "registration.deals.v1",
+    REGISTRATION_PARTNERS,
+    REGISTRATION_ENTITLEMENTS,
+    VENDOR_ADVISORIES,
+    VENDOR_NOTICES,
+    COMMISSIONS_LEDGER,
+    REGISTRATION_DEALS,
     # Sensitive (CONTRACT 6.2): sign-in tokens; notifications is its only reader.
-    "registration.customers.v1",
+    REGISTRATION_CUSTOMERS,
 ]
-DELIVERIES_TOPIC = "notifications.deliveries.v1"
+DELIVERIES_TOPIC = NOTIFICATIONS_DELIVERIES
 PRODUCES = [DELIVERIES_TOPIC]
 DESCRIPTION = (
     "Welcome mails, renewal reminders, partner alerts, security advisories "
@@ -102,10 +113,8 @@ def build_api(
         app.state.clock = clock or SystemClock()
         app.state.secret_box = secret_box_of(settings)
         app.state.api_counters = WorkerCounters()
-        app.state.index_task = asyncio.create_task(_ensure_indexes_soon(app.state.db))
 
     async def shutdown(app: FastAPI) -> None:
-        app.state.index_task.cancel()
         if owned is not None:
             await owned.close()
 
@@ -116,26 +125,25 @@ def build_api(
         topics=[*CONSUMES, *PRODUCES],
         on_startup=startup,
         on_shutdown=shutdown,
+        prepare=prepare_api,
     )
     app.include_router(router)
     app.include_router(partner_audit.router)
     return app
 
 
-async def _ensure_indexes_soon(db: AsyncDatabase[dict[str, Any]]) -> None:
-    delay = 0.5
-    while True:
-        try:
-            await ensure_indexes(db)
-            await MongoPartnerAudit(db).ensure_indexes()
-            return
-        except Exception as error:  # the database may still be starting
-            log.warning("index creation failed; retrying", extra={"error": type(error).__name__})
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 10.0)
+async def prepare_api(db: AsyncDatabase[dict[str, Any]]) -> None:
+    """The delivery log, settings and searches the routes read, and the partner audit."""
+    await ensure_indexes(db)
+    await MongoPartnerAudit(db).ensure_indexes()
 
 
 # --- worker ---------------------------------------------------------------------------------
+
+
+async def prepare_worker(db: AsyncDatabase[dict[str, Any]]) -> None:
+    """The projections, deliveries, webhooks, jobs and leases the stream and sends write."""
+    await ensure_indexes(db)
 
 
 def build_processors(
@@ -197,7 +205,7 @@ def build_background(
     the_clock = clock or SystemClock()
 
     async def background(db: AsyncDatabase[dict[str, Any]], counters: WorkerCounters) -> None:
-        stores = Stores.over(db)  # indexes: `ensure_indexes`, the worker's `prepare` step
+        stores = Stores.over(db)  # indexes: `prepare_worker`, run before this starts
         producer = make_producer(settings.kafka_bootstrap)
         smtp = email_sender or SmtpSender(
             host=settings.smtp_host,
@@ -215,14 +223,8 @@ def build_background(
             allow_loopback=settings.webhook_allow_loopback,
         )
         try:
-            while not stop.is_set():
-                try:
-                    await producer.start()
-                    break
-                except Exception as error:
-                    log.warning("broker not reachable yet", extra={"error": type(error).__name__})
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(stop.wait(), 2)
+            if not await retry_until_ready("starting the producer", producer.start, stop=stop):
+                return
             dispatcher = Dispatcher(
                 deliveries=stores.deliveries,
                 projections=stores.projections,
