@@ -133,7 +133,7 @@ def build_api(
 
 
 async def prepare_api(db: AsyncDatabase[dict[str, Any]]) -> None:
-    """The delivery log, settings and searches the routes read, and the partner audit."""
+    """The stores the routes read and write (`ensure_indexes`), and the partner audit."""
     await ensure_indexes(db)
     await MongoPartnerAudit(db).ensure_indexes()
 
@@ -142,7 +142,7 @@ async def prepare_api(db: AsyncDatabase[dict[str, Any]]) -> None:
 
 
 async def prepare_worker(db: AsyncDatabase[dict[str, Any]]) -> None:
-    """The projections, deliveries, webhooks, jobs and leases the stream and sends write."""
+    """The stores the stream handler and the dispatcher write (`ensure_indexes`)."""
     await ensure_indexes(db)
 
 
