@@ -17,12 +17,12 @@ from pymongo.asynchronous.database import AsyncDatabase
 from chassis.auth import PartnerKeyResolver
 from chassis.consumer import TransactionalProcessor
 from chassis.http import create_app
+from chassis.lease import MongoLease
 from chassis.metrics import WorkerCounters
 from chassis.partner_keys import RegistrationKeyIntrospector
 from chassis.worker import BackgroundTask, ProcessorFactory, instance_id
 from services.commissions.adapters.kafka import KafkaLedgerPublisher, KafkaPublishedHorizon
 from services.commissions.adapters.mongo import (
-    MongoLease,
     MongoOrderLines,
     MongoOutbox,
     MongoRateTables,
@@ -40,7 +40,7 @@ from services.commissions.service_layer.lifecycle import LedgerLifecycle, payabl
 from services.commissions.service_layer.ports import Clock, PublishedHorizon
 from services.commissions.service_layer.queries import LedgerQueries
 from services.commissions.service_layer.rate_tables import RateTables
-from services.commissions.service_layer.relay import relay_forever
+from services.commissions.service_layer.relay import LEASE_TTL, relay_forever
 from shared.topics import CHECKOUT_REFUNDS, REGISTRATION_ENTITLEMENTS
 
 log = logging.getLogger(__name__)
@@ -214,10 +214,10 @@ def build_background(settings: Settings, clock: Clock = utc_now) -> list[Backgro
 
         return relay_forever(
             outbox=MongoOutbox(db),
-            lease=MongoLease(db, settings.outbox_relay_id),
+            lease=MongoLease(
+                db, settings.outbox_relay_id, owner=holder, ttl=LEASE_TTL, clock=clock
+            ),
             publisher_factory=publisher,
-            holder=holder,
-            clock=clock,
             interval_s=settings.relay_interval_seconds,
             counters=counters,
         )

@@ -8,6 +8,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from chassis.settings import ServiceSettings
+from shared.calendar import ATTRIBUTION_WINDOW_MONTHS
 from shared.money import is_currency
 from shared.topics import CHECKOUT_REFUNDS, COMMISSIONS_LEDGER, REGISTRATION_ENTITLEMENTS
 
@@ -19,7 +20,7 @@ class Settings(ServiceSettings):
     port: int = Field(8002, validation_alias="COMMISSIONS_PORT", ge=1, le=65535)
     mongo_db: str = Field("channelkeep_commissions", validation_alias="COMMISSIONS_MONGO_DB")
     hold_days: int = Field(30, ge=0)
-    attribution_window_months: int = Field(36, ge=1)
+    attribution_window_months: int = Field(ATTRIBUTION_WINDOW_MONTHS, ge=1)
     payables_run_hour_utc: int = Field(2, ge=0, le=23, description="daily payables job")
     # Topic names default to the contract's; tests and benchmarks point them at fresh topics.
     entitlements_topic: str = Field(

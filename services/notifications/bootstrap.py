@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -15,6 +16,7 @@ from chassis.auth import PartnerKeyResolver
 from chassis.consumer import TransactionalProcessor
 from chassis.http import create_app
 from chassis.kafka import make_producer
+from chassis.lease import MongoLease
 from chassis.metrics import WorkerCounters
 from chassis.partner_audit import MongoPartnerAudit
 from chassis.partner_keys import RegistrationKeyIntrospector
@@ -278,23 +280,27 @@ def build_background(
             async def dispatch_step() -> bool:
                 return await dispatcher.run_once() > 0
 
-            common: dict[str, Any] = {
-                "leases": stores.leases,
-                "owner": owner or instance_id(settings),
-                "clock": the_clock,
-                "counters": counters,
-                "stop": stop,
-                "lease_seconds": settings.lease_seconds,
-            }
+            def lease(name: str) -> MongoLease:
+                return MongoLease(
+                    db,
+                    name,
+                    owner=owner or instance_id(settings),
+                    ttl=dt.timedelta(seconds=settings.lease_seconds),
+                    clock=the_clock.now,
+                )
+
+            common: dict[str, Any] = {"counters": counters, "stop": stop}
             await asyncio.gather(
                 run_as_leader(
-                    "dispatcher",
+                    lease("dispatcher"),
                     dispatch_step,
                     idle_seconds=settings.dispatch_idle_seconds,
                     **common,
                 ),
-                run_as_leader("advisory-fanout", fanout.step, idle_seconds=1.0, **common),
-                run_as_leader("reminder-scheduler", scheduler.step, idle_seconds=60.0, **common),
+                run_as_leader(lease("advisory-fanout"), fanout.step, idle_seconds=1.0, **common),
+                run_as_leader(
+                    lease("reminder-scheduler"), scheduler.step, idle_seconds=60.0, **common
+                ),
             )
         finally:
             with contextlib.suppress(Exception):

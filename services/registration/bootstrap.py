@@ -16,25 +16,27 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from chassis.consumer import TransactionalProcessor
 from chassis.http import create_app
+from chassis.lease import MongoLease
 from chassis.metrics import WorkerCounters
 from chassis.partner_audit import MongoPartnerAudit
 from chassis.worker import BackgroundTask, ProcessorFactory, static_member_id
-from services.registration.adapters.leases import MongoLease
 from services.registration.adapters.mongo import MongoUnitOfWork, ensure_indexes
 from services.registration.adapters.mongo_customers import (
     MongoCustomerStore,
     ensure_customer_indexes,
 )
+from services.registration.adapters.outbox import LEASES as OUTBOX_LEASES
 from services.registration.adapters.outbox import OutboxRelay
 from services.registration.adapters.partner_keys import MongoPartnerKeyStore
-from services.registration.adapters.tiers import MongoLeases, MongoTierStore, ensure_tier_indexes
+from services.registration.adapters.tiers import LEASES as TIER_LEASES
+from services.registration.adapters.tiers import MongoTierStore, ensure_tier_indexes
 from services.registration.config import Settings
 from services.registration.entrypoints.customer_dependencies import CustomerSelfService
 from services.registration.entrypoints.dependencies import Services
 from services.registration.entrypoints.routes import install as routes
 from services.registration.service_layer.admission import Admission
 from services.registration.service_layer.customers import CustomerService, CustomerStore
-from services.registration.service_layer.deal_expiry import run_deal_expiry
+from services.registration.service_layer.deal_expiry import lease_ttl, run_deal_expiry
 from services.registration.service_layer.deals import DealService
 from services.registration.service_layer.entitlements import EntitlementService
 from services.registration.service_layer.handlers import OrderStreamHandler
@@ -47,7 +49,12 @@ from services.registration.service_layer.partner_keys import (
 from services.registration.service_layer.partners import PartnerService
 from services.registration.service_layer.rate_limit import TokenBucketLimiter
 from services.registration.service_layer.registrations import RegistrationService
-from services.registration.service_layer.tier_schedule import DailyTierEvaluation, run_daily
+from services.registration.service_layer.tier_schedule import (
+    LEASE,
+    LEASE_TTL,
+    DailyTierEvaluation,
+    run_daily,
+)
 from services.registration.service_layer.tiers import TierService, TierStore
 from services.registration.service_layer.unit_of_work import Clock, UnitOfWorkFactory
 from shared.topics import (
@@ -190,7 +197,14 @@ def build_api(settings: Settings, *, clock: Clock = utc_now, run_relay: bool = T
                 asyncio.create_task(
                     run_deal_expiry(
                         deals,
-                        MongoLease(db, "deal-expiry", owner=relay_owner),
+                        MongoLease(
+                            db,
+                            "deal-expiry",
+                            owner=relay_owner,
+                            ttl=lease_ttl(settings.deal_expiry_interval_seconds),
+                            clock=clock,
+                            collection=OUTBOX_LEASES,
+                        ),
                         clock,
                         interval_s=settings.deal_expiry_interval_seconds,
                     ),
@@ -295,9 +309,14 @@ def tier_schedule(
         )
         await run_daily(
             schedule,
-            MongoLeases(db),
-            owner=f"{socket.gethostname()}-{os.getpid()}",
-            clock=clock,
+            MongoLease(
+                db,
+                LEASE,
+                owner=f"{socket.gethostname()}-{os.getpid()}",
+                ttl=LEASE_TTL,
+                clock=clock,
+                collection=TIER_LEASES,
+            ),
             stop=stopped,
         )
 

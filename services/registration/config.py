@@ -7,6 +7,7 @@ from typing import ClassVar, Self
 from pydantic import Field, SecretStr, model_validator
 
 from chassis.settings import ServiceSettings
+from shared.calendar import ATTRIBUTION_WINDOW_MONTHS
 
 
 class Settings(ServiceSettings):
@@ -23,7 +24,7 @@ class Settings(ServiceSettings):
     customer_session_hours: int = Field(12, ge=1, le=24 * 30)
     customer_sign_ins_per_minute: int = Field(10, ge=1)
     customer_sign_ins_per_address_per_hour: int = Field(5, ge=1)
-    attribution_window_months: int = Field(36, ge=1)
+    attribution_window_months: int = Field(ATTRIBUTION_WINDOW_MONTHS, ge=1)
     # CONTRACT 6.3: how long an approved deal protects (partner, customer, product).
     deal_protection_days: int = Field(90, ge=1, le=3650)
     # Products a deal may name besides those checkout has sold (any entitlement's);

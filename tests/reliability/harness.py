@@ -223,9 +223,18 @@ class Read:
 
 
 async def read_topic(
-    bootstrap: str, topic: str, *, until: Any = None, wait_s: float = 30.0
+    bootstrap: str,
+    topic: str,
+    *,
+    until: Any = None,
+    wait_s: float = 30.0,
+    idle_s: float = 0.0,
 ) -> list[Read]:
-    """Everything on `topic` (read_committed), until `until(records)` holds or `wait_s` pass."""
+    """Everything on `topic` (read_committed), until `until(records)` holds or `wait_s` pass.
+
+    With `idle_s`, the wait goes on past `wait_s` for as long as records keep arriving,
+    ending `idle_s` after the last one: on a loaded machine a backlog still being worked
+    off is slow, not lost, and a fixed wait would report it as lost."""
     consumer = AIOKafkaConsumer(
         topic,
         bootstrap_servers=bootstrap,
@@ -246,6 +255,8 @@ async def read_topic(
                 for r in records:
                     headers = {k: bytes(v).decode("utf-8", "replace") for k, v in r.headers or ()}
                     out.append(Read(topic, r.key, r.value or b"", headers))
+            if batches and idle_s:
+                deadline = max(deadline, loop.time() + idle_s)
             if until is not None and until(out):
                 break
     finally:

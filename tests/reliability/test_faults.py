@@ -333,6 +333,7 @@ def run_faults(live: Live, plan: Plan) -> dict[str, Any]:
                 sum(b"order_applied" in r.value and tag.encode() in r.value for r in rs) >= lines
             ),
             wait_s=max(120.0, plan.orders / 20),
+            idle_s=180.0,
         )
     )
     applied = [
@@ -348,6 +349,7 @@ def run_faults(live: Live, plan: Plan) -> dict[str, Any]:
             "commissions.ledger.v1",
             until=lambda rs: sum(tag.encode() in r.value for r in rs) >= len(expected),
             wait_s=max(120.0, plan.orders / 20),
+            idle_s=180.0,
         )
     )
     time.sleep(2)

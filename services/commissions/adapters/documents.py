@@ -14,7 +14,7 @@ from bson import Binary
 
 from services.commissions.domain.decisions import (
     Beneficiary,
-    Decision,
+    CommissionDecision,
     OrderApplied,
     ParentAtOrder,
     PartnerAtOrder,
@@ -25,7 +25,7 @@ from services.commissions.domain.order_line import (
     OrderLineKey,
     RawRecord,
     RefundEntry,
-    RefundIssued,
+    RefundToApply,
     Rejection,
     Source,
 )
@@ -150,7 +150,7 @@ def _order_from(doc: Doc) -> OrderApplied:
     )
 
 
-def _decision_doc(decision: Decision) -> Doc:
+def _decision_doc(decision: CommissionDecision) -> Doc:
     return {
         "granted": decision.granted,
         "reason": decision.reason,
@@ -165,8 +165,8 @@ def _decision_doc(decision: Decision) -> Doc:
     }
 
 
-def _decision_from(doc: Doc) -> Decision:
-    return Decision(
+def _decision_from(doc: Doc) -> CommissionDecision:
+    return CommissionDecision(
         reason=doc["reason"],
         partner_id=doc["partner_id"],
         rate_table_version=doc["rate_table_version"],
@@ -281,7 +281,7 @@ def _refund_doc(entry: RefundEntry, source_index: int) -> Doc:
 
 def _refund_from(doc: Doc, sources: list[Source], key: OrderLineKey) -> RefundEntry:
     return RefundEntry(
-        refund=RefundIssued(
+        refund=RefundToApply(
             refund_id=doc["refund_id"],
             order_id=key.order_id,
             line_id=key.line_id,

@@ -17,7 +17,8 @@ Collections (database `COMMISSIONS_MONGO_DB`):
 - `rate_overrides`: `_id = "<version>/<position>"`, one document per entry of a PUT.
 - Adjustments are order-line documents too, `_id = "adjustment/<Idempotency-Key>"`,
   inserted with their partner reference and outbox message in one transaction.
-- `outbox`, `counters`, `leases`: the transactional outbox of API-made transitions.
+- `outbox`, `counters`: the transactional outbox of API-made transitions; `leases`: the
+  relay's lease (chassis.lease).
 """
 
 from __future__ import annotations
@@ -60,7 +61,6 @@ RATE_TABLES: Final = "rate_tables"
 RATE_OVERRIDES: Final = "rate_overrides"
 OUTBOX: Final = "outbox"
 COUNTERS: Final = "counters"
-LEASES: Final = "leases"
 
 # The embedded database answers large $in lists slowly; chunks keep lookups linear.
 IN_CHUNK: Final = 100
@@ -387,28 +387,3 @@ class MongoOutbox:
         await self._coll.update_many(
             {"_id": {"$lte": up_to_seq}, "published": False}, {"$set": {"published": True}}
         )
-
-
-class MongoLease:
-    """A named lease: one holder at a time until it expires (the relay's single runner)."""
-
-    def __init__(self, db: Db, name: str) -> None:
-        self._coll = db[LEASES]
-        self._name = name
-
-    async def acquire(self, holder: str, now: dt.datetime, ttl: dt.timedelta) -> bool:
-        until = now + ttl
-        result = await self._coll.update_one(
-            {"_id": self._name, "$or": [{"holder": holder}, {"until": {"$lt": now}}]},
-            {"$set": {"holder": holder, "until": until}},
-        )
-        if result.matched_count:
-            return True
-        try:
-            await self._coll.insert_one({"_id": self._name, "holder": holder, "until": until})
-        except DuplicateKeyError:
-            return False
-        return True
-
-    async def release(self, holder: str) -> None:
-        await self._coll.delete_one({"_id": self._name, "holder": holder})

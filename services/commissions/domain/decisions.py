@@ -6,8 +6,8 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
-from services.commissions.domain.periods import add_calendar_months
 from services.commissions.domain.rates import RateBook
+from shared.calendar import ATTRIBUTION_WINDOW_MONTHS, in_attribution_window
 from shared.events import (
     CommissionRole,
     LineKind,
@@ -35,7 +35,7 @@ class Policy:
     """The contract's tunables: HOLD_DAYS and ATTRIBUTION_WINDOW_MONTHS."""
 
     hold_days: int = 30
-    attribution_window_months: int = 36
+    attribution_window_months: int = ATTRIBUTION_WINDOW_MONTHS
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +89,7 @@ class Beneficiary:
 
 
 @dataclass(frozen=True, slots=True)
-class Decision:
+class CommissionDecision:
     """Granted with its beneficiaries, or denied with the contract's reason code."""
 
     reason: DenialReason | None
@@ -107,25 +107,23 @@ def commission_minor(base_minor: int, rate_bps: int) -> int:
     return round_half_even(base_minor * rate_bps, BPS_DENOMINATOR)
 
 
-def attribution_ends(since: dt.datetime, policy: Policy) -> dt.datetime:
-    return add_calendar_months(since, policy.attribution_window_months)
-
-
-def decide(order: OrderApplied, rates: RateBook, policy: Policy) -> Decision:
+def decide_commission(order: OrderApplied, rates: RateBook, policy: Policy) -> CommissionDecision:
     """Exactly one decision per order line; checks in the contract's order."""
     partner = order.partner
     if order.sales_channel == "partner":
-        return Decision("partner_channel_sale", partner.partner_id if partner else None)
+        return CommissionDecision("partner_channel_sale", partner.partner_id if partner else None)
     if partner is None:
-        return Decision("no_partner_of_record", None)
+        return CommissionDecision("no_partner_of_record", None)
     if partner.status != "active":
-        return Decision("partner_inactive", partner.partner_id)
-    if order.occurred_at >= attribution_ends(partner.since, policy):
-        return Decision("attribution_expired", partner.partner_id)
+        return CommissionDecision("partner_inactive", partner.partner_id)
+    if not in_attribution_window(
+        partner.since, order.occurred_at, policy.attribution_window_months
+    ):
+        return CommissionDecision("attribution_expired", partner.partner_id)
     if order.net_amount_minor == 0:
-        return Decision("zero_amount", partner.partner_id)
+        return CommissionDecision("zero_amount", partner.partner_id)
     if order.customer_id in partner.customer_ids:
-        return Decision("self_purchase", partner.partner_id)
+        return CommissionDecision("self_purchase", partner.partner_id)
     rate = rates.rate(
         partner.partner_id, order.product, partner.tier, order.kind, order.occurred_at
     )
@@ -155,4 +153,4 @@ def decide(order: OrderApplied, rates: RateBook, policy: Policy) -> Decision:
                 commission_minor(order.net_amount_minor, override),
             )
         )
-    return Decision(None, partner.partner_id, table.version, tuple(beneficiaries))
+    return CommissionDecision(None, partner.partner_id, table.version, tuple(beneficiaries))

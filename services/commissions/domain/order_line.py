@@ -16,11 +16,16 @@ from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from typing import Literal, NamedTuple
 
-from services.commissions.domain.decisions import Decision, OrderApplied, Policy, decide
-from services.commissions.domain.ids import clawback_line_id, commission_line_id
+from services.commissions.domain.decisions import (
+    CommissionDecision,
+    OrderApplied,
+    Policy,
+    decide_commission,
+)
 from services.commissions.domain.periods import Month
 from services.commissions.domain.rates import RateBook
 from shared.events import CommissionRole, CommissionStatus, LineKind, PartnerTier, RateSource
+from shared.ids import clawback_line_id, commission_line_id
 from shared.money import round_half_even
 
 RejectionReason = Literal[
@@ -59,7 +64,9 @@ class RawRecord:
 
 
 @dataclass(frozen=True, slots=True)
-class RefundIssued:
+class RefundToApply:
+    """A refund of one order line, as the domain applies it (from shared.events.RefundIssued)."""
+
     refund_id: str
     order_id: str
     line_id: str
@@ -76,7 +83,7 @@ class RefundIssued:
 
 @dataclass(frozen=True, slots=True)
 class RefundEntry:
-    refund: RefundIssued
+    refund: RefundToApply
     source: Source
     held: RawRecord | None = None
     """Set while the refund waits for its order; None once applied."""
@@ -151,7 +158,7 @@ class OrderLineCommission:
 
     key: OrderLineKey
     order: OrderApplied | None = None
-    decision: Decision | None = None
+    decision: CommissionDecision | None = None
     lines: list[LedgerLine] = field(default_factory=list)
     refunds: list[RefundEntry] = field(default_factory=list)
     rejections: list[Rejection] = field(default_factory=list)
@@ -177,7 +184,7 @@ class OrderLineCommission:
                 "conflicting_order_line",
                 f"order line {self.key.text} was applied before with different data",
             )
-        decision = decide(order, rates, policy)
+        decision = decide_commission(order, rates, policy)
         payable_at = order.occurred_at + dt.timedelta(days=policy.hold_days)
         accruals = [
             LedgerLine(
@@ -224,7 +231,7 @@ class OrderLineCommission:
                 )
         return effects
 
-    def apply_refund(self, refund: RefundIssued, source: Source, record: RawRecord) -> Effects:
+    def apply_refund(self, refund: RefundToApply, source: Source, record: RawRecord) -> Effects:
         if refund.key != self.key:
             raise ValueError(f"refund of {refund.key.text} is not for {self.key.text}")
         if source in self.sources:
@@ -365,7 +372,7 @@ class OrderLineCommission:
         self.dirty = True
         return Effects("rejected", rejections=[rejection])
 
-    def _refund_problem(self, refund: RefundIssued) -> tuple[RejectionReason, str] | None:
+    def _refund_problem(self, refund: RefundToApply) -> tuple[RejectionReason, str] | None:
         order = self.order
         assert order is not None
         if refund.currency != order.currency:

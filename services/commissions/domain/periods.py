@@ -1,25 +1,15 @@
-"""Calendar arithmetic the rules need: whole calendar months, statement months, days."""
+"""Calendar arithmetic the rules need: statement months, days (calendar months: shared.calendar)."""
 
 from __future__ import annotations
 
-import calendar
 import datetime as dt
 import re
 from dataclasses import dataclass
 from typing import Self
 
+from shared.calendar import add_months
+
 _MONTH = re.compile(r"(\d{4})-(0[1-9]|1[0-2])")
-
-
-def add_calendar_months(at: dt.datetime, months: int) -> dt.datetime:
-    """`at` plus `months` calendar months, same time of day, day clamped to the month's end.
-
-    2023-01-31T10:00Z + 1 month = 2023-02-28T10:00Z; the contract's attribution window.
-    """
-    index = at.month - 1 + months
-    year, month = at.year + index // 12, index % 12 + 1
-    day = min(at.day, calendar.monthrange(year, month)[1])
-    return at.replace(year=year, month=month, day=day)
 
 
 def end_of_day(day: dt.date) -> dt.datetime:
@@ -61,7 +51,7 @@ class Month:
     @property
     def end(self) -> dt.datetime:
         """The first instant of the next month (exclusive bound)."""
-        return add_calendar_months(self.start, 1)
+        return add_months(self.start, 1)
 
     def __contains__(self, at: dt.datetime) -> bool:
         return self.start <= at < self.end

@@ -109,12 +109,6 @@ class OutboxStore(Protocol):
         ...
 
 
-class Lease(Protocol):
-    async def acquire(self, holder: str, now: dt.datetime, ttl: dt.timedelta) -> bool: ...
-
-    async def release(self, holder: str) -> None: ...
-
-
 class LedgerPublisher(Protocol):
     async def checkpoint(self) -> int:
         """The seq of the last outbox message committed to Kafka (0 = none)."""

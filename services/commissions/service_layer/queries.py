@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from services.commissions.domain.decisions import Decision, OrderApplied
+from services.commissions.domain.decisions import CommissionDecision, OrderApplied
 from services.commissions.domain.order_line import LedgerLine, OrderLineCommission, RefundEntry
 from services.commissions.domain.periods import Month
 from services.commissions.domain.statements import (
@@ -29,7 +29,7 @@ class Statement:
 @dataclass(frozen=True, slots=True)
 class DecisionView:
     order: OrderApplied
-    decision: Decision
+    decision: CommissionDecision
     lines: list[LedgerLine]
     refunds: list[RefundEntry]
 

@@ -18,10 +18,9 @@ import time
 from collections.abc import Callable
 from typing import Final
 
+from chassis.leadership import Lease
 from services.commissions.service_layer.ports import (
-    Clock,
     Counters,
-    Lease,
     LedgerPublisher,
     OutboxStore,
     RelayPublisher,
@@ -30,6 +29,8 @@ from services.commissions.service_layer.ports import (
 log = logging.getLogger(__name__)
 
 BATCH: Final = 1000
+LEASE_TTL: Final = dt.timedelta(seconds=15)
+"""How long the relay lease outlives a relay that stopped renewing it."""
 
 
 async def relay_once(outbox: OutboxStore, publisher: LedgerPublisher, limit: int = BATCH) -> int:
@@ -59,11 +60,8 @@ async def relay_forever(
     outbox: OutboxStore,
     lease: Lease,
     publisher_factory: PublisherFactory,
-    holder: str,
-    clock: Clock,
     interval_s: float,
     counters: Counters,
-    lease_ttl: dt.timedelta = dt.timedelta(seconds=15),
     keep_alive_s: float = 3600.0,
 ) -> None:
     """Publish the outbox while holding the relay lease; runs until cancelled.
@@ -76,7 +74,7 @@ async def relay_forever(
     try:
         while True:
             try:
-                if not await lease.acquire(holder, clock(), lease_ttl):
+                if not await lease.acquire():
                     if publisher is not None:
                         await publisher.stop()
                         publisher = None
@@ -116,4 +114,4 @@ async def relay_forever(
             with contextlib.suppress(Exception):
                 await publisher.stop()
         with contextlib.suppress(Exception):
-            await lease.release(holder)
+            await lease.release()

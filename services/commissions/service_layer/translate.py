@@ -9,11 +9,11 @@ from typing import Any
 
 from chassis.kafka import OutRecord
 from services.commissions.domain.decisions import OrderApplied, ParentAtOrder, PartnerAtOrder
-from services.commissions.domain.ids import derive_id
-from services.commissions.domain.order_line import LedgerLine, RefundIssued, Source
+from services.commissions.domain.order_line import LedgerLine, RefundToApply, Source
 from shared import events
 from shared.envelope import encode, new_envelope
 from shared.events import format_timestamp
+from shared.ids import derive_id
 
 PRODUCER = "commissions"
 
@@ -46,8 +46,8 @@ def order_from(data: events.EntitlementOrderApplied) -> OrderApplied:
     )
 
 
-def refund_from(data: events.RefundIssued, occurred_at: dt.datetime) -> RefundIssued:
-    return RefundIssued(
+def refund_from(data: events.RefundIssued, occurred_at: dt.datetime) -> RefundToApply:
+    return RefundToApply(
         refund_id=data.refund_id,
         order_id=data.order_id,
         line_id=data.line_id,

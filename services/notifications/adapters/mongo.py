@@ -1,4 +1,4 @@
-"""MongoDB adapters: the projections, the delivery records (and their outbox), jobs, leases.
+"""MongoDB adapters: the projections, the delivery records (and their outbox), jobs.
 
 Every write is idempotent: projections apply an event only if it is not older
 than what is stored, delivery records are inserted by their deterministic
@@ -38,7 +38,6 @@ DELIVERY_OUTBOX = "delivery_outbox"
 UNSUBSCRIBES = "unsubscribes"
 WEBHOOKS = "webhooks"
 ADVISORY_JOBS = "advisory_jobs"
-LEASES = "leases"
 REMINDER_RUNS = "reminder_runs"
 _DUPLICATE_KEY = 11000
 _INDEX_NOT_FOUND = 27
@@ -635,7 +634,7 @@ class MongoWebhooks:
         return result.modified_count == 1
 
 
-# --- advisory fan-out jobs, leases, reminder runs ----------------------------------------
+# --- advisory fan-out jobs, reminder runs (the loops' leases: chassis.lease) ---------------
 
 
 class MongoAdvisoryJobs:
@@ -704,27 +703,6 @@ class MongoAdvisoryJobs:
 
     async def get(self, advisory_id: str) -> Doc | None:
         return await self.collection.find_one({"_id": advisory_id})
-
-
-class MongoLeases:
-    """A named lease one worker instance holds at a time (single sender per database)."""
-
-    def __init__(self, db: Db) -> None:
-        self.collection = db[LEASES]
-
-    async def hold(self, name: str, owner: str, ttl: dt.timedelta, now: dt.datetime) -> bool:
-        try:
-            await self.collection.update_one(
-                {"_id": name, "$or": [{"owner": owner}, {"expires_at": {"$lt": now}}]},
-                {"$set": {"owner": owner, "expires_at": now + ttl}},
-                upsert=True,
-            )
-        except DuplicateKeyError:
-            return False
-        return True
-
-    async def release(self, name: str, owner: str) -> None:
-        await self.collection.delete_one({"_id": name, "owner": owner})
 
 
 class MongoReminderRuns:

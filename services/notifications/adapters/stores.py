@@ -12,7 +12,6 @@ from pymongo.asynchronous.database import AsyncDatabase
 from services.notifications.adapters.mongo import (
     MongoAdvisoryJobs,
     MongoDeliveries,
-    MongoLeases,
     MongoPreferences,
     MongoProjections,
     MongoReminderRuns,
@@ -31,7 +30,6 @@ class Stores:
     preferences: MongoPreferences
     webhooks: MongoWebhooks
     advisory_jobs: MongoAdvisoryJobs
-    leases: MongoLeases
     reminder_runs: MongoReminderRuns
 
     @classmethod
@@ -42,7 +40,6 @@ class Stores:
             preferences=MongoPreferences(db),
             webhooks=MongoWebhooks(db),
             advisory_jobs=MongoAdvisoryJobs(db),
-            leases=MongoLeases(db),
             reminder_runs=MongoReminderRuns(db),
         )
 

@@ -8,24 +8,17 @@ in parallel; another instance takes over when the holder stops renewing.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Protocol
 
+from chassis import leadership
+from chassis.leadership import Lease, Step
 from services.notifications.service_layer.ports import Clock, Counters
 from services.notifications.service_layer.reminders import ReminderPass
+from shared.calendar import days_to_catch_up
 
 log = logging.getLogger(__name__)
-
-Step = Callable[[], Awaitable[bool]]
-
-
-class Leases(Protocol):
-    async def hold(self, name: str, owner: str, ttl: dt.timedelta, now: dt.datetime) -> bool: ...
-
-    async def release(self, name: str, owner: str) -> None: ...
 
 
 class SchedulerState(Protocol):
@@ -35,49 +28,21 @@ class SchedulerState(Protocol):
 
 
 async def run_as_leader(
-    name: str,
+    lease: Lease,
     step: Step,
     *,
-    leases: Leases,
-    owner: str,
-    clock: Clock,
     counters: Counters,
     stop: asyncio.Event,
     idle_seconds: float,
-    lease_seconds: float,
 ) -> None:
-    """Run `step` while holding lease `name`, until `stop`; idle when a step did nothing.
-
-    A step is never interrupted by `stop`: it finishes (so sent messages get
-    their mark) and the loop returns after it.
-    """
-    ttl = dt.timedelta(seconds=lease_seconds)
-
-    async def keep_alive() -> None:
-        while True:
-            await asyncio.sleep(lease_seconds / 3)
-            with contextlib.suppress(Exception):
-                await leases.hold(name, owner, ttl, clock.now())
-
-    try:
-        while not stop.is_set():
-            busy = False
-            try:
-                if await leases.hold(name, owner, ttl, clock.now()):
-                    renewer = asyncio.create_task(keep_alive())
-                    try:
-                        busy = await step()
-                    finally:
-                        renewer.cancel()
-            except Exception:
-                log.exception("background step failed", extra={"task": name})
-                counters.inc("background_errors_total", task=name)
-            if not busy:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), idle_seconds)
-    finally:
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(leases.release(name, owner), 2)
+    """`chassis.leadership.run_as_leader`, counting failed steps per loop."""
+    await leadership.run_as_leader(
+        lease,
+        step,
+        stop=stop,
+        idle_seconds=idle_seconds,
+        on_error=lambda: counters.inc("background_errors_total", task=lease.name),
+    )
 
 
 class DailyReminders:
@@ -107,11 +72,7 @@ class DailyReminders:
                 return []  # first start ever, before today's hour: wait for it
         if last is None:
             return [latest]
-        missed = (latest - last).days
-        if missed <= 0:
-            return []
-        first = max(1, missed - self.catch_up_days + 1)
-        return [last + dt.timedelta(days=n) for n in range(first, missed + 1)]
+        return days_to_catch_up(last, latest, self.catch_up_days)
 
     async def step(self) -> bool:
         days = self.days_due(self.clock.now(), await self.state.last_scheduled())

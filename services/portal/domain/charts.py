@@ -28,6 +28,7 @@ from html import escape
 from typing import Any
 
 from services.portal.domain.presentation import format_money
+from shared.calendar import shift_month
 
 TIERS = ("platinum", "gold", "silver", "bronze")
 RENEWAL_DAYS = 90
@@ -129,11 +130,8 @@ def compact(amount_minor: int, exponent: int = 2) -> str:
 
 def months_back(today: dt.date, count: int) -> list[str]:
     """The `count` months ending with today's, oldest first, as `YYYY-MM`."""
-    months, year, number = [], today.year, today.month
-    for _ in range(count):
-        months.append(f"{year:04d}-{number:02d}")
-        year, number = (year, number - 1) if number > 1 else (year - 1, 12)
-    return months[::-1]
+    shifted = (shift_month(today.year, today.month, -back) for back in range(count - 1, -1, -1))
+    return [f"{year:04d}-{month:02d}" for year, month in shifted]
 
 
 def commissions_per_month(

@@ -8,8 +8,8 @@ A crash before the mark re-sends those events after a restart: at-least-once,
 with the same `event_id`, which consumers dedupe on (CONTRACT 1.1). Per
 record key (aggregate) the order is the order of the aggregate's versions.
 
-Only one relay publishes at a time: it holds a lease document in MongoDB,
-renewed while it runs, taken over by another API replica when it lapses.
+Only one relay publishes at a time: it holds a lease (chassis.lease), renewed
+while it runs, taken over by another API replica when it lapses.
 """
 
 from __future__ import annotations
@@ -23,15 +23,16 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
 
 from chassis import tracing
 from chassis.kafka import OutRecord, send_all
+from chassis.lease import MongoLease
 from services.registration.adapters.mongo import OUTBOX
 
 log = logging.getLogger(__name__)
 
 LEASES = "outbox_lease"
+"""The collection of registration's API leases: the relay's and deal expiry's."""
 LEASE_ID = "outbox-relay"
 
 
@@ -59,15 +60,20 @@ class OutboxRelay:
     ) -> None:
         self._db = db
         self._producer = producer
-        self._owner = owner
         self._batch_size = batch_size
         self._poll_interval_s = poll_interval_s
         self._linger_s = linger_s
-        self._lease = dt.timedelta(seconds=lease_s)
+        self._lease = MongoLease(
+            db,
+            LEASE_ID,
+            owner=owner,
+            ttl=dt.timedelta(seconds=lease_s),
+            clock=clock,
+            collection=LEASES,
+        )
         self._retention = retention
         self._clock = clock
         self._wake = asyncio.Event()
-        self._lease_until: dt.datetime | None = None
         self._next_purge: dt.datetime | None = None
         self.published = 0
 
@@ -101,26 +107,15 @@ class OutboxRelay:
             await asyncio.sleep(self._linger_s)
 
     async def hold_lease(self) -> bool:
-        now = self._clock()
-        if self._lease_until is not None and now < self._lease_until - self._lease / 2:
+        """Hold the relay lease; renewed only once half of it has run (one write per cycle
+        would be one more durable write per publish)."""
+        until = self._lease.held_until
+        if until is not None and self._clock() < until - self._lease.ttl / 2:
             return True
-        until = now + self._lease
-        try:
-            await self._db[LEASES].update_one(
-                {"_id": LEASE_ID, "$or": [{"owner": self._owner}, {"expires_at": {"$lt": now}}]},
-                {"$set": {"owner": self._owner, "expires_at": until}},
-                upsert=True,
-            )
-        except DuplicateKeyError:
-            # Another relay holds an unexpired lease (the upsert found no match).
-            self._lease_until = None
-            return False
-        self._lease_until = until
-        return True
+        return await self._lease.acquire()
 
     async def release_lease(self) -> None:
-        self._lease_until = None
-        await self._db[LEASES].delete_one({"_id": LEASE_ID, "owner": self._owner})
+        await self._lease.release()
 
     async def publish_pending(self, producer: AIOKafkaProducer) -> int:
         """One batch: send, await the acknowledgements, then mark sent. Returns how many."""

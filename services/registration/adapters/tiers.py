@@ -1,4 +1,4 @@
-"""MongoDB adapter of the tier store: rules, certifications, revenue lines, standings, leases.
+"""MongoDB adapter of the tier store: rules, certifications, revenue lines, standings.
 
 Revenue lines are one document per order line (`_id` `<order_id>/<line_id>`):
 the order worker `$set`s the line's partner, currency, time and net amount, the
@@ -33,6 +33,7 @@ REVENUE_LINES = "tier_revenue_lines"
 STANDINGS = "tier_standings"
 EVALUATIONS = "tier_evaluations"
 LEASES = "tier_leases"
+"""The collection of the tier-evaluation lease (chassis.lease)."""
 PARTNERS = "partners"
 _WRITE_CHUNK = 500
 
@@ -256,24 +257,3 @@ class MongoTierStore:
             {"$set": {**summary, "evaluated_at": now}},
             upsert=True,
         )
-
-
-class MongoLeases:
-    """A named lease per document: the holder renews it, another takes it once it lapses."""
-
-    def __init__(self, db: Db) -> None:
-        self._db = db
-
-    async def hold(self, name: str, owner: str, ttl: dt.timedelta, now: dt.datetime) -> bool:
-        try:
-            await self._db[LEASES].update_one(
-                {"_id": name, "$or": [{"owner": owner}, {"expires_at": {"$lt": now}}]},
-                {"$set": {"owner": owner, "expires_at": now + ttl}},
-                upsert=True,
-            )
-        except DuplicateKeyError:
-            return False  # another holder's lease has not lapsed
-        return True
-
-    async def release(self, name: str, owner: str) -> None:
-        await self._db[LEASES].delete_one({"_id": name, "owner": owner})

@@ -1,31 +1,28 @@
 """Who is the partner of record (CONTRACT 2.1): claim strengths, the window, the decision.
 
 Pure rules. A *claim* says "partner P should be partner of record of this
-entitlement, because of S at time T"; `decide` compares it with the partner of
+entitlement, because of S at time T"; `decide_attribution` compares it with the partner of
 record in place and answers set / replace / refresh / conflict / noop.
 """
 
 from __future__ import annotations
 
-import calendar
 import datetime as dt
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final, Literal
 
+from shared.calendar import in_attribution_window
 from shared.events import AttributionSource
 
 __all__ = [
     "STRENGTH",
+    "AttributionDecision",
     "AttributionSource",
     "Claim",
-    "Decision",
     "Outcome",
     "PartnerOfRecord",
-    "add_months",
-    "decide",
-    "in_window",
-    "window_end",
+    "decide_attribution",
 ]
 
 STRENGTH: Final[dict[AttributionSource, int]] = {
@@ -44,25 +41,6 @@ STRENGTH: Final[dict[AttributionSource, int]] = {
 
 ViaKind = Literal["order", "customer_registration", "partner_registration", "operator", "customer"]
 """`customer`: the customer in self-service (CONTRACT 6.2)."""
-
-
-def add_months(at: dt.datetime, months: int) -> dt.datetime:
-    """`at` plus `months` calendar months: same time of day, day clamped to the month's end."""
-    index = at.year * 12 + (at.month - 1) + months
-    year, month = divmod(index, 12)
-    month += 1
-    day = min(at.day, calendar.monthrange(year, month)[1])
-    return at.replace(year=year, month=month, day=day)
-
-
-def window_end(since: dt.datetime, months: int) -> dt.datetime:
-    """The first instant outside the attribution window that opened at `since`."""
-    return add_months(since, months)
-
-
-def in_window(since: dt.datetime, at: dt.datetime, months: int) -> bool:
-    """True while `at` is before `since + months` (the end itself is outside)."""
-    return at < window_end(since, months)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,18 +75,18 @@ class Outcome(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class Decision:
+class AttributionDecision:
     outcome: Outcome
     reason: str
 
 
-def decide(
+def decide_attribution(
     current: PartnerOfRecord | None,
     *,
     current_active: bool,
     claim: Claim,
     window_months: int,
-) -> Decision:
+) -> AttributionDecision:
     """What `claim` does to the partner of record `current`.
 
     `current_active` is whether the current partner of record's status was
@@ -122,25 +100,25 @@ def decide(
     nothing.
     """
     if current is None:
-        return Decision(Outcome.SET, "no_partner_of_record")
-    inside = in_window(current.since, claim.at, window_months)
+        return AttributionDecision(Outcome.SET, "no_partner_of_record")
+    inside = in_attribution_window(current.since, claim.at, window_months)
     stronger = STRENGTH[claim.source] > STRENGTH[current.source]
     if claim.partner_id == current.partner_id:
         if claim.source == "partner_sale":
-            return Decision(Outcome.REFRESH, "partner_sale")
+            return AttributionDecision(Outcome.REFRESH, "partner_sale")
         if not inside:
-            return Decision(Outcome.REFRESH, "window_expired")
+            return AttributionDecision(Outcome.REFRESH, "window_expired")
         if stronger:
-            return Decision(Outcome.REFRESH, "stronger_claim")
-        return Decision(Outcome.NOOP, "already_partner_of_record")
+            return AttributionDecision(Outcome.REFRESH, "stronger_claim")
+        return AttributionDecision(Outcome.NOOP, "already_partner_of_record")
     if claim.source == "partner_sale":
-        return Decision(Outcome.REPLACE, "partner_sale")
+        return AttributionDecision(Outcome.REPLACE, "partner_sale")
     if not current_active:
-        return Decision(Outcome.REPLACE, "partner_of_record_inactive")
+        return AttributionDecision(Outcome.REPLACE, "partner_of_record_inactive")
     if claim.source == "partner_registration":
-        return Decision(Outcome.CONFLICT, "attributed_elsewhere")
+        return AttributionDecision(Outcome.CONFLICT, "attributed_elsewhere")
     if not inside:
-        return Decision(Outcome.REPLACE, "window_expired")
+        return AttributionDecision(Outcome.REPLACE, "window_expired")
     if stronger:
-        return Decision(Outcome.REPLACE, "stronger_claim")
-    return Decision(Outcome.CONFLICT, "weaker_or_equal_claim")
+        return AttributionDecision(Outcome.REPLACE, "stronger_claim")
+    return AttributionDecision(Outcome.CONFLICT, "weaker_or_equal_claim")

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from services.registration.domain.attribution import (
+    AttributionDecision,
     AttributionSource,
     Claim,
-    Decision,
     Outcome,
     PartnerOfRecord,
     ViaKind,
@@ -170,7 +170,7 @@ class Entitlement:
     # --- attribution -----------------------------------------------------------
 
     def apply_claim(
-        self, claim: Claim, decision: Decision, recorded_at: dt.datetime
+        self, claim: Claim, decision: AttributionDecision, recorded_at: dt.datetime
     ) -> AttributionChange | None:
         """Make the claim's partner partner of record when `decision` says so."""
         if not decision.outcome.applies:
@@ -253,7 +253,12 @@ class Entitlement:
         return next((a for a in self.access if a.partner_id == partner_id), None)
 
     def conflict(
-        self, claim: Claim, decision: Decision, *, conflict_id: str, recorded_at: dt.datetime
+        self,
+        claim: Claim,
+        decision: AttributionDecision,
+        *,
+        conflict_id: str,
+        recorded_at: dt.datetime,
     ) -> AttributionConflict | None:
         """The conflict record for a claim that was refused, else None."""
         if decision.outcome is not Outcome.CONFLICT or self.partner_of_record is None:

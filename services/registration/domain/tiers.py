@@ -277,7 +277,7 @@ class Move:
         return "promotion" if RANK[self.new_tier] > RANK[self.current] else "demotion"
 
 
-def decide(
+def decide_tier(
     partner_id: str,
     current: PartnerTier,
     qualifies_for: PartnerTier,

@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from services.registration.domain.attribution import Claim, Decision, decide
+from services.registration.domain.attribution import AttributionDecision, Claim, decide_attribution
 from services.registration.domain.entitlements import AttributionChange, Entitlement
 from services.registration.service_layer.events import entitlement_event
 from services.registration.service_layer.unit_of_work import OutboundEvent, UnitOfWork
@@ -15,7 +15,7 @@ from shared.ids import derive_id
 
 @dataclass(frozen=True)
 class ClaimResult:
-    decision: Decision
+    decision: AttributionDecision
     change: AttributionChange | None
 
     @property
@@ -50,7 +50,7 @@ async def claim_partner_of_record(
     if current is not None:
         holder = await uow.partners.get(current.partner_id)
         current_active = holder is not None and holder.is_active_at(claim.at)
-    decision = decide(
+    decision = decide_attribution(
         current, current_active=current_active, claim=claim, window_months=window_months
     )
     change = entitlement.apply_claim(claim, decision, recorded_at=now)

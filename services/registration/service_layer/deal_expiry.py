@@ -14,23 +14,22 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-from typing import Protocol
 
+from chassis.leadership import Lease
 from services.registration.service_layer.deals import DealService
 from services.registration.service_layer.unit_of_work import Clock
 
 log = logging.getLogger(__name__)
 
 
-class Lease(Protocol):
-    async def hold(self, now: dt.datetime, ttl: dt.timedelta) -> bool: ...
+def lease_ttl(interval_s: float) -> dt.timedelta:
+    """The lease outlives one missed run, so a holder that runs on time keeps it."""
+    return dt.timedelta(seconds=interval_s * 1.5)
 
-    async def release(self) -> None: ...
 
-
-async def expiry_step(deals: DealService, lease: Lease, clock: Clock, ttl: dt.timedelta) -> int:
+async def expiry_step(deals: DealService, lease: Lease, clock: Clock) -> int:
     """One run: expire what is due as of now if this replica holds the lease."""
-    if not await lease.hold(clock(), ttl):
+    if not await lease.acquire():
         return 0
     summary = await deals.expire(clock())
     return len(summary.expired)
@@ -44,13 +43,15 @@ async def run_deal_expiry(
     interval_s: float,
     first_run_after_s: float = 30.0,
 ) -> None:
-    """Until cancelled: wait, run a step, repeat every `interval_s`; errors are logged."""
-    ttl = dt.timedelta(seconds=interval_s * 1.5)
+    """Until cancelled: wait, run a step, repeat every `interval_s`; errors are logged.
+
+    The lease's ttl is `lease_ttl(interval_s)`.
+    """
     try:
         await asyncio.sleep(min(first_run_after_s, interval_s))
         while True:
             try:
-                await expiry_step(deals, lease, clock, ttl)
+                await expiry_step(deals, lease, clock)
             except asyncio.CancelledError:
                 raise
             except Exception as error:  # the database away: the next run catches up

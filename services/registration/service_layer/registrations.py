@@ -9,7 +9,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Literal
 
-from services.registration.domain.attribution import Claim, Decision, Outcome
+from services.registration.domain.attribution import AttributionDecision, Claim, Outcome
 from services.registration.domain.entitlements import CustomerInfo, Entitlement, same_contact
 from services.registration.domain.partners import Partner
 from services.registration.service_layer import secrets
@@ -48,7 +48,7 @@ class CustomerDetails:
 class RegistrationOutcome:
     entitlement: Entitlement
     partner_of_record: Partner | None
-    decision: Decision | None
+    decision: AttributionDecision | None
     registration_token: str | None = None
     first_time: bool = True
     contact_pending: bool = False

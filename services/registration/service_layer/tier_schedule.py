@@ -10,24 +10,20 @@ mid-pass repeats nothing.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import logging
 from typing import Protocol
 
+from chassis.leadership import Lease, run_as_leader
 from services.registration.service_layer.errors import UseCaseError
 from services.registration.service_layer.tiers import TierService
 from services.registration.service_layer.unit_of_work import Clock
+from shared.calendar import days_to_catch_up
 
 log = logging.getLogger(__name__)
 
 LEASE = "tier-evaluation"
-
-
-class Leases(Protocol):
-    async def hold(self, name: str, owner: str, ttl: dt.timedelta, now: dt.datetime) -> bool: ...
-
-    async def release(self, name: str, owner: str) -> None: ...
+LEASE_TTL = dt.timedelta(seconds=300)
 
 
 class LastEvaluation(Protocol):
@@ -58,11 +54,7 @@ class DailyTierEvaluation:
             latest -= dt.timedelta(days=1)
         if last is None:
             return [latest]
-        missed = (latest - last).days
-        if missed <= 0:
-            return []
-        first = max(1, missed - self._catch_up_days + 1)
-        return [last + dt.timedelta(days=n) for n in range(first, missed + 1)]
+        return days_to_catch_up(last, latest, self._catch_up_days)
 
     async def step(self) -> int:
         """Evaluate the days due; the number evaluated."""
@@ -88,37 +80,24 @@ class DailyTierEvaluation:
 
 async def run_daily(
     schedule: DailyTierEvaluation,
-    leases: Leases,
+    lease: Lease,
     *,
-    owner: str,
-    clock: Clock,
     stop: asyncio.Event,
     idle_seconds: float = 60.0,
-    lease_seconds: float = 300.0,
 ) -> None:
-    """Run `schedule.step` while holding the lease, every `idle_seconds`, until `stop`."""
-    ttl = dt.timedelta(seconds=lease_seconds)
-    try:
-        while not stop.is_set():
-            try:
-                if await leases.hold(LEASE, owner, ttl, clock()):
-                    renewer = asyncio.create_task(_keep_alive(leases, owner, ttl, clock))
-                    try:
-                        await schedule.step()
-                    finally:
-                        renewer.cancel()
-            except Exception:
-                log.exception("daily tier evaluation failed; next attempt in a minute")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), idle_seconds)
-    finally:
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(leases.release(LEASE, owner), 2)
+    """Run `schedule.step` while holding the lease, every `idle_seconds`, until `stop`.
 
+    The lease is renewed while a pass runs: a pass over many partners may outlast it.
+    """
 
-async def _keep_alive(leases: Leases, owner: str, ttl: dt.timedelta, clock: Clock) -> None:
-    # A pass over many partners may outlast the lease: renew it while it runs.
-    while True:
-        await asyncio.sleep(ttl.total_seconds() / 3)
-        with contextlib.suppress(Exception):
-            await leases.hold(LEASE, owner, ttl, clock())
+    async def step() -> bool:
+        await schedule.step()
+        return False  # done until the next day: idle
+
+    await run_as_leader(
+        lease,
+        step,
+        stop=stop,
+        idle_seconds=idle_seconds,
+        error_message="daily tier evaluation failed; next attempt in a minute",
+    )

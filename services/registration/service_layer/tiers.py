@@ -29,7 +29,7 @@ from services.registration.domain.tiers import (
     TierRules,
     TierRulesError,
     convert,
-    decide,
+    decide_tier,
     end_of_day,
     next_tier_gap,
     parse_fx,
@@ -347,7 +347,7 @@ class TierService:
         converted = convert(amounts, rules)
         qualifies = qualifying_tier(converted.amount_minor, certified, rules)
         current = partner.tier_at(at)
-        move = decide(
+        move = decide_tier(
             partner.partner_id, current, qualifies, standing, as_of, rules.demotion_grace_days
         )
         return PartnerStanding(

@@ -15,7 +15,7 @@ from services.commissions.domain.order_line import (
     OrderLineCommission,
     OrderLineKey,
     RawRecord,
-    RefundIssued,
+    RefundToApply,
     Source,
 )
 from services.commissions.domain.rates import DEFAULT_RATE_TABLE, RateBook
@@ -87,8 +87,8 @@ def refund(
     line_id: str = "1",
     currency: str = "EUR",
     occurred_at: str = "2027-01-20T14:30:00Z",
-) -> RefundIssued:
-    return RefundIssued(
+) -> RefundToApply:
+    return RefundToApply(
         refund_id=refund_id,
         order_id=order_id,
         line_id=line_id,
@@ -104,7 +104,7 @@ def source(topic: str = "registration.entitlements.v1", offset: int | None = Non
     return Source(f"evt-{topic}-{position}", topic, 0, position)
 
 
-def raw(refund_issued: RefundIssued) -> RawRecord:
+def raw(refund_issued: RefundToApply) -> RawRecord:
     return RawRecord(
         "checkout.refunds.v1", refund_issued.order_id.encode(), refund_issued.refund_id.encode()
     )
@@ -120,6 +120,6 @@ def applied(order_applied: OrderApplied) -> OrderLineCommission:
     return line
 
 
-def refund_into(line: OrderLineCommission, refund_issued: RefundIssued) -> list[int]:
+def refund_into(line: OrderLineCommission, refund_issued: RefundToApply) -> list[int]:
     effects = line.apply_refund(refund_issued, source("checkout.refunds.v1"), raw(refund_issued))
     return [emitted.amount_minor for emitted in effects.emitted]

@@ -228,17 +228,24 @@ class FakeRelayPublisher(FakePublisher):
 
 
 class FakeLease:
-    def __init__(self) -> None:
+    name = "relay"
+    ttl = dt.timedelta(seconds=15)
+
+    def __init__(self, owner: str = "me") -> None:
+        self.owner = owner
         self.holder: str | None = None
 
-    async def acquire(self, holder: str, now: dt.datetime, ttl: dt.timedelta) -> bool:
-        if self.holder in (None, holder):
-            self.holder = holder
+    async def renew(self) -> bool:
+        return self.holder == self.owner
+
+    async def acquire(self) -> bool:
+        if self.holder in (None, self.owner):
+            self.holder = self.owner
             return True
         return False
 
-    async def release(self, holder: str) -> None:
-        if self.holder == holder:
+    async def release(self) -> None:
+        if self.holder == self.owner:
             self.holder = None
 
 

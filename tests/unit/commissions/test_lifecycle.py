@@ -174,8 +174,6 @@ async def test_the_relay_loop_publishes_restarts_after_a_failure_and_yields_to_t
             outbox=ledger.outbox,
             lease=lease,
             publisher_factory=factory,
-            holder="me",
-            clock=FixedClock(NOW),
             interval_s=0.01,
             counters=NullCounters(),
         )
@@ -198,8 +196,6 @@ async def test_the_relay_loop_publishes_restarts_after_a_failure_and_yields_to_t
             outbox=ledger.outbox,
             lease=lease,
             publisher_factory=factory,
-            holder="me",
-            clock=FixedClock(NOW),
             interval_s=0.01,
             counters=NullCounters(),
         )

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.commissions.domain.decisions import Policy, decide
+from services.commissions.domain.decisions import Policy, decide_commission
 from services.commissions.domain.order_line import LedgerLine, Source
 from services.commissions.domain.periods import Month
 from services.commissions.domain.rates import (
@@ -184,8 +184,8 @@ def test_overrides_never_change_a_line_whose_most_specific_entry_is_the_tier_tab
         occurred_at=occurred_at,
         product=product,
     )
-    plain = decide(line, RateBook([DEFAULT_RATE_TABLE]), Policy())
-    with_overrides = decide(line, RateBook([DEFAULT_RATE_TABLE], entries), Policy())
+    plain = decide_commission(line, RateBook([DEFAULT_RATE_TABLE]), Policy())
+    with_overrides = decide_commission(line, RateBook([DEFAULT_RATE_TABLE], entries), Policy())
     winner = RateBook([DEFAULT_RATE_TABLE], entries).override_in_force(
         partner_id, product, kind, occurred_at
     )

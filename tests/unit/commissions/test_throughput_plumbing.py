@@ -12,14 +12,11 @@ import datetime as dt
 import json
 from typing import Any
 
-from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.commissions.adapters.documents import aggregate_from_doc, aggregate_to_doc
-from services.commissions.domain import ids
 from services.commissions.domain.periods import Month
 from services.commissions.service_layer.translate import fast_entry_value
-from shared import ids as shared_ids
 from shared.events import format_timestamp
 from tests.unit.commissions.builders import (
     POLICY,
@@ -36,19 +33,6 @@ from tests.unit.commissions.builders import (
 
 NOW = at("2027-06-01T00:00:00Z")
 PARTS = st.text(min_size=0, max_size=40)
-
-
-@settings(max_examples=300, deadline=None)
-@given(st.lists(PARTS, min_size=1, max_size=5))
-def test_the_fast_ids_are_the_shared_ids(parts: list[str]) -> None:
-    assert ids.derive_id(*parts) == shared_ids.derive_id(*parts)
-
-
-@settings(max_examples=100, deadline=None)
-@given(PARTS, PARTS, PARTS, PARTS)
-def test_the_fast_line_ids_are_the_shared_line_ids(a: str, b: str, c: str, d: str) -> None:
-    assert ids.commission_line_id(a, b, c, d) == shared_ids.commission_line_id(a, b, c, d)
-    assert ids.clawback_line_id(a, b, c) == shared_ids.clawback_line_id(a, b, c)
 
 
 def _busy_aggregate() -> Any:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.commissions.domain.decisions import commission_minor, decide
+from services.commissions.domain.decisions import commission_minor, decide_commission
 from tests.unit.commissions.builders import (
     POLICY,
     RATES,
@@ -64,7 +64,7 @@ def test_two_refunds_of_61728_and_61729_claw_back_9259_then_9260_and_1234_then_1
 
 
 def test_por_since_2023_01_15_direct_renewal_at_2026_01_15_is_attribution_expired() -> None:
-    decision = decide(
+    decision = decide_commission(
         order(occurred_at="2026-01-15T00:00:00Z", por=partner(since="2023-01-15T00:00:00Z")),
         RATES,
         POLICY,

@@ -6,8 +6,6 @@ import datetime as dt
 import itertools
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
 from services.registration.domain.attribution import (
     STRENGTH,
@@ -15,10 +13,7 @@ from services.registration.domain.attribution import (
     Claim,
     Outcome,
     PartnerOfRecord,
-    add_months,
-    decide,
-    in_window,
-    window_end,
+    decide_attribution,
 )
 
 UTC = dt.UTC
@@ -84,7 +79,7 @@ def test_partner_of_record_table(
     current = PartnerOfRecord("P-A", SINCE, existing) if existing is not None else None
     at = INSIDE if inside else OUTSIDE
     new = Claim("P-A" if same_partner else "P-B", claim, at, "order", "O-1/1")
-    decision = decide(current, current_active=active, claim=new, window_months=36)
+    decision = decide_attribution(current, current_active=active, claim=new, window_months=36)
     assert decision.outcome is expected(existing, claim, same_partner, active, inside)
     assert decision.reason
 
@@ -93,39 +88,17 @@ def test_table_has_the_contract_examples() -> None:
     held = PartnerOfRecord("P-A", SINCE, "partner_registration")
     # A customer's seller code for B while A's registration holds: conflict, not applied.
     code = Claim("P-B", "customer_registration", INSIDE, "customer_registration", "r")
-    assert decide(held, current_active=True, claim=code, window_months=36).outcome is (
+    assert decide_attribution(held, current_active=True, claim=code, window_months=36).outcome is (
         Outcome.CONFLICT
     )
     # Another reseller's sale: the customer switched providers.
     sale = Claim("P-B", "partner_sale", INSIDE, "order", "o")
-    assert decide(held, current_active=True, claim=sale, window_months=36).outcome is (
+    assert decide_attribution(held, current_active=True, claim=sale, window_months=36).outcome is (
         Outcome.REPLACE
     )
 
 
-@pytest.mark.parametrize(
-    ("since", "months", "end"),
-    [
-        ("2024-01-31T10:00:00", 1, "2024-02-29T10:00:00"),  # leap-year month end
-        ("2023-01-31T10:00:00", 1, "2023-02-28T10:00:00"),
-        ("2023-03-31T23:59:59", 1, "2023-04-30T23:59:59"),
-        ("2023-01-15T00:00:00", 36, "2026-01-15T00:00:00"),
-        ("2021-02-28T08:00:00", 36, "2024-02-28T08:00:00"),
-        ("2020-02-29T12:00:00", 36, "2023-02-28T12:00:00"),
-        ("2023-08-31T06:30:00", 36, "2026-08-31T06:30:00"),
-        ("2023-05-31T06:30:00", 37, "2026-06-30T06:30:00"),
-        ("2024-12-31T00:00:00", 2, "2025-02-28T00:00:00"),
-    ],
-)
-def test_window_end_keeps_the_time_and_clamps_the_day(since: str, months: int, end: str) -> None:
-    start = dt.datetime.fromisoformat(since).replace(tzinfo=UTC)
-    assert window_end(start, months) == dt.datetime.fromisoformat(end).replace(tzinfo=UTC)
-
-
-def test_contract_example_the_window_end_itself_is_expired() -> None:
-    since = dt.datetime(2023, 1, 15, tzinfo=UTC)
-    assert not in_window(since, dt.datetime(2026, 1, 15, tzinfo=UTC), 36)
-    assert in_window(since, dt.datetime(2026, 1, 14, 23, 59, 59, 999000, tzinfo=UTC), 36)
+# The window's arithmetic: tests/unit/shared/test_calendar.py.
 
 
 def test_month_end_clamp_decides_a_claim_at_the_clamped_instant() -> None:
@@ -135,25 +108,10 @@ def test_month_end_clamp_decides_a_claim_at_the_clamped_instant() -> None:
 
     def outcome(at: dt.datetime) -> Outcome:
         claim = Claim("P-B", "checkout_seller_code", at, "order", "o")
-        return decide(current, current_active=True, claim=claim, window_months=13).outcome
+        return decide_attribution(
+            current, current_active=True, claim=claim, window_months=13
+        ).outcome
 
     # 2023-01-31 + 13 months = 2024-02-29 10:00 (leap year, clamped)
     assert outcome(dt.datetime(2024, 2, 29, 9, 59, 59, tzinfo=UTC)) is Outcome.CONFLICT
     assert outcome(dt.datetime(2024, 2, 29, 10, 0, tzinfo=UTC)) is Outcome.REPLACE
-
-
-@given(
-    st.datetimes(
-        min_value=dt.datetime(2000, 1, 1),
-        max_value=dt.datetime(2090, 12, 31),
-        timezones=st.just(UTC),
-    ),
-    st.integers(min_value=0, max_value=120),
-)
-def test_add_months_lands_in_the_right_month_at_the_same_time(
-    start: dt.datetime, months: int
-) -> None:
-    end = add_months(start, months)
-    assert (end.year * 12 + end.month) - (start.year * 12 + start.month) == months
-    assert end.time() == start.time()
-    assert end.day == start.day or (end.day < start.day and (end + dt.timedelta(days=1)).day == 1)

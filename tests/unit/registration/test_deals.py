@@ -318,12 +318,18 @@ async def test_an_inactive_deal_partner_gets_nothing(
 
 
 class FakeLease:
+    name = "deal-expiry"
+    ttl = dt.timedelta(hours=1)
+
     def __init__(self, held: bool) -> None:
         self.held = held
         self.asked = 0
 
-    async def hold(self, now: dt.datetime, ttl: dt.timedelta) -> bool:
+    async def acquire(self) -> bool:
         self.asked += 1
+        return self.held
+
+    async def renew(self) -> bool:
         return self.held
 
     async def release(self) -> None:
@@ -336,8 +342,7 @@ async def test_the_scheduler_expires_as_of_now_under_its_lease(
     p1, _, _ = await enrol(partners)
     deal = await deals.submit(p1, submission())
     await deals.approve(deal.deal_id)
-    ttl = dt.timedelta(hours=1)
     clock.advance(days=90)  # exactly the end of protection: due
-    assert await expiry_step(deals, FakeLease(held=False), clock, ttl) == 0  # another replica
-    assert await expiry_step(deals, FakeLease(held=True), clock, ttl) == 1
-    assert await expiry_step(deals, FakeLease(held=True), clock, ttl) == 0  # idempotent
+    assert await expiry_step(deals, FakeLease(held=False), clock) == 0  # another replica
+    assert await expiry_step(deals, FakeLease(held=True), clock) == 1
+    assert await expiry_step(deals, FakeLease(held=True), clock) == 0  # idempotent

@@ -6,7 +6,12 @@ import datetime as dt
 
 import pytest
 
-from services.registration.domain.attribution import Claim, Decision, Outcome, PartnerOfRecord
+from services.registration.domain.attribution import (
+    AttributionDecision,
+    Claim,
+    Outcome,
+    PartnerOfRecord,
+)
 from services.registration.domain.entitlements import CustomerInfo, Entitlement, LineFacts
 from services.registration.domain.partners import Branding, Partner, PartnerError
 
@@ -113,12 +118,14 @@ def test_claims_are_recorded_in_the_history_and_the_past_is_answerable() -> None
     a = Claim(
         "P-A", "customer_registration", T0 + dt.timedelta(days=1), "customer_registration", "r1"
     )
-    change = e.apply_claim(a, Decision(Outcome.SET, "no_partner_of_record"), T0)
+    change = e.apply_claim(a, AttributionDecision(Outcome.SET, "no_partner_of_record"), T0)
     assert change is not None and change.previous_partner_id is None
     b = Claim("P-B", "partner_sale", T0 + dt.timedelta(days=10), "order", "O-1/1")
-    change = e.apply_claim(b, Decision(Outcome.REPLACE, "partner_sale"), T0)
+    change = e.apply_claim(b, AttributionDecision(Outcome.REPLACE, "partner_sale"), T0)
     assert change is not None and change.previous_partner_id == "P-A"
-    assert e.apply_claim(a, Decision(Outcome.CONFLICT, "weaker_or_equal_claim"), T0) is None
+    assert (
+        e.apply_claim(a, AttributionDecision(Outcome.CONFLICT, "weaker_or_equal_claim"), T0) is None
+    )
     assert e.partner_of_record == PartnerOfRecord("P-B", b.at, "partner_sale")
     assert e.partner_of_record_at(T0) is None
     assert e.partner_of_record_at(T0 + dt.timedelta(days=5)).partner_id == "P-A"  # type: ignore[union-attr]

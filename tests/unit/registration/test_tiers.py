@@ -13,7 +13,7 @@ from services.registration.domain.tiers import (
     TierRules,
     TierRulesError,
     convert,
-    decide,
+    decide_tier,
     next_tier_gap,
     parse_fx,
     qualifying_tier,
@@ -25,6 +25,7 @@ from services.registration.service_layer.partners import PartnerService
 from services.registration.service_layer.tier_schedule import DailyTierEvaluation
 from services.registration.service_layer.tiers import RefundEntry, TierService
 from shared.events import PartnerUpdated
+from tests.unit.chassis.test_leadership import FakeLease, Shared
 from tests.unit.registration.builders import at, enrol, incoming, line, order
 from tests.unit.registration.fakes import Clock, Store, factory
 from tests.unit.registration.tier_fakes import FakeTierStore
@@ -115,26 +116,26 @@ def test_window_is_twelve_calendar_months_with_the_day_clamped() -> None:
 
 
 def test_promotion_at_once_demotion_after_grace_and_reset_when_qualified() -> None:
-    promote = decide("P", "silver", "gold", None, D("2027-01-01"), 90)
+    promote = decide_tier("P", "silver", "gold", None, D("2027-01-01"), 90)
     assert (promote.kind, promote.new_tier) == ("promotion", "gold")
-    first = decide("P", "gold", "silver", None, D("2027-01-01"), 90)
+    first = decide_tier("P", "gold", "silver", None, D("2027-01-01"), 90)
     assert (first.kind, first.new_tier, first.below_since) == (
         "pending_demotion",
         None,
         D("2027-01-01"),
     )
-    still = decide("P", "gold", "silver", first.standing, D("2027-03-31"), 90)
+    still = decide_tier("P", "gold", "silver", first.standing, D("2027-03-31"), 90)
     assert still.new_tier is None  # 89 days apart
-    due = decide("P", "gold", "bronze", still.standing, D("2027-04-01"), 90)
+    due = decide_tier("P", "gold", "bronze", still.standing, D("2027-04-01"), 90)
     assert (due.kind, due.new_tier) == ("demotion", "bronze")
     # An evaluation in between that finds it qualified starts the grace again.
-    ok = decide("P", "gold", "gold", first.standing, D("2027-02-01"), 90)
+    ok = decide_tier("P", "gold", "gold", first.standing, D("2027-02-01"), 90)
     assert ok.standing.below_since is None
-    again = decide("P", "gold", "silver", ok.standing, D("2027-04-01"), 90)
+    again = decide_tier("P", "gold", "silver", ok.standing, D("2027-04-01"), 90)
     assert again.new_tier is None and again.below_since == D("2027-04-01")
     # No grace: at once.
-    assert decide("P", "gold", "silver", None, D("2027-01-01"), 0).new_tier == "silver"
-    assert decide("P", "gold", "silver", Standing("P"), D("2027-01-01"), 90).new_tier is None
+    assert decide_tier("P", "gold", "silver", None, D("2027-01-01"), 0).new_tier == "silver"
+    assert decide_tier("P", "gold", "silver", Standing("P"), D("2027-01-01"), 90).new_tier is None
 
 
 # --- use cases --------------------------------------------------------------------------
@@ -337,23 +338,6 @@ async def test_the_daily_schedule_evaluates_finished_days_and_catches_up(
     assert schedule.days_due(at("2027-01-12T01:00:00Z"), None) == [D("2027-01-10")]
 
 
-class _Leases:
-    """One holder at a time, like the MongoDB lease."""
-
-    def __init__(self) -> None:
-        self.holder: str | None = None
-
-    async def hold(self, name: str, owner: str, ttl: dt.timedelta, now: dt.datetime) -> bool:
-        if self.holder in (None, owner):
-            self.holder = owner
-            return True
-        return False
-
-    async def release(self, name: str, owner: str) -> None:
-        if self.holder == owner:
-            self.holder = None
-
-
 async def test_two_replicas_under_one_lease_evaluate_once(
     clock: Clock, tiers: TierService, tier_store: FakeTierStore
 ) -> None:
@@ -362,7 +346,7 @@ async def test_two_replicas_under_one_lease_evaluate_once(
     from services.registration.service_layer.tier_schedule import run_daily
 
     await _rules(tiers)
-    leases, stop = _Leases(), asyncio.Event()
+    shared, stop = Shared(), asyncio.Event()
     runs: list[str] = []
 
     class Counting(DailyTierEvaluation):
@@ -377,7 +361,7 @@ async def test_two_replicas_under_one_lease_evaluate_once(
 
     replicas = [
         asyncio.create_task(
-            run_daily(Counting(o), leases, owner=o, clock=clock, stop=stop, idle_seconds=0.01)
+            run_daily(Counting(o), FakeLease(shared, o), stop=stop, idle_seconds=0.01)
         )
         for o in ("a", "b")
     ]
@@ -385,4 +369,4 @@ async def test_two_replicas_under_one_lease_evaluate_once(
     stop.set()
     await asyncio.gather(*replicas)
     assert len(runs) == 1 and tier_store.evaluations.keys() == {D("2027-01-01")}
-    assert leases.holder is None  # released on stop
+    assert shared.holder is None  # released on stop
