@@ -38,8 +38,8 @@ from chassis.kafka import ensure_topics, make_producer
 from chassis.metrics import WorkerCounters
 from devkit.embedded import DEV_TUNING, EmbeddedSuite
 from devkit.processes import free_port
-from services.registration.adapters.mongo import MongoUnitOfWork, ensure_indexes
-from services.registration.bootstrap import build_processors, utc_now
+from services.registration.adapters.mongo import MongoUnitOfWork
+from services.registration.bootstrap import build_processors, prepare_worker, utc_now
 from services.registration.config import Settings
 from services.registration.service_layer.partners import NewPartner, PartnerService
 from shared.envelope import encode, new_envelope
@@ -203,7 +203,7 @@ async def main() -> None:
                     suite.mongo_url, tz_aware=True
                 )
                 db = client[f"bench_{run}"]
-                await ensure_indexes(db)
+                await prepare_worker(db)  # as the worker does before it consumes
                 partners = PartnerService(lambda db=db: MongoUnitOfWork(db), utc_now)
                 codes = []
                 for n in range(20):

@@ -17,12 +17,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from chassis import errors, heartbeat, metrics
 from chassis.kafka import ensure_topics, make_producer
-from chassis.mongo import connect, database, ping
+from chassis.mongo import Prepare, connect, database, ping
+from chassis.retry import retry_until_ready
 from chassis.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
 
 Hook = Callable[[FastAPI], Awaitable[None]]
+
+PREPARE_WAIT_S = 5.0
+"""How long an API's start waits for its `prepare` before serving without it."""
 
 
 class BodySizeLimit:
@@ -90,8 +94,16 @@ def create_app(
     topics: Sequence[str],
     on_startup: Hook | None = None,
     on_shutdown: Hook | None = None,
+    prepare: Prepare | None = None,
 ) -> FastAPI:
-    """An app with the contract's operational endpoints; the service adds its routers."""
+    """An app with the contract's operational endpoints; the service adds its routers.
+
+    `prepare` (the indexes and seed documents the API's own requests rely on) is
+    retried until the database answers (`retry_until_ready`). The start waits for it
+    a few seconds (usually it is done at once) before `on_startup`; while the database
+    is still starting it carries on in the background, so `/healthz` answers and
+    `/readyz` reports the database meanwhile.
+    """
 
     http_metrics = metrics.HttpMetrics(settings.service_name)
     heartbeat_max_age = timedelta(seconds=max(10.0, settings.worker_heartbeat_seconds * 4))
@@ -103,6 +115,14 @@ def create_app(
         app.state.db = database(app.state.mongo, settings)
         app.state.producer = None
         kafka_task = asyncio.create_task(_start_kafka(app, settings, topics))
+        prepared: asyncio.Task[bool] | None = None
+        if prepare is not None:
+            db = app.state.db
+            prepared = asyncio.create_task(
+                retry_until_ready("database preparation", lambda: prepare(db)), name="prepare"
+            )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(prepared), PREPARE_WAIT_S)
         if on_startup is not None:
             await on_startup(app)
         try:
@@ -110,9 +130,11 @@ def create_app(
         finally:
             if on_shutdown is not None:
                 await on_shutdown(app)
-            kafka_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await kafka_task
+            for task in (kafka_task, prepared):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await task
             if app.state.producer is not None:
                 await app.state.producer.stop()
             await app.state.mongo.close()
@@ -211,8 +233,8 @@ def create_app(
 
 async def _start_kafka(app: FastAPI, settings: ServiceSettings, topics: Sequence[str]) -> None:
     """Connects in the background so the API serves /healthz while the broker comes up."""
-    delay = 0.5
-    while True:
+
+    async def connect_producer() -> None:
         producer = make_producer(settings.kafka_bootstrap)
         try:
             await ensure_topics(
@@ -222,16 +244,12 @@ async def _start_kafka(app: FastAPI, settings: ServiceSettings, topics: Sequence
                 replication_factor=settings.topic_replication_factor,
             )
             await producer.start()
-            app.state.producer = producer
-            return
-        except asyncio.CancelledError:
+        except BaseException:
             await producer.stop()
             raise
-        except Exception as error:
-            await producer.stop()
-            log.warning("broker not reachable yet", extra={"error": type(error).__name__})
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 10.0)
+        app.state.producer = producer
+
+    await retry_until_ready("connecting to the broker", connect_producer)
 
 
 def app_state(request: Request) -> Any:

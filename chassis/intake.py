@@ -19,6 +19,7 @@ from chassis.consumer_limits import check_limits
 from chassis.metrics import WorkerCounters
 from chassis.records import HandlerResult, Inbound, OutRecord, dead_letter
 from shared.envelope import EventValidationError, parse_event
+from shared.topics import DLQ_SUFFIX
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +97,7 @@ def count_rejections(result: HandlerResult, counters: WorkerCounters) -> list[Ou
     dead: list[OutRecord] = []
     for record, reason in result.rejected:
         dead.append(record)
-        source = record.topic.removesuffix(".dlq")
+        source = record.topic.removesuffix(DLQ_SUFFIX)
         counters.inc("dead_letters_total", topic=source, reason=reason)
         log.warning(
             "event rejected",

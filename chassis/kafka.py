@@ -12,6 +12,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 
 from chassis.records import PRODUCER_MAX_REQUEST_BYTES, OutRecord
+from shared.topics import DLQ_SUFFIX, dlq_name
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +39,8 @@ async def ensure_topics(
     wanted: list[str] = []
     for topic in topics:
         wanted.append(topic)
-        if with_dlq and not topic.endswith(".dlq"):
-            wanted.append(f"{topic}.dlq")
+        if with_dlq and not topic.endswith(DLQ_SUFFIX):
+            wanted.append(dlq_name(topic))
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
     deadline = asyncio.get_running_loop().time() + timeout_s
     while True:

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from chassis.metrics import WorkerCounters
+from shared.topics import DLQ_SUFFIX, dlq_name
 
 log = logging.getLogger(__name__)
 
@@ -160,5 +161,5 @@ def output_topics(topics: Sequence[str], consumed: Sequence[str]) -> list[str]:
     """What a worker produces to: its topics that it does not consume, and its DLQs."""
     inputs = set(consumed)
     outputs = [t for t in topics if t not in inputs]
-    outputs += [f"{t}.dlq" for t in consumed if not t.endswith(".dlq")]
+    outputs += [dlq_name(t) for t in consumed if not t.endswith(DLQ_SUFFIX)]
     return list(dict.fromkeys(outputs))

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shared.envelope import Envelope
-from shared.topics import redact_sensitive
+from shared.topics import dlq_name, redact_sensitive
 
 Header = tuple[str, bytes]
 
@@ -79,7 +79,7 @@ def dead_letter(
     kept.append(("error.detail", detail[:2000].encode("utf-8", "replace")))
     kept.append(("error.topic", topic.encode()))
     if record_bytes(key, value, kept) <= DEAD_LETTER_MAX_BYTES:
-        return OutRecord(topic=f"{topic}.dlq", key=key, value=value, headers=tuple(kept))
+        return OutRecord(topic=dlq_name(topic), key=key, value=value, headers=tuple(kept))
     return dead_letter_stub(
         topic, key, reason, detail, partition=partition, offset=offset, value_bytes=len(value)
     )
@@ -120,7 +120,7 @@ def dead_letter_stub(
         headers.append(("error.offset", str(offset).encode()))
     small_key = key if key is not None and len(key) <= _STUB_KEY_MAX_BYTES else None
     value = json.dumps(stub, ensure_ascii=True, separators=(",", ":")).encode()
-    return OutRecord(topic=f"{topic}.dlq", key=small_key, value=value, headers=tuple(headers))
+    return OutRecord(topic=dlq_name(topic), key=small_key, value=value, headers=tuple(headers))
 
 
 @dataclass(frozen=True)

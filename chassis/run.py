@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from chassis import logging as ck_logging
 from chassis import tracing
+from chassis.mongo import Prepare
 from chassis.settings import ServiceSettings
 from chassis.worker import BackgroundTask, ProcessorFactory, run_worker
 
@@ -47,8 +48,30 @@ def run_worker_process(
     settings: ServiceSettings,
     *,
     topics: Sequence[str],
+    prepare: Prepare,
     processors: ProcessorFactory,
     background: Sequence[BackgroundTask] = (),
+    stop: asyncio.Event | None = None,
 ) -> None:
+    """Runs a service's worker until SIGTERM: the one way every worker is wired.
+
+    `prepare` creates the indexes and collections the worker uses (its database's
+    `prepare_worker`), retried until the database answers, and finishes before any
+    processor consumes or any background job starts. Preparing first is also what
+    avoids the embedded database's livelock when a collection is created while
+    transactions run (a consume loop's writes creating the collection an index
+    creation creates at the same moment). `stop` is set on SIGTERM/SIGINT; a service
+    whose background loops watch an event of their own (to finish in-flight work
+    rather than be cancelled) passes that event here.
+    """
     ck_logging.configure(settings.log_level, settings.service_name)
-    asyncio.run(run_worker(settings, topics=topics, processors=processors, background=background))
+    asyncio.run(
+        run_worker(
+            settings,
+            topics=topics,
+            processors=processors,
+            background=background,
+            stop=stop,
+            prepare=prepare,
+        )
+    )

@@ -9,8 +9,7 @@ import os
 import signal
 import socket
 import time
-from asyncio import FIRST_COMPLETED
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,8 @@ from chassis.consumer import TransactionalProcessor
 from chassis.kafka import clip_aborted_transactions, ensure_topics
 from chassis.lso import LsoWatch, output_topics
 from chassis.metrics import WorkerCounters
-from chassis.mongo import connect, database
+from chassis.mongo import Prepare, connect, database
+from chassis.retry import retry_until_ready
 from chassis.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -48,33 +48,6 @@ def static_member_id(settings: ServiceSettings, member: str) -> str | None:
     stay dynamic: they would only leave ghost members behind.
     """
     return member if settings.worker_instance_id else None
-
-
-async def _retry(what: str, attempt: Callable[[], Awaitable[Any]], stop: asyncio.Event) -> bool:
-    """Retries `attempt` with backoff; False as soon as `stop` is set, even mid-attempt.
-
-    A consumer's start may wait a long time for a group join (a broker that still
-    counts a killed member), and a SIGTERM must not wait for it.
-    """
-    delay = 0.5
-    while not stop.is_set():
-        attempt_task = asyncio.ensure_future(attempt())
-        stop_task = asyncio.ensure_future(stop.wait())
-        done, _ = await asyncio.wait({attempt_task, stop_task}, return_when=FIRST_COMPLETED)
-        stop_task.cancel()
-        if attempt_task not in done:
-            attempt_task.cancel()
-            with contextlib.suppress(BaseException):
-                await attempt_task
-            return False
-        error = attempt_task.exception()
-        if error is None:
-            return True
-        log.warning(f"{what} failed; retrying", extra={"error": type(error).__name__})
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), delay)
-        delay = min(delay * 2, 10.0)
-    return False
 
 
 def loops_alive(processors: Sequence[TransactionalProcessor], now: float, stall_s: float) -> bool:
@@ -125,13 +98,16 @@ async def run_worker(
     processors: ProcessorFactory,
     background: Sequence[BackgroundTask] = (),
     stop: asyncio.Event | None = None,
-    prepare: Callable[[AsyncDatabase[dict[str, Any]]], Awaitable[None]] | None = None,
+    prepare: Prepare | None = None,
 ) -> None:
     """Runs until SIGTERM/SIGINT (or `stop` is set), then shuts down within seconds.
 
-    `prepare` (indexes, collections) runs to completion before any background job or
-    processor starts, so nothing writes a collection while it is being created: the
-    embedded database livelocks when a createIndexes and an insert both create one.
+    `prepare` (indexes, collections) runs to completion, retried until the database
+    answers, before any background job or processor starts, so nothing writes a
+    collection while it is being created: the embedded database livelocks when a
+    createIndexes and an insert both create one, or a collection is created while
+    transactions run. `stop` is the service's own event when its background loops
+    watch it too (notifications: a SIGTERM stops new sends instead of cancelling them).
     """
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -164,7 +140,7 @@ async def run_worker(
         )
     lso_task: asyncio.Task[None] | None = None
     try:
-        ok = await _retry(
+        ok = await retry_until_ready(
             "topic provisioning",
             lambda: ensure_topics(
                 settings.kafka_bootstrap,
@@ -172,19 +148,22 @@ async def run_worker(
                 partitions=settings.topic_partitions,
                 replication_factor=settings.topic_replication_factor,
             ),
-            stop,
+            stop=stop,
         )
         if not ok:
             return
-        if prepare is not None and not await _retry(
-            "database preparation", lambda: prepare(db), stop
+        if prepare is not None and not await retry_until_ready(
+            "database preparation", lambda: prepare(db), stop=stop
         ):
             return
         # Background jobs first: they must not wait for a slow consumer-group join.
         for task_factory in background:
             tasks.append(asyncio.create_task(task_factory(db, counters)))
         for processor in processors(db, counters, me):
-            if not await _retry(f"starting {processor.group_id}", processor.start, stop):
+            started = await retry_until_ready(
+                f"starting {processor.group_id}", processor.start, stop=stop
+            )
+            if not started:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(processor.stop(), 5)
                 return

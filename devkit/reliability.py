@@ -203,9 +203,9 @@ in the same run, bench/_floors.py).
   entry, no due read), and a delivery's status derived from its outcome on every
   read path (partner and recipient logs, admin search, portal, metrics). The
   second changes what readers of `deliveries.status` see: a schema change with a
-  migration. Until both are built the records keep their marks. Wall time is the other half: at 10k all processes
-  together spend 2.5-3.5 ms of CPU a message against ~10 ms of wall time, so the
-  dispatcher waits more than it works (one wave in flight at a time).
+  migration. Until both are built the records keep their marks. Wall time is the
+  other half: at 10k all processes together spend 2.5-3.5 ms of CPU a message
+  against ~10 ms of wall time, so the dispatcher waits more than it works.
 """
 
 

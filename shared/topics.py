@@ -22,6 +22,7 @@ __all__ = [
     "COMMISSIONS_LEDGER",
     "DLQ_DETAIL_HEADER",
     "DLQ_REASON_HEADER",
+    "DLQ_SUFFIX",
     "NOTIFICATIONS_DELIVERIES",
     "REGISTRATION_CUSTOMERS",
     "REGISTRATION_DEALS",
@@ -55,9 +56,13 @@ DLQ_REASON_HEADER = "error.reason"
 DLQ_DETAIL_HEADER = "error.detail"
 
 
+DLQ_SUFFIX = ".dlq"
+"""What a dead-letter topic's name adds to its source topic's (CONTRACT 1.4)."""
+
+
 def dlq_name(topic_name: str) -> str:
     """The dead-letter topic of ``topic_name`` (CONTRACT 1.4)."""
-    return f"{topic_name}.dlq"
+    return f"{topic_name}{DLQ_SUFFIX}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,8 +6,6 @@ Real adapters by default; tests pass fakes for the ports that reach other system
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import datetime as dt
 import logging
 from collections.abc import Coroutine
@@ -22,7 +20,6 @@ from chassis.http import create_app
 from chassis.lease import MongoLease
 from chassis.metrics import WorkerCounters
 from chassis.partner_keys import RegistrationKeyIntrospector
-from chassis.records import HandlerResult, Inbound
 from chassis.worker import BackgroundTask, ProcessorFactory, instance_id
 from services.commissions.adapters.kafka import KafkaLedgerPublisher, KafkaPublishedHorizon
 from services.commissions.adapters.mongo import (
@@ -86,16 +83,14 @@ def lifecycle(
     )
 
 
-async def _prepare_until_done(db: Db) -> None:
-    delay = 0.5
-    while True:
-        try:
-            await prepare(db)
-            return
-        except Exception as error:  # the database may still be starting
-            log.warning("database not ready; retrying", extra={"error": type(error).__name__})
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 10.0)
+async def prepare_api(db: Db) -> None:
+    """The API's requests read rate tables (the default one seeded here) and order lines."""
+    await prepare(db)
+
+
+async def prepare_worker(db: Db) -> None:
+    """The ingest prices with the default rate table: seeded before the first batch."""
+    await prepare(db)
 
 
 def build_api(
@@ -113,11 +108,9 @@ def build_api(
         )
         partner_keys = introspector
     resolver = partner_resolver(partner_keys, admin_token)
-    background: list[asyncio.Task[None]] = []
 
     async def startup(app: FastAPI) -> None:
         db: Db = app.state.db
-        background.append(asyncio.create_task(_prepare_until_done(db)))
         app.state.commissions = ApiServices(
             queries=LedgerQueries(MongoOrderLines(db)),
             lifecycle=lifecycle(settings, db, horizon, clock),
@@ -134,10 +127,6 @@ def build_api(
         )
 
     async def shutdown(_: FastAPI) -> None:
-        for task in background:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
         if introspector is not None:
             await introspector.close()
 
@@ -148,6 +137,7 @@ def build_api(
         topics=[*consumes(settings), *produces(settings)],
         on_startup=startup,
         on_shutdown=shutdown,
+        prepare=prepare_api,
     )
     app.include_router(partner_router)
     app.include_router(admin_router)
@@ -170,18 +160,6 @@ def build_ingest(
 def build_processors(settings: Settings) -> ProcessorFactory:
     def factory(db: Db, counters: WorkerCounters, instance: str) -> list[TransactionalProcessor]:
         ingest = build_ingest(settings, db, counters)
-        prepared = asyncio.Lock()
-        ready = False
-
-        async def handle(batch: list[Inbound]) -> HandlerResult:
-            nonlocal ready
-            if not ready:
-                async with prepared:
-                    if not ready:
-                        await prepare(db)
-                        ready = True
-            return await ingest.handle(batch)
-
         return [
             TransactionalProcessor(
                 bootstrap=settings.kafka_bootstrap,
@@ -198,7 +176,7 @@ def build_processors(settings: Settings) -> ProcessorFactory:
                     if settings.worker_instance_id
                     else None
                 ),
-                handler=handle,
+                handler=ingest.handle,
                 counters=counters,
                 transaction_timeout_ms=settings.kafka_transaction_timeout_ms,
                 max_records=settings.consumer_batch_max,

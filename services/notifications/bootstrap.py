@@ -20,6 +20,7 @@ from chassis.lease import MongoLease
 from chassis.metrics import WorkerCounters
 from chassis.partner_audit_store import MongoPartnerAudit
 from chassis.partner_keys import RegistrationKeyIntrospector
+from chassis.retry import retry_until_ready
 from chassis.worker import BackgroundTask, ProcessorFactory, instance_id, static_member_id
 from services.notifications.adapters.indexes import ensure_indexes as ensure_indexes
 from services.notifications.adapters.outcomes import KafkaOutcomePublisher
@@ -48,20 +49,30 @@ from services.notifications.service_layer.ports import (
     SystemClock,
     WebhookSender,
 )
+from shared.topics import (
+    COMMISSIONS_LEDGER,
+    NOTIFICATIONS_DELIVERIES,
+    REGISTRATION_CUSTOMERS,
+    REGISTRATION_DEALS,
+    REGISTRATION_ENTITLEMENTS,
+    REGISTRATION_PARTNERS,
+    VENDOR_ADVISORIES,
+    VENDOR_NOTICES,
+)
 
 log = logging.getLogger(__name__)
 
 CONSUMES = [
-    "registration.partners.v1",
-    "registration.entitlements.v1",
-    "vendor.advisories.v1",
-    "vendor.notices.v1",
-    "commissions.ledger.v1",
-    "registration.deals.v1",
+    REGISTRATION_PARTNERS,
+    REGISTRATION_ENTITLEMENTS,
+    VENDOR_ADVISORIES,
+    VENDOR_NOTICES,
+    COMMISSIONS_LEDGER,
+    REGISTRATION_DEALS,
     # Sensitive (CONTRACT 6.2): sign-in tokens; notifications is its only reader.
-    "registration.customers.v1",
+    REGISTRATION_CUSTOMERS,
 ]
-DELIVERIES_TOPIC = "notifications.deliveries.v1"
+DELIVERIES_TOPIC = NOTIFICATIONS_DELIVERIES
 PRODUCES = [DELIVERIES_TOPIC]
 DESCRIPTION = (
     "Welcome mails, renewal reminders, partner alerts, security advisories "
@@ -126,10 +137,8 @@ def build_api(
             webhook_allow_loopback=settings.webhook_allow_loopback,
             clock=the_clock,
         )
-        app.state.index_task = asyncio.create_task(_ensure_indexes_soon(app.state.db))
 
     async def shutdown(app: FastAPI) -> None:
-        app.state.index_task.cancel()
         for sender in webhook_senders:
             with contextlib.suppress(Exception):
                 await sender.close()
@@ -143,26 +152,25 @@ def build_api(
         topics=[*CONSUMES, *PRODUCES],
         on_startup=startup,
         on_shutdown=shutdown,
+        prepare=prepare_api,
     )
     app.include_router(router)
     app.include_router(partner_audit.router)
     return app
 
 
-async def _ensure_indexes_soon(db: AsyncDatabase[dict[str, Any]]) -> None:
-    delay = 0.5
-    while True:
-        try:
-            await ensure_indexes(db)
-            await MongoPartnerAudit(db).ensure_indexes()
-            return
-        except Exception as error:  # the database may still be starting
-            log.warning("index creation failed; retrying", extra={"error": type(error).__name__})
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 10.0)
+async def prepare_api(db: AsyncDatabase[dict[str, Any]]) -> None:
+    """The stores the routes read and write (`ensure_indexes`), and the partner audit."""
+    await ensure_indexes(db)
+    await MongoPartnerAudit(db).ensure_indexes()
 
 
 # --- worker ---------------------------------------------------------------------------------
+
+
+async def prepare_worker(db: AsyncDatabase[dict[str, Any]]) -> None:
+    """The stores the stream handler and the dispatcher write (`ensure_indexes`)."""
+    await ensure_indexes(db)
 
 
 def build_processors(
@@ -232,7 +240,7 @@ def build_background(
     the_clock = clock or SystemClock()
 
     async def background(db: AsyncDatabase[dict[str, Any]], counters: WorkerCounters) -> None:
-        stores = Stores.over(db)  # indexes: `ensure_indexes`, the worker's `prepare` step
+        stores = Stores.over(db)  # indexes: `prepare_worker`, run before this starts
         producer = make_producer(settings.kafka_bootstrap)
         smtp = email_sender or SmtpSender(
             host=settings.smtp_host,
@@ -246,14 +254,8 @@ def build_background(
         )
         hooks = webhook_sender or webhook_sender_of(settings)
         try:
-            while not stop.is_set():
-                try:
-                    await producer.start()
-                    break
-                except Exception as error:
-                    log.warning("broker not reachable yet", extra={"error": type(error).__name__})
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(stop.wait(), 2)
+            if not await retry_until_ready("starting the producer", producer.start, stop=stop):
+                return
             dispatcher = Dispatcher(
                 deliveries=stores.deliveries,
                 projections=stores.projections,

@@ -20,7 +20,6 @@ from chassis.lease import MongoLease
 from chassis.metrics import WorkerCounters
 from chassis.partner_audit import AuditLog
 from chassis.partner_audit_store import MongoPartnerAudit
-from chassis.records import BatchHandler, HandlerResult, Inbound, OutRecord
 from chassis.worker import BackgroundTask, ProcessorFactory, static_member_id
 from services.registration.adapters.mongo import MongoUnitOfWork, ensure_indexes
 from services.registration.adapters.mongo_customers import (
@@ -41,7 +40,8 @@ from services.registration.service_layer.customers import CustomerService, Custo
 from services.registration.service_layer.deal_expiry import lease_ttl, run_deal_expiry
 from services.registration.service_layer.deals import DealService
 from services.registration.service_layer.entitlements import EntitlementService
-from services.registration.service_layer.orders import IncomingOrder, OrderApplier
+from services.registration.service_layer.handlers import OrderStreamHandler
+from services.registration.service_layer.orders import OrderApplier
 from services.registration.service_layer.partner_keys import PartnerKeyService, PartnerKeyStore
 from services.registration.service_layer.partners import PartnerService
 from services.registration.service_layer.rate_limit import TokenBucketLimiter
@@ -52,20 +52,27 @@ from services.registration.service_layer.tier_schedule import (
     DailyTierEvaluation,
     run_daily,
 )
-from services.registration.service_layer.tiers import RefundEntry, TierService, TierStore
+from services.registration.service_layer.tiers import TierService, TierStore
 from services.registration.service_layer.unit_of_work import Clock, UnitOfWorkFactory
-from shared.events import OrderPlaced, RefundIssued
+from shared.topics import (
+    CHECKOUT_ORDERS,
+    CHECKOUT_REFUNDS,
+    REGISTRATION_CUSTOMERS,
+    REGISTRATION_DEALS,
+    REGISTRATION_ENTITLEMENTS,
+    REGISTRATION_PARTNERS,
+)
 
 log = logging.getLogger(__name__)
 
 # Refunds feed earned-tier revenue only (CONTRACT 6.4; services/registration/README.md).
-CONSUMES = ["checkout.orders.v1", "checkout.refunds.v1"]
+CONSUMES = [CHECKOUT_ORDERS, CHECKOUT_REFUNDS]
 PRODUCES = [
-    "registration.partners.v1",
-    "registration.entitlements.v1",
-    "registration.deals.v1",
+    REGISTRATION_PARTNERS,
+    REGISTRATION_ENTITLEMENTS,
+    REGISTRATION_DEALS,
     # Sensitive (CONTRACT 6.2): customers' sign-in links, for notifications alone.
-    "registration.customers.v1",
+    REGISTRATION_CUSTOMERS,
 ]
 DESCRIPTION = (
     "Partner directory, seller codes, registrations and the partner of record of every entitlement."
@@ -141,22 +148,21 @@ def build_customer_services(
     )
 
 
-async def _indexes_with_retry(db: AsyncDatabase[dict[str, Any]]) -> None:
-    delay = 0.5
-    while True:
-        try:
-            await ensure_indexes(db)
-            keys = MongoPartnerKeyStore(db)
-            await keys.ensure_indexes()
-            await MongoPartnerAudit(db).ensure_indexes()
-            await keys.migrate_creation_keys()
-            await ensure_customer_indexes(db)
-            await ensure_tier_indexes(db)
-            return
-        except Exception as error:  # the database may still be starting
-            log.warning("creating indexes failed; retrying", extra={"error": type(error).__name__})
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 10.0)
+async def prepare_api(db: AsyncDatabase[dict[str, Any]]) -> None:
+    """Every collection the API's requests use: partners, keys, audit, customers, tiers."""
+    await ensure_indexes(db)
+    keys = MongoPartnerKeyStore(db)
+    await keys.ensure_indexes()
+    await MongoPartnerAudit(db).ensure_indexes()
+    await keys.migrate_creation_keys()
+    await ensure_customer_indexes(db)
+    await ensure_tier_indexes(db)
+
+
+async def prepare_worker(db: AsyncDatabase[dict[str, Any]]) -> None:
+    """What the order consumer and the daily tier evaluation write: entitlements, tiers."""
+    await ensure_indexes(db)
+    await ensure_tier_indexes(db)
 
 
 def build_api(settings: Settings, *, clock: Clock = utc_now, run_relay: bool = True) -> FastAPI:
@@ -180,12 +186,6 @@ def build_api(settings: Settings, *, clock: Clock = utc_now, run_relay: bool = T
             settings, uow_factory(db, relay.wake, admission), MongoCustomerStore(db), clock
         )
         background: list[asyncio.Task[None]] = []
-        indexes = asyncio.create_task(_indexes_with_retry(db))
-        with contextlib.suppress(TimeoutError):
-            # Usually done at once; if the database is still starting, carry on in the
-            # background so /healthz answers meanwhile.
-            await asyncio.wait_for(asyncio.shield(indexes), 5.0)
-        background.append(indexes)
         if run_relay:
             background.append(asyncio.create_task(relay.run(), name="outbox-relay"))
         deals = app.state.registration.deals
@@ -226,6 +226,7 @@ def build_api(settings: Settings, *, clock: Clock = utc_now, run_relay: bool = T
         topics=[*CONSUMES, *PRODUCES],
         on_startup=on_startup,
         on_shutdown=on_shutdown,
+        prepare=prepare_api,
     )
     routes.install(app)
     return app
@@ -238,66 +239,16 @@ def order_handler(
     *,
     clock: Clock = utc_now,
     topic_map: dict[str, str] | None = None,
-) -> BatchHandler:
+) -> OrderStreamHandler:
     """The batch handler of `checkout.orders.v1` for the chassis' TransactionalProcessor."""
-    applier = OrderApplier(uow_factory(db), clock, window_months=settings.attribution_window_months)
-    tiers = TierService(MongoTierStore(db), uow_factory(db), clock)
-    indexes_ready = False
-    rename = topic_map or {}
-
-    async def handle(batch: list[Inbound]) -> HandlerResult:
-        nonlocal indexes_ready
-        if not indexes_ready:
-            await ensure_indexes(db)
-            await ensure_tier_indexes(db)
-            indexes_ready = True
-        orders = [
-            IncomingOrder(
-                event_id=inbound.envelope.event_id,
-                occurred_at=inbound.envelope.occurred_at,
-                order=inbound.envelope.data,
-                position=f"{inbound.topic}:{inbound.partition}:{inbound.offset}",
-                index=index,
-            )
-            for index, inbound in enumerate(batch)
-            if isinstance(inbound.envelope.data, OrderPlaced)
-        ]
-        outcome = await applier.apply(orders)
-        # Earned-tier revenue: idempotent upserts, written before the batch's Kafka
-        # transaction commits, so a crash in between replays the batch and writes
-        # the same lines again (a replay re-emits the same records).
-        await tiers.record_applied(outcome.records)
-        await tiers.record_refunds(
-            [
-                RefundEntry(
-                    refund_id=r.refund_id,
-                    line_ref=f"{r.order_id}/{r.line_id}",
-                    currency=r.currency,
-                    amount_minor=r.amount_minor,
-                    occurred_at=inbound.envelope.occurred_at,
-                )
-                for inbound in batch
-                if isinstance(r := inbound.envelope.data, RefundIssued)
-            ]
-        )
-        result = HandlerResult(
-            produce=[
-                OutRecord(rename.get(r.topic, r.topic), r.key, r.value, cause=cause)
-                for r, cause in zip(outcome.records, outcome.causes, strict=True)
-            ]
-        )
-        for rejection in outcome.rejections:
-            result.reject(batch[rejection.index], rejection.reason, rejection.detail)
-        counters.inc("orders_applied_total", value=outcome.applied)
-        if outcome.duplicates:
-            counters.inc("orders_duplicate_total", value=outcome.duplicates)
-        if outcome.replayed:
-            counters.inc("orders_replayed_total", value=outcome.replayed)
-        for reason, count in outcome.seller_codes_ignored.items():
-            counters.inc("seller_codes_ignored_total", value=count, reason=reason)
-        return result
-
-    return handle
+    return OrderStreamHandler(
+        applier=OrderApplier(
+            uow_factory(db), clock, window_months=settings.attribution_window_months
+        ),
+        tiers=TierService(MongoTierStore(db), uow_factory(db), clock),
+        counters=counters,
+        topic_map=topic_map,
+    )
 
 
 def build_processors(
@@ -334,8 +285,15 @@ def build_processors(
     return factory
 
 
-def tier_schedule(settings: Settings, *, clock: Clock = utc_now) -> BackgroundTask:
-    """The worker's daily tier evaluation under a lease (CONTRACT 6.4)."""
+def tier_schedule(
+    settings: Settings, *, clock: Clock = utc_now, stop: asyncio.Event | None = None
+) -> BackgroundTask:
+    """The worker's daily tier evaluation under a lease (CONTRACT 6.4).
+
+    `stop` is the worker's (`run_worker_process`): a SIGTERM ends the run and releases
+    the lease instead of cancelling it.
+    """
+    stopped = stop or asyncio.Event()
 
     async def background(db: AsyncDatabase[dict[str, Any]], counters: WorkerCounters) -> None:
         tiers = TierService(MongoTierStore(db), uow_factory(db), clock)
@@ -356,7 +314,7 @@ def tier_schedule(settings: Settings, *, clock: Clock = utc_now) -> BackgroundTa
                 clock=clock,
                 collection=TIER_LEASES,
             ),
-            stop=asyncio.Event(),
+            stop=stopped,
         )
 
     return background

@@ -20,8 +20,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from chassis import tracing
 from chassis.kafka import ensure_topics, make_producer
 from chassis.metrics import WorkerCounters
-from services.registration.adapters.mongo import MongoUnitOfWork, ensure_indexes
-from services.registration.bootstrap import build_processors, utc_now
+from services.registration.adapters.mongo import MongoUnitOfWork
+from services.registration.bootstrap import build_processors, prepare_worker, utc_now
 from services.registration.service_layer.partners import PartnerService
 from shared.topics import CHECKOUT_ORDERS, COMMISSIONS_LEDGER, REGISTRATION_ENTITLEMENTS
 from tests.conftest import Names
@@ -69,7 +69,7 @@ async def test_a_renewal_carries_its_trace_id_from_checkout_to_the_delivery_reco
 
     # registration: a reseller sells a licence, the customer renews direct a year later
     registration = make_settings(kafka_bootstrap, mongo_url, mongo_db.name)
-    await ensure_indexes(mongo_db)
+    await prepare_worker(mongo_db)  # as the worker does before it consumes
     partners = PartnerService(lambda: MongoUnitOfWork(mongo_db), utc_now)
     _, code, _ = await enrol(partners, tier="gold", effective_at=at("2025-01-01T00:00:00Z"))
     sale = order("P-1", line("LK-1"), channel="partner", partner_code=code)

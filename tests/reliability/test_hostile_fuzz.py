@@ -201,23 +201,29 @@ def _factory(service: str, kafka: str, mongo: str, db_name: str) -> Any:
         from services.registration.config import Settings as RegistrationSettings
 
         settings = RegistrationSettings(**common, REGISTRATION_MONGO_DB=db_name)
-        return registration.build_processors(settings)
+        return registration.build_processors(settings), registration.prepare_worker
     if service == "commissions":
         from services.commissions import bootstrap as commissions
         from services.commissions.config import Settings as CommissionsSettings
 
-        return commissions.build_processors(
-            CommissionsSettings(**common, COMMISSIONS_MONGO_DB=db_name)
+        return (
+            commissions.build_processors(
+                CommissionsSettings(**common, COMMISSIONS_MONGO_DB=db_name)
+            ),
+            commissions.prepare_worker,
         )
     from services.notifications import bootstrap as notifications
     from services.notifications.config import Settings as NotificationsSettings
 
-    return notifications.build_processors(
-        NotificationsSettings(
-            **common,
-            NOTIFICATIONS_MONGO_DB=db_name,
-            unsubscribe_secret="fuzz-unsubscribe-secret-0123456789",
-        )
+    return (
+        notifications.build_processors(
+            NotificationsSettings(
+                **common,
+                NOTIFICATIONS_MONGO_DB=db_name,
+                unsubscribe_secret="fuzz-unsubscribe-secret-0123456789",
+            )
+        ),
+        notifications.prepare_worker,
     )
 
 
@@ -226,7 +232,8 @@ def _factory(service: str, kafka: str, mongo: str, db_name: str) -> Any:
 async def test_every_worker_dead_letters_what_it_cannot_handle(
     service: str, kafka_bootstrap: str, mongo_url: str, mongo_db: Any
 ) -> None:
-    factory = _factory(service, kafka_bootstrap, mongo_url, mongo_db.name)
+    factory, prepare = _factory(service, kafka_bootstrap, mongo_url, mongo_db.name)
+    await prepare(mongo_db)  # as the worker does before it consumes (run_worker_process)
     counters = WorkerCounters()
     processor: TransactionalProcessor = next(iter(factory(mongo_db, counters, "fuzz")))
     topics = [t for t in processor.topics if t in TOPICS and t in TEMPLATES]

@@ -9,7 +9,13 @@ import gc
 
 from chassis.run import run_worker_process
 from chassis.settings import load_settings
-from services.commissions.bootstrap import build_background, build_processors, consumes, produces
+from services.commissions.bootstrap import (
+    build_background,
+    build_processors,
+    consumes,
+    prepare_worker,
+    produces,
+)
 from services.commissions.config import Settings
 
 GC_GEN0_THRESHOLD = 50_000
@@ -36,6 +42,7 @@ def main() -> None:
     run_worker_process(
         settings,
         topics=[*consumes(settings), *produces(settings)],
+        prepare=prepare_worker,
         processors=build_processors(settings),
         background=build_background(settings),
     )

@@ -9,37 +9,31 @@ from __future__ import annotations
 
 import asyncio
 
-from chassis import logging as ck_logging
+from chassis.run import run_worker_process
 from chassis.settings import load_settings
-from chassis.worker import run_worker
 from services.notifications.bootstrap import (
     CONSUMES,
     PRODUCES,
     build_background,
     build_processors,
-    ensure_indexes,
+    prepare_worker,
 )
 from services.notifications.config import Settings
 
 
 def main() -> None:
     settings = load_settings(Settings)
-    ck_logging.configure(settings.log_level, settings.service_name)
-
-    async def run() -> None:
-        # One stop event for the chassis (signals) and our background loops, so a
-        # SIGTERM stops new sends at once instead of cancelling them mid-flight.
-        stop = asyncio.Event()
-        await run_worker(
-            settings,
-            topics=[*CONSUMES, *PRODUCES],
-            processors=build_processors(settings),
-            background=build_background(settings, stop=stop),
-            stop=stop,
-            prepare=ensure_indexes,
-        )
-
-    asyncio.run(run())
+    # One stop event for the chassis (signals) and our background loops, so a
+    # SIGTERM stops new sends at once instead of cancelling them mid-flight.
+    stop = asyncio.Event()
+    run_worker_process(
+        settings,
+        topics=[*CONSUMES, *PRODUCES],
+        prepare=prepare_worker,
+        processors=build_processors(settings),
+        background=build_background(settings, stop=stop),
+        stop=stop,
+    )
 
 
 if __name__ == "__main__":

@@ -13,7 +13,13 @@ from aiokafka.structs import ConsumerRecord
 from chassis.consumer import TransactionalProcessor
 from chassis.kafka import ensure_topics, make_producer
 from chassis.metrics import WorkerCounters
-from services.commissions.bootstrap import build_background, build_processors, consumes, produces
+from services.commissions.bootstrap import (
+    build_background,
+    build_processors,
+    consumes,
+    prepare_worker,
+    produces,
+)
 from services.commissions.config import Settings
 from shared.envelope import encode, new_envelope
 from shared.events import EventData
@@ -79,6 +85,7 @@ class Worker:
 
     async def __aenter__(self) -> Worker:
         await create_topics(self.settings)
+        await prepare_worker(self.db)  # as run_worker_process does before it consumes
         factory = build_processors(self.settings)
         self.processors = list(factory(self.db, self.counters, "test"))
         for processor in self.processors:

@@ -13,7 +13,12 @@ import sys
 
 from chassis import logging as ck_logging
 from chassis.worker import run_worker
-from services.notifications.bootstrap import CONSUMES, build_background, build_processors
+from services.notifications.bootstrap import (
+    CONSUMES,
+    build_background,
+    build_processors,
+    prepare_worker,
+)
 from services.notifications.config import Settings
 
 
@@ -28,6 +33,7 @@ def main(run: str, group: str) -> None:
         await run_worker(
             settings,
             topics=[*topics, deliveries],
+            prepare=prepare_worker,
             processors=build_processors(settings, topics=topics, group_id=group),
             background=build_background(settings, stop=stop, deliveries_topic=deliveries),
             stop=stop,

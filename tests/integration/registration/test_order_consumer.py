@@ -12,8 +12,13 @@ from chassis.consumer import TransactionalProcessor
 from chassis.kafka import ensure_topics
 from chassis.metrics import WorkerCounters
 from chassis.records import HandlerResult, Inbound
-from services.registration.adapters.mongo import MongoUnitOfWork, ensure_indexes
-from services.registration.bootstrap import build_processors, order_handler, utc_now
+from services.registration.adapters.mongo import MongoUnitOfWork
+from services.registration.bootstrap import (
+    build_processors,
+    order_handler,
+    prepare_worker,
+    utc_now,
+)
 from services.registration.config import Settings
 from services.registration.service_layer.partners import PartnerChanges, PartnerService
 from shared.envelope import encode, new_envelope
@@ -44,7 +49,7 @@ class Pipeline:
 
     async def topics(self) -> None:
         await ensure_topics(self.settings.kafka_bootstrap, [self.source, self.out], partitions=1)
-        await ensure_indexes(self.db)
+        await prepare_worker(self.db)  # as the worker does before it consumes
 
     def processor(
         self,

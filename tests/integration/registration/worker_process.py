@@ -13,7 +13,7 @@ import sys
 
 from chassis import logging as ck_logging
 from chassis.worker import run_worker
-from services.registration.bootstrap import build_processors
+from services.registration.bootstrap import build_processors, prepare_worker
 from services.registration.config import Settings
 from shared.topics import CHECKOUT_ORDERS, REGISTRATION_ENTITLEMENTS
 
@@ -25,6 +25,7 @@ def main(source: str, out: str, group: str) -> None:
         run_worker(
             settings,
             topics=[source, out],
+            prepare=prepare_worker,
             processors=build_processors(
                 settings,
                 topics=[source],
