@@ -57,9 +57,10 @@ async def api(
     kafka_bootstrap: str, mongo_url: str, mongo_db: Any, names: Names
 ) -> AsyncIterator[Api]:
     settings = settings_for(names, kafka_bootstrap, mongo_url, mongo_db.name)
-    # The API prepares its collections in the background; this test feeds events at
-    # once, and the embedded database can livelock when a collection is created by an
-    # index build and an insert at the same moment. Prepared first, the two never race.
+    # The API prepares its collections at start-up (create_app's `prepare`, which goes
+    # on in the background past 5 s); this test feeds events at once, and the embedded
+    # database can livelock when a collection is created by an index build and an
+    # insert at the same moment. Prepared first, as a worker does, the two never race.
     await prepare(mongo_db)
     app = build_api(
         settings,
