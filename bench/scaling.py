@@ -179,7 +179,7 @@ def child(stage: str, n: int, batch: int) -> None:
 def run_child(stage: str, n: int, batch: int) -> dict[str, Any] | None:
     argv = [sys.executable, str(Path(__file__).resolve()), "--child", stage, str(n)]
     argv += ["--batch", str(batch)] if batch else []
-    found = None
+    found: dict[str, Any] | None = None
     with subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, bufsize=1) as proc:
         assert proc.stdout is not None
         for line in proc.stdout:
