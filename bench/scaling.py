@@ -29,6 +29,9 @@ time. The defaults (10k and 30k, each stage's own batch size; `--quick` 2k and 6
     .venv/bin/python bench/scaling.py --sizes 10000,100000,1000000 --stages registration,commissions
     .venv/bin/python bench/scaling.py --sizes 10000,100000 --stages notifications
 
+`--broker-preload N` first gives each fresh broker N unrelated 1 KB records: the same
+size run beside one without shows what the broker's own size costs (its CPU per item).
+
 Read RSS with the embedded broker in mind: it ignores fetch size limits and hands a
 consumer its whole backlog in one response, so a worker started on a full topic holds
 its backlog for a while (`commissions_throughput.py --paced` feeds it instead).
@@ -55,7 +58,7 @@ import notifications_advisory_fanout as notifications
 import registration_orders as registration
 from _report import figure
 
-from chassis.kafka import ensure_topics
+from chassis.kafka import ensure_topics, make_producer
 
 HERE = Path(__file__).resolve().parent
 STAGES = ("registration", "commissions", "notifications")
@@ -97,8 +100,30 @@ class RssSampler:
         }
 
 
-async def registration_size(n: int, batch: int) -> dict[str, Any]:
+async def preload(bootstrap: str, records: int) -> None:
+    """`records` unrelated 1 KB records on a topic of their own: the same stage run on a
+    broker that already holds data, to tell what grows with the broker from the stage."""
+    if not records:
+        return
+    topic = f"bench.preload.{uuid.uuid4().hex[:8]}"
+    await ensure_topics(bootstrap, [topic], partitions=6)
+    producer = make_producer(bootstrap)
+    await producer.start()
+    try:
+        pending = []
+        for i in range(records):
+            pending.append(await producer.send(topic, b"x" * 1000, key=b"%d" % i))
+            if len(pending) >= 2000:
+                await asyncio.gather(*pending)
+                pending.clear()
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+
+
+async def registration_size(n: int, batch: int, preloaded: int = 0) -> dict[str, Any]:
     with commissions.fresh_suite() as suite:
+        await preload(suite.kafka_bootstrap, preloaded)
         run = uuid.uuid4().hex[:8]
         settings, client, db, codes = await registration.prepare(suite, run, batch)
         source, out = f"bench.orders.{run}", f"bench.out.{run}"
@@ -120,8 +145,9 @@ async def registration_size(n: int, batch: int) -> dict[str, Any]:
         return {"rate": rate, "seconds": n / rate, "cpu_ms": cpu, **rss.stop()}
 
 
-async def commissions_size(n: int, batch: int) -> dict[str, Any]:
+async def commissions_size(n: int, batch: int, preloaded: int = 0) -> dict[str, Any]:
     with commissions.fresh_suite() as suite:
+        await preload(suite.kafka_bootstrap, preloaded)
         found = await commissions.worker_run(suite, n, uuid.uuid4().hex[:8], batch)
     cpu = {
         name.rsplit("_", 1)[1]: value / 1000
@@ -143,8 +169,9 @@ async def commissions_size(n: int, batch: int) -> dict[str, Any]:
     }
 
 
-def notifications_size(n: int) -> dict[str, Any]:
+def notifications_size(n: int, preloaded: int = 0) -> dict[str, Any]:
     with notifications.bench_servers() as (suite, sink, settings, external):
+        asyncio.run(preload(settings.kafka_bootstrap, preloaded))
         rss = RssSampler(os.getpid())
         marks: list[dict[str, float]] = []
 
@@ -166,19 +193,20 @@ def notifications_size(n: int) -> dict[str, Any]:
         }
 
 
-def child(stage: str, n: int, batch: int) -> None:
+def child(stage: str, n: int, batch: int, preloaded: int) -> None:
     if stage == "registration":
-        found = asyncio.run(registration_size(n, batch or registration.BATCH))
+        found = asyncio.run(registration_size(n, batch or registration.BATCH, preloaded))
     elif stage == "commissions":
-        found = asyncio.run(commissions_size(n, batch or 2000))
+        found = asyncio.run(commissions_size(n, batch or 2000, preloaded))
     else:
-        found = notifications_size(n)
+        found = notifications_size(n, preloaded)
     print(RESULT + json.dumps({"stage": stage, "items": n, **found}), flush=True)
 
 
-def run_child(stage: str, n: int, batch: int) -> dict[str, Any] | None:
+def run_child(stage: str, n: int, batch: int, preloaded: int) -> dict[str, Any] | None:
     argv = [sys.executable, str(Path(__file__).resolve()), "--child", stage, str(n)]
     argv += ["--batch", str(batch)] if batch else []
+    argv += ["--broker-preload", str(preloaded)] if preloaded else []
     found: dict[str, Any] | None = None
     with subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, bufsize=1) as proc:
         assert proc.stdout is not None
@@ -215,10 +243,17 @@ def main() -> None:
     parser.add_argument(
         "--quick", action="store_true", help="2,000 and 6,000 items, batches of 500"
     )
+    parser.add_argument(
+        "--broker-preload",
+        type=int,
+        default=0,
+        metavar="N",
+        help="first give each fresh broker N unrelated 1 KB records (what the broker's size costs)",
+    )
     parser.add_argument("--child", nargs=2, metavar=("STAGE", "N"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.child[0], int(args.child[1]), args.batch)
+        child(args.child[0], int(args.child[1]), args.batch, args.broker_preload)
         return
     if args.quick:  # several batches even at 2,000 (commissions' own batch is 2,000)
         args.sizes, args.batch = "2000,6000", args.batch or 500
@@ -232,7 +267,7 @@ def main() -> None:
         results = []
         for n in sizes:
             started = time.monotonic()
-            found = run_child(stage, n, args.batch)
+            found = run_child(stage, n, args.batch, args.broker_preload)
             if found is None:
                 break
             results.append(found)
