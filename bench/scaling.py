@@ -22,9 +22,11 @@ written). Then, per stage, one line:
 
     scaling <stage>: per-item time at <largest> is <ratio>x that at <smallest>, RSS <a> -> <b> MB
 
-(RSS: the worker's peak at the smallest size and at the largest.) Nothing fails on a
-time. The defaults (10k and 30k, each stage's own batch size; `--quick` 2k and 6k) keep
-`./dev bench` short; issue 20's figures:
+(RSS: the worker's peak at the smallest size and at the largest), followed by the same
+ratio for the CPU per item of every component together, which the load of a shared box
+moves far less than wall time. Nothing fails on a time. The defaults (10k and 30k,
+each stage's own batch size; `--quick` 2k and 6k) keep `./dev bench` short; issue 20's
+figures:
 
     .venv/bin/python bench/scaling.py --sizes 10000,100000,1000000 --stages registration,commissions
     .venv/bin/python bench/scaling.py --sizes 10000,100000 --stages notifications
