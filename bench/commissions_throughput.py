@@ -161,7 +161,7 @@ async def worker_run(
     rss_samples: list[float] = []
     servers = server_pids(suite)
     try:
-        first_at, first_done, done = None, 0, 0
+        first_at, first_done, done, rss_at_first = None, 0, 0, 0.0
         cpu_start: dict[str, float] = {}
         while done < events:
             # Often enough that a quick run (a few batches) still has a first and last mark.
@@ -172,6 +172,7 @@ async def worker_run(
             rss_samples.append(peak_rss_mb(worker.pid)[0])
             if done and first_at is None:
                 first_at, first_done = time.perf_counter(), done
+                rss_at_first = rss_samples[-1]
                 cpu_start = {"worker": cpu_seconds(worker.pid)} | {
                     name: cpu_seconds(pid) for name, pid in servers.items()
                 }
@@ -179,7 +180,7 @@ async def worker_run(
         cpu_end = {"worker": cpu_seconds(worker.pid)} | {
             name: cpu_seconds(pid) for name, pid in servers.items()
         }
-        _, peak = peak_rss_mb(worker.pid)
+        end_rss, peak = peak_rss_mb(worker.pid)
         if feeding is not None:
             await feeding
     finally:
@@ -207,6 +208,8 @@ async def worker_run(
         "seconds": elapsed,
         "fill_s": fill_s,
         "peak_rss_mb": peak,
+        "rss_at_first_mb": rss_at_first,  # at the first committed batch
+        "rss_end_mb": end_rss,  # when the last line was committed
         "rss_early_mb": max(rss_samples[: quarter + 1]),
         "rss_late_mb": max(rss_samples[-(quarter + 1) :]),
     }

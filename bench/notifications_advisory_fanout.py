@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import os
 import resource
@@ -27,7 +28,7 @@ import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -354,14 +355,14 @@ async def fan_out(
         await client.close()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--sizes", default="1000,10000")
-    parser.add_argument("--quick", action="store_true", help="1,000 entitlements only")
-    args = parser.parse_args()
-    if args.quick:
-        args.sizes = "1000"
-    sizes = [int(s) for s in args.sizes.split(",")]
+@contextlib.contextmanager
+def bench_servers() -> Iterator[tuple[EmbeddedSuite, subprocess.Popen[bytes], Settings, bool]]:
+    """The embedded broker and database (or KAFKA_BOOTSTRAP / MONGO_URL), the devkit mail
+    sink as its own process and the notifications settings over them; all removed afterwards.
+
+    Yields the suite, the sink, the settings and whether the database is external (then
+    what a run creates in it is dropped; the embedded one goes with its directory).
+    """
     work = Path(tempfile.mkdtemp(prefix="ck-bench-notif-"))
     env = {k: os.environ[k] for k in ("KAFKA_BOOTSTRAP", "MONGO_URL") if os.environ.get(k)}
     env["EMBEDDED_KAFKA_PORT"], env["EMBEDDED_MONGO_PORT"] = str(free_port()), str(free_port())
@@ -398,6 +399,23 @@ def main() -> None:
             smtp_host="127.0.0.1",
             smtp_port=smtp_port,
         )
+        yield suite, sink, settings, "MONGO_URL" in env
+    finally:
+        sink.terminate()
+        sink.wait(10)
+        suite.stop()
+        shutil.rmtree(work, ignore_errors=True)  # the embedded data and every .eml
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sizes", default="1000,10000")
+    parser.add_argument("--quick", action="store_true", help="1,000 entitlements only")
+    args = parser.parse_args()
+    if args.quick:
+        args.sizes = "1000"
+    sizes = [int(s) for s in args.sizes.split(",")]
+    with bench_servers() as (suite, sink, settings, external):
         print(
             f"{'size':>8} {'total s':>9} {'msgs/s':>9} {'peak RSS MB':>12} "
             f"{'baseline s':>11} {'ratio':>7} {'floor/s':>9} {'ratio':>7}"
@@ -410,7 +428,7 @@ def main() -> None:
                 fan_out(
                     settings,
                     n,
-                    drop="MONGO_URL" in env,
+                    drop=external,
                     cpu_probe=lambda: cpu_seconds(suite, sink),
                     cpu_marks=marks,
                     tally=tally,
@@ -421,7 +439,7 @@ def main() -> None:
             rss = peak_rss_mb()  # the fan-out's (seeding included), before the baseline's
             base = asyncio.run(baseline(settings, n))
             cpu_2 = cpu_seconds(suite, sink)
-            floor_rate = asyncio.run(floor(settings, n, drop="MONGO_URL" in env))
+            floor_rate = asyncio.run(floor(settings, n, drop=external))
             cpu_3 = cpu_seconds(suite, sink)
             rate = n / figures["total_s"]
             floors.append((rate, floor_rate))
@@ -456,11 +474,6 @@ def main() -> None:
             figure(f"peak RSS, {n:,} contacts", rss, "MB", aim="< 300 MB")
         # One line per run, for the largest size (what bench/_guard.py reads).
         print(floor_line("notifications", *floors[-1]), flush=True)
-    finally:
-        sink.terminate()
-        sink.wait(10)
-        suite.stop()
-        shutil.rmtree(work, ignore_errors=True)  # the embedded data and every .eml
 
 
 if __name__ == "__main__":

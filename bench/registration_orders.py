@@ -26,6 +26,7 @@ import statistics
 import tempfile
 import time
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -87,7 +88,7 @@ def make_order(i: int, rng: random.Random, codes: list[str], keys: int) -> Order
     )
 
 
-async def fill(bootstrap: str, topic: str, orders: list[OrderPlaced]) -> None:
+async def fill(bootstrap: str, topic: str, orders: Iterable[OrderPlaced]) -> None:
     producer = make_producer(bootstrap)
     await producer.start()
     base = dt.datetime(2027, 1, 5, tzinfo=dt.UTC)
@@ -171,6 +172,39 @@ async def registration_worker(
     return events / elapsed
 
 
+async def prepare(
+    suite: EmbeddedSuite, run: str, batch: int
+) -> tuple[Settings, AsyncMongoClient[dict[str, Any]], Any, list[str]]:
+    """A fresh database `bench_<run>` with its indexes and 20 partners: the worker's settings,
+    the client (close it), the database and the partners' seller codes."""
+    settings = Settings(
+        admin_token="bench-admin-token",  # noqa: S106 - a throwaway local token
+        kafka_bootstrap=suite.kafka_bootstrap,
+        mongo_url=suite.mongo_url,
+        consumer_batch_max=batch,
+        consumer_empty_fetch_backoff_ms=int(DEV_TUNING["CONSUMER_EMPTY_FETCH_BACKOFF_MS"]),
+        **{"REGISTRATION_MONGO_DB": f"bench_{run}"},
+    )
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(suite.mongo_url, tz_aware=True)
+    db = client[f"bench_{run}"]
+    await prepare_worker(db)  # as the worker does before it consumes
+    partners = PartnerService(lambda db=db: MongoUnitOfWork(db), utc_now)
+    codes = []
+    for n in range(20):
+        partner, _ = await partners.create(
+            NewPartner(
+                f"Partner {n}",
+                f"Partner {n} GmbH",
+                "var",
+                "gold",
+                f"p{n}@example.com",
+                effective_at=dt.datetime(2020, 1, 1, tzinfo=dt.UTC),
+            )
+        )
+        codes.append(partner.seller_code)
+    return settings, client, db, codes
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--orders", type=int, default=20_000)
@@ -189,35 +223,7 @@ async def main() -> None:
             raw_rates, ours_rates, floor_rates = [], [], []
             for round_no in range(1, args.rounds + 1):
                 run = uuid.uuid4().hex[:8]
-                settings = Settings(
-                    admin_token="bench-admin-token",  # noqa: S106 - a throwaway local token
-                    kafka_bootstrap=bootstrap,
-                    mongo_url=suite.mongo_url,
-                    consumer_batch_max=args.batch,
-                    consumer_empty_fetch_backoff_ms=int(
-                        DEV_TUNING["CONSUMER_EMPTY_FETCH_BACKOFF_MS"]
-                    ),
-                    **{"REGISTRATION_MONGO_DB": f"bench_{run}"},
-                )
-                client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
-                    suite.mongo_url, tz_aware=True
-                )
-                db = client[f"bench_{run}"]
-                await prepare_worker(db)  # as the worker does before it consumes
-                partners = PartnerService(lambda db=db: MongoUnitOfWork(db), utc_now)
-                codes = []
-                for n in range(20):
-                    partner, _ = await partners.create(
-                        NewPartner(
-                            f"Partner {n}",
-                            f"Partner {n} GmbH",
-                            "var",
-                            "gold",
-                            f"p{n}@example.com",
-                            effective_at=dt.datetime(2020, 1, 1, tzinfo=dt.UTC),
-                        )
-                    )
-                    codes.append(partner.seller_code)
+                settings, client, db, codes = await prepare(suite, run, args.batch)
                 rng = random.Random(round_no)
                 orders = [make_order(i, rng, codes, keys) for i in range(args.orders)]
                 src_a, src_b = f"bench.orders.a.{run}", f"bench.orders.b.{run}"
