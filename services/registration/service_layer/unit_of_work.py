@@ -31,7 +31,16 @@ EntityT = TypeVar("EntityT")
 
 
 class ConcurrentUpdate(Exception):
-    """Another writer changed an aggregate since it was loaded: run the use case again."""
+    """Another writer changed an aggregate since it was loaded: run the use case again.
+
+    Never the input's fault: a write conflict (another writer, or the open transaction
+    of a worker that was killed, holding the document until the database expires it)
+    or a race to insert the same new aggregate. So the stream worker retries the batch
+    with backoff (`chassis.batch.is_infrastructure`), and never dead-letters the
+    record: the long fault run lost 15-51 valid orders to `handler_error` that way.
+    """
+
+    retryable = True
 
 
 class DuplicateKey(Exception):
