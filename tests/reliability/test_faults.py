@@ -343,6 +343,14 @@ def run_faults(live: Live, plan: Plan) -> dict[str, Any]:
     ]
     expected = expected_ledger([d["data"] for d in applied], refunds)
     missing_applied = _explain_missing_applied(live, events, tag, applied)
+    # Every input of this run is valid: none may be dead-lettered, whatever the faults
+    # (a write conflict after a kill is the database's, not the record's: retried).
+    dead_letters = [
+        f"{topic}: {r.headers.get('error.reason')} ({r.headers.get('error.detail', '')[:80]})"
+        for topic in ("checkout.orders.v1.dlq", "checkout.refunds.v1.dlq")
+        for r in asyncio.run(read_topic(live.bootstrap, topic, wait_s=3))
+        if tag.encode() in r.value
+    ]
     ledger_records = asyncio.run(
         read_topic(
             live.bootstrap,
@@ -382,6 +390,7 @@ def run_faults(live: Live, plan: Plan) -> dict[str, Any]:
         "alive": [p.name for p in live.suite.services if not p.alive()],
         "mail": mail,
         "missing_applied": missing_applied,
+        "dead_letters": dead_letters,
     }
 
 
@@ -460,6 +469,7 @@ def check(result: dict[str, Any]) -> None:
         (d["data"]["order"]["order_id"], d["data"]["order"]["line_id"]) for d in applied
     )
     assert not [k for k, n in applied_keys.items() if n > 1], "order_applied duplicated"
+    assert not result["dead_letters"], result["dead_letters"][:10]
     assert len(applied_keys) == result["lines"], result["missing_applied"]
     ledger_keys = Counter((d["data"]["line_id"], d["event_type"]) for d in ledger)
     assert not [k for k, n in ledger_keys.items() if n > 1], "ledger line duplicated"
