@@ -206,6 +206,42 @@ in the same run, bench/_floors.py).
   migration. Until both are built the records keep their marks. Wall time is the
   other half: at 10k all processes together spend 2.5-3.5 ms of CPU a message
   against ~10 ms of wall time, so the dispatcher waits more than it works.
+
+Time per item and RSS from 10k to 1M (issue 20; `bench/scaling.py`, each size on a
+fresh embedded broker and database; 2026-12-04, the 2-core box shared with other
+work, load average 7-15, so wall time tracks the box's load and the CPU columns are
+the ones to compare; db is the database, sink the mail sink):
+
+| stage | items | s | items/s | us/item | CPU ms/item: worker/broker/db | RSS MB start/peak/end |
+|---|---|---|---|---|---|---|
+| registration | 10k | 103.4 | 97 | 10,337 | 0.658 / 0.702 / 1.119 | 90 / 110 / 106 |
+| registration | 100k | 1,166.6 | 86 | 11,666 | 0.670 / 2.184 / 1.253 | 90 / 230 / 111 |
+| registration | 1M | not run: about 3 h at this load | | | | |
+| commissions | 10k | 8.7 | 923 | 1,083 | 0.158 / 0.140 / 0.101 | 138 / 153 / 151 |
+| commissions | 100k | 197.8 | 496 | 2,018 | 0.209 / 0.328 / 0.128 | 227 / 295 / 154 |
+| commissions | 1M | 1,534.6 | 650 | 1,538 | 0.219 / 0.386 / 0.193 | 1,042 / 2,945 / 150 |
+| notifications | 10k | 73.7 | 136 | 7,367 | 0.710 / 0.196 / 1.532 (sink 0.118) | 93 / 97 / 97 |
+| notifications | 100k | 921.4 | 109 | 9,214 | 0.805 / 1.128 / 1.648 (sink 0.161) | 96 / 101 / 100 |
+
+- **Our code is flat.** Worker CPU per item: registration 0.66 -> 0.67 ms (10k ->
+  100k), commissions 0.21 -> 0.22 ms (100k -> 1M; 0.20-0.25 in every minute of the
+  1M run, sampled), notifications 0.71 -> 0.81 ms (10k -> 100k). A py-spy profile
+  around 600k of the 1M run shows only per-line work (parsing 19%, documents, bulk
+  writes, producing): nothing scans a growing structure. The database rises mildly
+  (at most 1.5x over 100x the items; index depth, plausibly).
+- **The embedded broker is what grows.** noida-db holds everything in memory and
+  rewrites all of it to one JSON file whenever writes arrive (3.4 GB, rewritten
+  every 40-60 s, in the commissions 1M run). The same 10k run against a broker
+  already holding 200k unrelated records (`--broker-preload 200000`) costs the
+  broker 3.5x (registration, 0.59 -> 2.05 ms) to 13x (notifications, 0.18 -> 2.39
+  ms) more CPU per item, while the worker and the database cost the same. Kafka
+  appends to segments: its cost per record does not depend on what it holds.
+- **RSS.** At the end of each run the worker's RSS is flat (106-111, 150-154,
+  97-100 MB). Its peak follows the backlog: noida-db ignores the fetch size limits
+  and hands the consumer its whole backlog in one response (2.9 GB with 1M lines
+  waiting, falling 931 -> 463 -> 150 MB as it drained). Fed at a steady rate the
+  commissions worker stayed at 127-131 MB over 1M lines (services/commissions/README.md).
+  Kafka honours `fetch.max.bytes` and `max.partition.fetch.bytes`.
 """
 
 
