@@ -6,6 +6,7 @@ steps it runs (poll, prepare, commit, rewind, observe) are the processor's.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 from collections import deque
@@ -40,7 +41,7 @@ class Prepared:
     """The batch span's context when tracing is on: its commit is a child of it."""
 
 
-class PipelinedRun:
+class PipelinedRun(abc.ABC):
     """`_run_pipelined` over the steps a processor provides."""
 
     _stopping: asyncio.Event
@@ -49,27 +50,32 @@ class PipelinedRun:
     _max_in_flight: int
     _poll_timeout_ms: int
 
+    @abc.abstractmethod
     async def _poll(self, timeout_ms: int, *, in_flight: bool = False) -> Any:
-        raise NotImplementedError
+        """The records of one poll (at most `timeout_ms` of waiting), by partition."""
 
+    @abc.abstractmethod
     async def _prepare(
         self,
         batches: dict[TopicPartition, list[Any]],
         after: Turn | None = None,
         turn: Turn | None = None,
     ) -> Prepared:
-        raise NotImplementedError
+        """Parse, validate and handle one poll's records (in turn after `after`)."""
 
+    @abc.abstractmethod
     async def _commit(self, prepared: Prepared) -> None:
-        raise NotImplementedError
+        """Produce the batch's records and commit its offsets in one transaction."""
 
+    @abc.abstractmethod
     async def _rewind(
         self, failed: Sequence[Mapping[TopicPartition, Sequence[Any]]], error: BaseException
     ) -> None:
-        raise NotImplementedError
+        """Seek the failed batches' partitions back to their first records."""
 
+    @abc.abstractmethod
     async def _observe(self, force: bool = False) -> None:
-        raise NotImplementedError
+        """Update the lag, stall and heartbeat gauges (`force`: now, not when due)."""
 
     async def _run_pipelined(self) -> None:
         """`run` with up to `max_in_flight` batches in flight, committed in poll order.
