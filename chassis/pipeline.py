@@ -71,11 +71,11 @@ class PipelinedRun(abc.ABC):
     async def _rewind(
         self, failed: Sequence[Mapping[TopicPartition, Sequence[Any]]], error: BaseException
     ) -> None:
-        """Seek the failed batches' partitions back to their first records."""
+        """Seek the failed batches' partitions back to their first records, after a backoff."""
 
     @abc.abstractmethod
     async def _observe(self, force: bool = False) -> None:
-        """Update the lag, stall and heartbeat gauges (`force`: now, not when due)."""
+        """Update the lag and stall gauges (`force`: now, not only when due)."""
 
     async def _run_pipelined(self) -> None:
         """`run` with up to `max_in_flight` batches in flight, committed in poll order.
