@@ -227,6 +227,8 @@ def size_line(r: dict[str, Any]) -> str:
     cpu = ", ".join(f"{name} {ms:.3f}" for name, ms in sorted(r["cpu_ms"].items()))
     late = f", late {r['rss_late_mb']:.0f}" if "rss_late_mb" in r else ""
     ledger = f"; ledger {r['ledger']}" if "ledger" in r else ""
+    if not r["rate"] > 0:  # 0 or NaN: the whole run was one batch, so no span to time
+        return f"{r['stage']:<13} {r['items']:>9,} items: one batch, too few to time"
     return (
         f"{r['stage']:<13} {r['items']:>9,} items {r['seconds']:8.1f} s {r['rate']:8,.0f}/s"
         f" {1e6 / r['rate']:8,.0f} µs/item; CPU ms/item: {cpu};"
@@ -272,8 +274,9 @@ def main() -> None:
             found = run_child(stage, n, args.batch, args.broker_preload)
             if found is None:
                 break
-            results.append(found)
             print(size_line(found) + f" (child {time.monotonic() - started:.0f} s)", flush=True)
+            if found["rate"] > 0:
+                results.append(found)
         if len(results) < 2:
             continue
         small, large = results[0], results[-1]
