@@ -200,7 +200,8 @@ in the same run, bench/_floors.py).
   id so each replica dispatches its share.
 - **Tried (2026-12-04): the due queue apart, outcomes appended.** Per sent message
   the settle became one appended outcome plus the delete of a small queue entry,
-  instead of a rewrite of the record (prototype, not merged: branch `h20n-proto`).
+  instead of a rewrite of the record (a prototype, not merged: its diff is
+  docs/experiments/notifications-outcomes-appended.diff).
   It cut the database's CPU per message by about a quarter: 1.65 -> 1.25 ms at 10k
   messages, 1.47 -> 1.12 ms at 1k (medians of 3 alternating runs, load average
   11-14 on the 2 cores). The ratio to the floor did not move (0.20 -> 0.15 at 10k,
