@@ -22,7 +22,7 @@ from chassis.partner_audit_store import MongoPartnerAudit
 from chassis.partner_keys import RegistrationKeyIntrospector
 from chassis.retry import retry_until_ready
 from chassis.worker import BackgroundTask, ProcessorFactory, instance_id, static_member_id
-from services.notifications.adapters.indexes import ensure_indexes as ensure_indexes
+from services.notifications.adapters.indexes import ensure_indexes
 from services.notifications.adapters.outcomes import KafkaOutcomePublisher
 from services.notifications.adapters.rendering import Renderer
 from services.notifications.adapters.smtp import SmtpSender
