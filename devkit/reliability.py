@@ -231,6 +231,8 @@ the ones to compare; db is the database, sink the mail sink):
 | registration | 10k | 103.4 | 97 | 10,337 | 0.658 / 0.702 / 1.119 | 90 / 110 / 106 |
 | registration | 100k | 1,166.6 | 86 | 11,666 | 0.670 / 2.184 / 1.253 | 90 / 230 / 111 |
 | registration | 1M | not run: about 3 h at this load | | | | |
+| registration, idle box | 10k | 11.0 | 907 | 1,103 | 0.333 / 0.257 / 0.729 | 90 / 110 / 105 |
+| registration, idle box | 300k | 447.9 | 670 | 1,493 | 0.385 / 1.218 / 0.994 | 90 / 491 / 136 |
 | commissions | 10k | 8.7 | 923 | 1,083 | 0.158 / 0.140 / 0.101 | 138 / 153 / 151 |
 | commissions | 100k | 197.8 | 496 | 2,018 | 0.209 / 0.328 / 0.128 | 227 / 295 / 154 |
 | commissions | 1M | 1,534.6 | 650 | 1,538 | 0.219 / 0.386 / 0.193 | 1,042 / 2,945 / 150 |
@@ -238,11 +240,12 @@ the ones to compare; db is the database, sink the mail sink):
 | notifications | 100k | 921.4 | 109 | 9,214 | 0.805 / 1.128 / 1.648 (sink 0.161) | 96 / 101 / 100 |
 
 - **Our code is flat.** Worker CPU per item: registration 0.66 -> 0.67 ms (10k ->
-  100k), commissions 0.21 -> 0.22 ms (100k -> 1M; 0.20-0.25 in every minute of the
-  1M run, sampled), notifications 0.71 -> 0.81 ms (10k -> 100k). A py-spy profile
-  around 600k of the 1M run shows only per-line work (parsing 19%, documents, bulk
-  writes, producing): nothing scans a growing structure. The database rises mildly
-  (at most 1.5x over 100x the items; index depth, plausibly).
+  100k; on the idle box at the end, 0.333 -> 0.385 ms from 10k to 300k, while the
+  broker went 0.26 -> 1.22 ms), commissions 0.21 -> 0.22 ms (100k -> 1M; 0.20-0.25 in
+  every minute of the 1M run, sampled), notifications 0.71 -> 0.81 ms (10k -> 100k). A
+  py-spy profile around 600k of the 1M run shows only per-line work (parsing 19%,
+  documents, bulk writes, producing): nothing scans a growing structure. The database
+  rises mildly (at most 1.5x over 100x the items; index depth, plausibly).
 - **The embedded broker is what grows.** noida-db holds everything in memory and
   rewrites all of it to one JSON file whenever writes arrive (3.4 GB, rewritten
   every 40-60 s, in the commissions 1M run). The same 10k run against a broker
